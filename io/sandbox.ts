@@ -1,0 +1,119 @@
+/**
+ * Runs decoding of untrusted input in a child process with a heap cap, a resident-memory watchdog and a
+ * wall-clock limit, so that a codec crash, an endless loop or a runaway allocation fails one request
+ * with a typed error instead of taking the caller down. Results come back over IPC with structured
+ * clone, typed arrays included.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { GatedError, reviveGatedError } from '../core/errors.ts';
+import type { Limits } from '../core/limits.ts';
+import type { Progress } from './types.ts';
+
+export interface SandboxOptions {
+  limits: Limits;
+  onProgress?: Progress;
+  signal?: AbortSignal;
+}
+
+type ChildMessage =
+  | { type: 'progress'; done: number; total: number; what: string }
+  | { type: 'result'; value: unknown }
+  | { type: 'error'; error: { code?: unknown; message?: unknown; details?: unknown } };
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Runs `task` (a name from sandbox_tasks.ts) with `payload` in a fresh child process. */
+export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOptions): Promise<T> {
+  const { limits } = opts;
+  const child = spawnChild(limits);
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let peakRssMb = 0;
+    const finish = (err: GatedError | null, value?: T) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearInterval(watch);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (err) reject(err);
+      else resolve(value as T);
+    };
+    const timer = setTimeout(() => {
+      finish(new GatedError('timeout', `reading the input took longer than ${limits.sandboxTimeoutMs} ms`));
+    }, limits.sandboxTimeoutMs);
+    const watch = setInterval(() => {
+      const rss = residentMb(child.pid);
+      if (rss === null) return;
+      peakRssMb = Math.max(peakRssMb, rss);
+      if (rss > limits.sandboxRssMb) {
+        finish(new GatedError('too_large', `decoding needed more than ${limits.sandboxRssMb} MiB of memory`, { details: { rssMb: Math.round(rss) } }));
+      }
+    }, 50);
+    const onAbort = () => finish(new GatedError('timeout', 'cancelled'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      if (stderr.length < 8192) stderr += d.toString();
+    });
+    child.on('message', (msg: ChildMessage) => {
+      if (msg.type === 'progress') opts.onProgress?.(msg.done, msg.total, msg.what);
+      else if (msg.type === 'result') finish(null, msg.value as T);
+      else if (msg.type === 'error') finish(reviveGatedError(msg.error));
+    });
+    child.on('error', (e) => finish(new GatedError('internal', `could not start the decoder process: ${e.message}`, { cause: e })));
+    child.on('exit', (code, signal) => {
+      if (settled) return;
+      // V8 aborts with "heap limit" on OOM: report that as a size problem, everything else as a crash.
+      if (/heap limit|Allocation failed|out of memory/i.test(stderr)) {
+        finish(new GatedError('too_large', 'decoding ran out of memory (heap cap reached)'));
+      } else {
+        finish(new GatedError('worker_crashed', `the decoder process ended unexpectedly (${signal ?? `exit ${code}`})`));
+      }
+    });
+    child.send({ task, payload });
+  });
+}
+
+// --- internal ---
+
+function spawnChild(limits: Limits): ChildProcess {
+  const js = join(here, 'sandbox_child.mjs');
+  const ts = join(here, 'sandbox_child.ts');
+  const execArgv = [`--max-old-space-size=${limits.sandboxHeapMb}`, '--stack-size=4000'];
+  let entry = js;
+  if (!existsSync(js)) {
+    // Source checkout: load TypeScript through tsx's ESM loader, resolved from this package, not the cwd.
+    entry = ts;
+    execArgv.push('--import', pathToFileURL(join(packageRoot(), 'node_modules', 'tsx', 'dist', 'loader.mjs')).href);
+  }
+  return fork(entry, [], {
+    execArgv,
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+}
+
+function packageRoot(): string {
+  let dir = here;
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'node_modules', 'tsx'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new GatedError('missing_dependency', 'tsx is needed to run the TypeScript sources (npm ci)');
+}
+
+function residentMb(pid: number | undefined): number | null {
+  if (pid === undefined || process.platform !== 'linux') return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}

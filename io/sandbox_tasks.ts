@@ -1,0 +1,32 @@
+/** The tasks a sandboxed child may run, by name. */
+import type { LoadOptions } from './load.ts';
+import type { Progress } from './types.ts';
+
+type Task = (payload: unknown, progress: Progress) => Promise<unknown>;
+
+export const SANDBOX_TASKS: Record<string, Task> = {
+  load: async (payload, progress) => {
+    const { path, opts } = payload as { path: string; opts: LoadOptions };
+    // Imported on demand so the child starts fast and only loads the readers it runs.
+    const { loadInputDirect } = await import('./load.ts');
+    return loadInputDirect(path, { ...opts, onProgress: progress });
+  },
+};
+
+// Misbehaving tasks that prove the sandbox contains crashes, hangs and runaway memory; only present when
+// a test asks for them through the environment, never in normal runs.
+if (process.env.GATEDVISION_SANDBOX_SELFTEST === '1') {
+  SANDBOX_TASKS.selftest_echo = async (payload) => payload;
+  SANDBOX_TASKS.selftest_hang = () => new Promise(() => setInterval(() => undefined, 1000));
+  SANDBOX_TASKS.selftest_crash = async () => process.abort();
+  SANDBOX_TASKS.selftest_alloc = async () => {
+    const hold: Uint8Array[] = [];
+    for (;;) {
+      hold.push(new Uint8Array(64 * 1024 * 1024).fill(1));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  SANDBOX_TASKS.selftest_throw = async () => {
+    throw 'dicomParser.readFixedString: attempt to read past end of buffer';
+  };
+}

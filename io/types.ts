@@ -1,0 +1,48 @@
+/** Shapes shared by the readers and the loader. */
+import type { Limits } from '../core/limits.ts';
+import type { IoWarning, Volume } from './volume.ts';
+
+/** One input file, read lazily so a folder walk never holds every file at once. */
+export interface InputItem {
+  /** Display name: a relative path or a zip entry name. Never used to build output paths. */
+  name: string;
+  size: number;
+  read(): Promise<Uint8Array>;
+}
+
+export interface Progress {
+  (done: number, total: number, what: string): void;
+}
+
+export interface ReadContext {
+  limits: Limits;
+  onProgress?: Progress;
+  /** DICOM: resample irregular slice stacks (missing slices, uneven spacing, tilt) onto a regular grid. */
+  resample?: boolean;
+}
+
+/** A file that could not be used, with the reason; the batch goes on without it. */
+export interface Rejection {
+  name: string;
+  code: string;
+  message: string;
+}
+
+export interface SeriesSummary {
+  seriesInstanceUID?: string;
+  seriesNumber?: number;
+  description?: string;
+  modality?: string;
+  files: number;
+  shape: number[];
+  warnings: IoWarning[];
+}
+
+export interface LoadResult {
+  format: 'dicom' | 'nifti' | 'image';
+  volumes: Volume[];
+  /** One entry per volume (DICOM: per series); same order as `volumes`. */
+  series: SeriesSummary[];
+  warnings: IoWarning[];
+  rejected: Rejection[];
+}
