@@ -1,0 +1,50 @@
+/**
+ * Size-capped gunzip. The gzip ISIZE trailer is attacker-controlled and never used: the header is
+ * inflated from a prefix first, then the whole stream with an output cap derived from the header
+ * (and never above limits.maxInflatedBytes), so a bomb stops at the cap instead of at the OOM killer.
+ */
+import { Gunzip } from 'fflate';
+import { gunzipSync } from 'node:zlib';
+import { GatedError, toGatedError } from '../../core/errors.ts';
+
+/**
+ * Inflates at least `want` bytes from the start of the stream (fewer only if it ends earlier), feeding
+ * small compressed chunks to a streaming inflater so the output per step stays bounded (~1000:1).
+ */
+export function gunzipPrefix(bytes: Uint8Array, want: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  const inflater = new Gunzip((chunk) => {
+    parts.push(chunk);
+    got += chunk.length;
+  });
+  try {
+    for (let at = 0; at < bytes.length && got < want; at += 512) {
+      inflater.push(bytes.subarray(at, Math.min(bytes.length, at + 512)), false);
+    }
+  } catch (e) {
+    throw toGatedError(e, 'truncated', 'gzip stream is damaged');
+  }
+  const out = new Uint8Array(got);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Inflates the whole stream, failing with decompressed_too_large past `cap` bytes. */
+export function gunzipCapped(bytes: Uint8Array, cap: number): Uint8Array {
+  try {
+    const out = gunzipSync(bytes, { maxOutputLength: Math.max(cap, 1) });
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+      throw new GatedError('decompressed_too_large', `gzip data inflates past ${cap} bytes (the most this header allows)`);
+    }
+    if (code === 'Z_BUF_ERROR') throw new GatedError('truncated', 'the gzip stream ends early');
+    throw toGatedError(e, 'truncated', 'gzip stream is damaged');
+  }
+}
