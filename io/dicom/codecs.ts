@@ -1,0 +1,126 @@
+/**
+ * Decoders for encapsulated frames. WebAssembly codecs are instantiated once per process, on first use;
+ * they run inside the decoding sandbox, where a codec crash fails one input and nothing else.
+ */
+import { createRequire } from 'node:module';
+import { GatedError, toGatedError } from '../../core/errors.ts';
+import type { Codec } from './transfer_syntax.ts';
+import { decodeRle } from './rle.ts';
+
+const require = createRequire(import.meta.url);
+
+export interface FrameSpec {
+  rows: number;
+  columns: number;
+  samplesPerPixel: number;
+  bitsAllocated: number;
+  pixelRepresentation: 0 | 1;
+  photometric?: string;
+}
+
+/** Decoded frame bytes in the native layout (little endian, samples interleaved, unsigned/signed as stored). */
+export async function decodeFrame(codec: Codec, data: Uint8Array, spec: FrameSpec): Promise<Uint8Array> {
+  try {
+    switch (codec) {
+      case 'rle':
+        return decodeRle(data, spec);
+      case 'jpeg':
+        return await wasmDecode('jpeg', spec.samplesPerPixel === 3 && spec.photometric === 'RGB' ? withoutColourTransform(data) : data, spec);
+      case 'jpeg-ls':
+        return await wasmDecode('jpeg-ls', data, spec);
+      case 'j2k':
+        return await wasmDecode('j2k', data, spec);
+      case 'htj2k':
+        return await wasmDecode('htj2k', data, spec);
+      case 'jpeg-lossless':
+        return decodeJpegLossless(data, spec);
+      default:
+        throw new GatedError('internal', `no decoder for ${codec}`);
+    }
+  } catch (e) {
+    throw toGatedError(e, 'decode_failed', `${codec} frame`);
+  }
+}
+
+// --- internal ---
+
+type WasmKind = 'jpeg' | 'jpeg-ls' | 'j2k' | 'htj2k';
+interface WasmDecoder {
+  getEncodedBuffer(n: number): Uint8Array;
+  getDecodedBuffer(): Uint8Array;
+  decode(): void;
+  getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned?: boolean };
+  delete(): void;
+}
+
+const MODULES: Record<WasmKind, { pkg: string; cls: string }> = {
+  jpeg: { pkg: '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs', cls: 'JPEGDecoder' },
+  'jpeg-ls': { pkg: '@cornerstonejs/codec-charls/decodewasmjs', cls: 'JpegLSDecoder' },
+  j2k: { pkg: '@cornerstonejs/codec-openjpeg/decodewasmjs', cls: 'J2KDecoder' },
+  htj2k: { pkg: '@cornerstonejs/codec-openjph/wasmjs', cls: 'HTJ2KDecoder' },
+};
+const loaded = new Map<WasmKind, Promise<Record<string, new () => WasmDecoder>>>();
+
+function module(kind: WasmKind): Promise<Record<string, new () => WasmDecoder>> {
+  let m = loaded.get(kind);
+  if (!m) {
+    type Factory = (opts: object) => Promise<Record<string, new () => WasmDecoder>>;
+    const factory = require(MODULES[kind].pkg) as Factory | { default: Factory };
+    // The codecs log progress through print/printErr; their messages are not ours to show.
+    m = (typeof factory === 'function' ? factory : factory.default)({ print: () => undefined, printErr: () => undefined });
+    loaded.set(kind, m);
+  }
+  return m;
+}
+
+async function wasmDecode(kind: WasmKind, data: Uint8Array, spec: FrameSpec): Promise<Uint8Array> {
+  const mod = await module(kind);
+  const Cls = mod[MODULES[kind].cls]!;
+  const dec = new Cls();
+  try {
+    dec.getEncodedBuffer(data.length).set(data);
+    dec.decode();
+    const info = dec.getFrameInfo();
+    if (info.width === 0 || info.height === 0) throw new GatedError('decode_failed', 'the codestream could not be decoded');
+    if (info.width !== spec.columns || info.height !== spec.rows) {
+      throw new GatedError('bad_geometry', `codestream is ${info.width}x${info.height}; the header says ${spec.columns}x${spec.rows}`);
+    }
+    if (info.componentCount !== spec.samplesPerPixel) {
+      throw new GatedError('bad_geometry', `codestream has ${info.componentCount} components; the header says ${spec.samplesPerPixel}`);
+    }
+    // copy out of the wasm heap before the decoder (and its memory) is released
+    return new Uint8Array(dec.getDecodedBuffer());
+  } finally {
+    dec.delete();
+  }
+}
+
+/**
+ * DICOM's PhotometricInterpretation RGB means the JPEG components are R, G, B, but libjpeg assumes YCbCr
+ * for 3-component streams without an Adobe marker. Inserting an Adobe APP14 segment with transform 0
+ * right after SOI tells the decoder not to convert; streams that already carry APP14 are left alone.
+ */
+export function withoutColourTransform(data: Uint8Array): Uint8Array {
+  if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) return data;
+  for (let i = 2; i + 4 <= data.length; ) {
+    if (data[i] !== 0xff) break;
+    const marker = data[i + 1]!;
+    if (marker === 0xee) return data;
+    if (marker === 0xda || marker === 0xd9) break;
+    i += 2 + ((data[i + 2]! << 8) | data[i + 3]!);
+  }
+  const app14 = [0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00];
+  const out = new Uint8Array(data.length + app14.length);
+  out.set(data.subarray(0, 2));
+  out.set(app14, 2);
+  out.set(data.subarray(2), 2 + app14.length);
+  return out;
+}
+
+function decodeJpegLossless(data: Uint8Array, spec: FrameSpec): Uint8Array {
+  const { Decoder } = require('jpeg-lossless-decoder-js') as { Decoder: new () => { decode(buf: ArrayBuffer, offset: number, length: number, numBytes: number): ArrayBuffer | Uint8Array } };
+  const bytesPerSample = spec.bitsAllocated <= 8 ? 1 : 2;
+  const copy = new Uint8Array(data).buffer;
+  const out = new Decoder().decode(copy, 0, copy.byteLength, bytesPerSample);
+  return out instanceof Uint8Array ? out : new Uint8Array(out);
+}
