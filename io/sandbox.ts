@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { GatedError, reviveGatedError } from '../core/errors.ts';
 import type { Limits } from '../core/limits.ts';
+import { removeLeftovers, unpackLarge } from './transfer.ts';
 import type { Progress } from './types.ts';
 
 export interface SandboxOptions {
@@ -32,6 +33,7 @@ export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOpt
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     let peakRssMb = 0;
+    let gotResult = false;
     const finish = (err: GatedError | null, value?: T) => {
       if (settled) return;
       settled = true;
@@ -39,7 +41,11 @@ export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOpt
       clearInterval(watch);
       opts.signal?.removeEventListener('abort', onAbort);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      if (err) reject(err);
+      if (err) {
+        child.once('exit', () => removeLeftovers(child.pid));
+        if (child.exitCode !== null || child.signalCode !== null) removeLeftovers(child.pid);
+        reject(err);
+      }
       else resolve(value as T);
     };
     const timer = setTimeout(() => {
@@ -61,12 +67,26 @@ export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOpt
     });
     child.on('message', (msg: ChildMessage) => {
       if (msg.type === 'progress') opts.onProgress?.(msg.done, msg.total, msg.what);
-      else if (msg.type === 'result') finish(null, msg.value as T);
+      else if (msg.type === 'result') {
+        // Collect only after the child has exited, so its memory and ours never peak together.
+        const collect = () => {
+          try {
+            finish(null, unpackLarge(msg.value) as T);
+          } catch (e) {
+            finish(new GatedError('io_error', `could not collect the decoded data: ${(e as Error).message}`));
+          }
+        };
+        if (child.exitCode !== null || child.signalCode !== null) collect();
+        else {
+          gotResult = true;
+          child.once('exit', collect);
+        }
+      }
       else if (msg.type === 'error') finish(reviveGatedError(msg.error));
     });
     child.on('error', (e) => finish(new GatedError('internal', `could not start the decoder process: ${e.message}`, { cause: e })));
     child.on('exit', (code, signal) => {
-      if (settled) return;
+      if (settled || gotResult) return;
       // V8 aborts with "heap limit" on OOM: report that as a size problem, everything else as a crash.
       if (/heap limit|Allocation failed|out of memory/i.test(stderr)) {
         finish(new GatedError('too_large', 'decoding ran out of memory (heap cap reached)'));

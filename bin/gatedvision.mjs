@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Runs the bundled build (dist/, made by `npm ci` / `npm run build`) when it is newer than every source
+// file; otherwise runs the TypeScript sources through tsx, so an edited checkout never runs stale code.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const built = join(root, 'dist', 'BUILT');
+
+function newestSource(dir, depth = 0) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory() && depth < 6 && e.name !== 'node_modules' && !e.name.startsWith('.')) t = Math.max(t, newestSource(join(dir, e.name), depth + 1));
+    else if (e.name.endsWith('.ts')) t = Math.max(t, statSync(join(dir, e.name)).mtimeMs);
+  }
+  return t;
+}
+
+function useBuild() {
+  if (process.env.GATEDVISION_FROM_SOURCE === '1' || !existsSync(built)) return false;
+  const b = statSync(built).mtimeMs;
+  return ['core', 'io', 'kernels', 'backbones', 'heads', 'pipelines', 'service', 'cli'].every((d) => !existsSync(join(root, d)) || newestSource(join(root, d)) <= b);
+}
+
+let main;
+if (useBuild()) {
+  ({ main } = await import(pathToFileURL(join(root, 'dist', 'gatedvision.mjs')).href));
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import('../cli/main.ts'));
+}
+process.exitCode = await main(process.argv.slice(2));

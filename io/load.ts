@@ -1,0 +1,183 @@
+/**
+ * The one entry point from a path to volumes: a DICOM file, folder or zip; a NIfTI file; an image.
+ * `loadInput` decodes in a sandboxed child (see sandbox.ts); `loadInputDirect` does the same work in
+ * this process and is what the child runs.
+ */
+import { open, readdir, stat, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { GatedError, toGatedError } from '../core/errors.ts';
+import { resolveLimits, type Limits } from '../core/limits.ts';
+import { openZip } from './archive.ts';
+import { readDicomItems } from './dicom/read_items.ts';
+import { readImage } from './image/read.ts';
+import { readNifti } from './nifti/read.ts';
+import { runSandboxed } from './sandbox.ts';
+import { sniffFormat, type SniffedFormat } from './sniff.ts';
+import type { InputItem, LoadResult, Progress, ReadContext, Rejection } from './types.ts';
+import type { Volume } from './volume.ts';
+
+export interface LoadOptions {
+  limits?: Partial<Limits>;
+  /** Decode in a child process with memory/time caps (default true). */
+  sandbox?: boolean;
+  /** DICOM: resample irregular stacks onto a regular grid. */
+  resample?: boolean;
+  onProgress?: Progress;
+  signal?: AbortSignal;
+}
+
+/** Loads every volume an input holds, decoding in a sandboxed child process by default. */
+export async function loadInput(path: string, opts: LoadOptions = {}): Promise<LoadResult> {
+  const limits = resolveLimits(opts.limits);
+  if (opts.sandbox === false) return loadInputDirect(path, opts);
+  const { onProgress, signal, ...rest } = opts;
+  return runSandboxed<LoadResult>('load', { path, opts: { ...rest, limits, sandbox: false } }, { limits, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) });
+}
+
+/** Same as loadInput, in this process (for trusted input, and inside the sandbox child). */
+export async function loadInputDirect(path: string, opts: LoadOptions = {}): Promise<LoadResult> {
+  const limits = resolveLimits(opts.limits);
+  const ctx: ReadContext = { limits, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.resample ? { resample: true } : {}) };
+  let info;
+  try {
+    info = await stat(path);
+  } catch (e) {
+    throw toGatedError(e, 'not_found', `cannot open input`);
+  }
+  if (info.isDirectory()) {
+    const { items, rejected } = await walkFolder(path, limits);
+    return readItems(items, ctx, rejected);
+  }
+  if (!info.isFile()) throw new GatedError('unsupported_format', 'input is neither a file nor a folder');
+  if (info.size > limits.maxFileBytes) {
+    throw new GatedError('too_large', `input is ${info.size} bytes; the limit is ${limits.maxFileBytes}`);
+  }
+  const head = await readHead(path, 512);
+  const format = sniffFormat(head);
+  const name = baseName(path);
+  switch (format) {
+    case 'zip': {
+      const { items, skipped } = await openZip(await readBytes(path), limits);
+      return readItems(items, ctx, skipped);
+    }
+    case 'dicom':
+      return readItems([fileItem(path, name, info.size)], ctx, [], true);
+    case 'nifti':
+    case 'gzip':
+      return single('nifti', readNifti(await readBytes(path), ctx, name));
+    case 'png':
+    case 'jpeg':
+    case 'tiff':
+    case 'webp':
+      return single('image', await readImage(await readBytes(path), ctx, name));
+    default:
+      throw unsupported(format);
+  }
+}
+
+// --- internal ---
+
+function single(format: LoadResult['format'], volume: Volume): LoadResult {
+  return {
+    format,
+    volumes: [volume],
+    series: [{ files: 1, shape: volume.shape, warnings: volume.meta.warnings, ...(volume.meta.modality ? { modality: volume.meta.modality } : {}) }],
+    warnings: [...volume.meta.warnings],
+    rejected: [],
+  };
+}
+
+/** A mix of files: DICOM items go to series assembly; a lone NIfTI or image is read as itself. */
+async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejection[], strictSingle = false): Promise<LoadResult> {
+  const dicom: InputItem[] = [];
+  const others: { item: InputItem; format: SniffedFormat }[] = [];
+  for (const item of items) {
+    const bytes = await item.read();
+    const format = sniffFormat(bytes.subarray(0, 512));
+    if (format === 'dicom') dicom.push(memoryItem(item.name, bytes));
+    else others.push({ item: memoryItem(item.name, bytes), format });
+  }
+  if (dicom.length > 0) {
+    for (const { item, format } of others) rejected.push({ name: item.name, code: 'not_dicom', message: `skipped: ${format} file among DICOM files` });
+    const res = await readDicomItems(dicom, ctx);
+    if (res.volumes.length === 0) {
+      const first = [...rejected, ...res.rejected][0];
+      if (strictSingle && first) throw new GatedError(first.code as never, first.message);
+      throw new GatedError('series_inconsistent', `no volume could be assembled from ${dicom.length} DICOM file(s)`, { details: { rejected: res.rejected.length } });
+    }
+    return { format: 'dicom', volumes: res.volumes, series: res.series, warnings: res.warnings, rejected: [...rejected, ...res.rejected] };
+  }
+  if (others.length === 1) {
+    const { item, format } = others[0]!;
+    const bytes = await item.read();
+    if (format === 'nifti' || format === 'gzip') return withRejected(single('nifti', readNifti(bytes, ctx, item.name)), rejected);
+    if (format === 'png' || format === 'jpeg' || format === 'tiff' || format === 'webp') return withRejected(single('image', await readImage(bytes, ctx, item.name)), rejected);
+    throw unsupported(format);
+  }
+  if (others.length === 0) throw new GatedError('not_dicom', 'the input holds no readable file', { details: { rejected: rejected.length } });
+  throw new GatedError('unsupported_format', `the input holds ${others.length} non-DICOM files; pass them one at a time`);
+}
+
+function withRejected(r: LoadResult, rejected: Rejection[]): LoadResult {
+  return { ...r, rejected: [...rejected, ...r.rejected] };
+}
+
+function unsupported(format: SniffedFormat): GatedError {
+  return new GatedError(format === 'unknown' ? 'unsupported_format' : 'unsupported_format', `unrecognised input (${format}); expected DICOM, NIfTI, zip or PNG/JPEG/TIFF/WebP`);
+}
+
+async function walkFolder(root: string, limits: Limits): Promise<{ items: InputItem[]; rejected: Rejection[] }> {
+  const items: InputItem[] = [];
+  const rejected: Rejection[] = [];
+  const stack = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    const entries = await readdir(dir, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const full = join(dir, e.name);
+      const rel = relative(root, full);
+      if (e.name.startsWith('.') || e.name === 'DICOMDIR' || e.name === '__MACOSX') continue;
+      if (e.isDirectory()) stack.push(full);
+      else if (e.isFile()) {
+        const size = (await stat(full)).size;
+        if (size > limits.maxFileBytes) {
+          rejected.push({ name: rel, code: 'too_large', message: `file is ${size} bytes` });
+          continue;
+        }
+        items.push(fileItem(full, rel, size));
+        if (items.length > limits.maxFiles) throw new GatedError('too_large', `the folder holds more than ${limits.maxFiles} files`);
+      }
+      // symlinks and special files are never followed
+    }
+  }
+  return { items, rejected };
+}
+
+function fileItem(path: string, name: string, size: number): InputItem {
+  return { name, size, read: () => readBytes(path) };
+}
+
+function memoryItem(name: string, bytes: Uint8Array): InputItem {
+  return { name, size: bytes.length, read: async () => bytes };
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  const buf = await readFile(path);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+async function readHead(path: string, n: number): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return new Uint8Array(buf.buffer, buf.byteOffset, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+function baseName(path: string): string {
+  return path.split(/[\\/]/).pop() ?? 'input';
+}

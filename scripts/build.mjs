@@ -1,0 +1,22 @@
+// Bundles our TypeScript (dependencies stay external) so the command and the decoding sandbox start
+// without a TypeScript loader: about 0.35 s saved per process. Run by `npm ci` (prepare) and `npm run build`.
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+await build({
+  entryPoints: { gatedvision: join(root, 'cli/main.ts'), sandbox_child: join(root, 'io/sandbox_child.ts') },
+  outdir: join(root, 'dist'),
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  splitting: true,
+  packages: 'external',
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
+writeFileSync(join(root, 'dist', 'BUILT'), `${Date.now()}\n`);
