@@ -118,9 +118,10 @@ export function withoutColourTransform(data: Uint8Array): Uint8Array {
 }
 
 function decodeJpegLossless(data: Uint8Array, spec: FrameSpec): Uint8Array {
-  const { Decoder } = require('jpeg-lossless-decoder-js') as { Decoder: new () => { decode(buf: ArrayBuffer, offset: number, length: number, numBytes: number): ArrayBuffer | Uint8Array } };
+  const { Decoder } = require('jpeg-lossless-decoder-js') as { Decoder: new () => { decode(buf: ArrayBuffer, offset: number, length: number, numBytes: number): ArrayBuffer | ArrayBufferView } };
   const bytesPerSample = spec.bitsAllocated <= 8 ? 1 : 2;
   const copy = new Uint8Array(data).buffer;
   const out = new Decoder().decode(copy, 0, copy.byteLength, bytesPerSample);
-  return out instanceof Uint8Array ? out : new Uint8Array(out);
+  // the decoder returns a typed array of its sample width (or a bare buffer); keep the bytes, not the values
+  return ArrayBuffer.isView(out) ? new Uint8Array(out.buffer, out.byteOffset, out.byteLength) : new Uint8Array(out);
 }
