@@ -1,16 +1,17 @@
 /** The command as users run it: exit codes, one-line errors, JSON shapes, written files that oracles read. */
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { pythonJson } from '../_helpers/python.ts';
+import { pythonJson, runPython } from '../_helpers/python.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gatedvision.mjs');
 const SAMPLE = join(import.meta.dirname, '..', '..', 'models', 'samples', 'colin27_t1_2mm.nii.gz');
-const CT = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
+const PYDICOM = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
+const CT = `${PYDICOM}/CT_small.dcm`;
 
 async function gv(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -106,5 +107,30 @@ print(json.dumps({'data': bool(np.array_equal(np.asarray(a.dataobj), np.asarray(
     const r = await gv('convert', SAMPLE, out);
     expect(r.code).toBe(2);
     expect((await readdir(tmp)).includes('vol.png')).toBe(false);
+  });
+
+  it('a folder of many series → one NIfTI per series, named by position only (never by identifiers)', async () => {
+    const out = join(tmp, 'many');
+    await mkdir(out);
+    const r = await gv('convert', join(PYDICOM, 'dicomdirtests'), out, '--json');
+    expect(r.code).toBe(0);
+    const { outputs } = JSON.parse(r.stdout) as { outputs: string[] };
+    const names = (await readdir(out)).sort();
+    expect(names.length).toBe(outputs.length);
+    expect(names.length).toBeGreaterThan(10);
+    for (const n of names) expect(n).toMatch(/^series-\d{3}\.nii\.gz$/);
+    const shapes = pythonJson<number[][]>(`import json,sys,nibabel as nib; print(json.dumps([list(nib.load(f).shape) for f in sys.argv[1:]]))`, outputs);
+    expect(shapes.some((s) => s[2] === 5)).toBe(true); // the 5-slice CT series
+  });
+
+  it('a zip of a series reads like the folder', async () => {
+    const zip = join(tmp, 'ct.zip');
+    runPython(`import sys,zipfile,os; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED)
+d=sys.argv[2]
+[z.write(os.path.join(d,f),'series/'+f) for f in sorted(os.listdir(d))]; z.close()`, [zip, join(PYDICOM, 'dicomdirtests', '98892001', 'CT5N')]);
+    const a = JSON.parse((await gv('info', zip, '--json')).stdout);
+    const b = JSON.parse((await gv('info', join(PYDICOM, 'dicomdirtests', '98892001', 'CT5N'), '--json')).stdout);
+    expect(a.shape).toEqual(b.shape);
+    expect(a.affine).toEqual(b.affine);
   });
 });
