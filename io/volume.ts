@@ -54,6 +54,8 @@ export interface VolumeMeta {
   sopInstanceUIDs?: string[];
   photometric?: string;
   transferSyntaxUID?: string;
+  /** Patient/study attributes of a DICOM source, for derived objects only (never logged, never in names). */
+  patient?: Record<string, string>;
   /** Free-form provenance (file name of the source, reader). Never holds patient identifiers. */
   source?: string;
   warnings: IoWarning[];

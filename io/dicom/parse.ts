@@ -20,6 +20,17 @@ export interface ParseOptions {
 export type DicomHeader = Omit<DicomObject, 'pixels'>;
 
 const PIXEL_DATA = 'x7fe00010';
+const PATIENT_TAGS: [string, string][] = [
+  ['PatientName', 'x00100010'],
+  ['PatientID', 'x00100020'],
+  ['PatientBirthDate', 'x00100030'],
+  ['PatientSex', 'x00100040'],
+  ['StudyDate', 'x00080020'],
+  ['StudyTime', 'x00080030'],
+  ['StudyID', 'x00200010'],
+  ['AccessionNumber', 'x00080050'],
+  ['ReferringPhysicianName', 'x00080090'],
+];
 
 export function parseDicomHeader(bytes: Uint8Array, opts: ParseOptions): DicomHeader {
   return readHeader(bytes, opts).header;
@@ -84,6 +95,11 @@ function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeade
   if (photometric === 'MONOCHROME1') warnings.push({ code: 'monochrome1', message: 'MONOCHROME1: low values display white; stored values are kept as they are' });
 
   const frames = frameGeometry(ds, numberOfFrames);
+  const patient: Record<string, string> = {};
+  for (const [key, tag] of PATIENT_TAGS) {
+    const v = str(ds, tag)?.trim();
+    if (v) patient[key] = v;
+  }
   const header: DicomHeader = {
     sourceIndex: opts.index,
     sourceName: opts.name,
@@ -111,6 +127,7 @@ function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeade
     pixelRepresentation,
     planarConfiguration,
     frames,
+    ...(Object.keys(patient).length > 0 ? { patient } : {}),
     warnings,
   };
   return { header, ds, ts };

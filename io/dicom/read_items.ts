@@ -134,6 +134,7 @@ async function decodeStack(plan: StackPlan, headers: DicomHeader[], items: Input
       ...(h.seriesNumber !== undefined ? { seriesNumber: h.seriesNumber } : {}),
       ...(h.seriesDescription ? { seriesDescription: h.seriesDescription } : {}),
       ...(h.sopClassUID ? { sopClassUID: h.sopClassUID } : {}),
+      ...(h.patient ? { patient: h.patient } : {}),
     },
   };
   return { volume, failed };

@@ -57,6 +57,12 @@ export interface DicomObject {
   pixels: VoxelArray;
   /** One entry per frame. */
   frames: FrameGeometry[];
+  /**
+   * Patient/study attributes a derived object (DICOM SEG) must copy: PatientName, PatientID,
+   * PatientBirthDate, PatientSex, StudyDate, StudyTime, StudyID, AccessionNumber, ReferringPhysicianName.
+   * Patient data: never logged, never used in names.
+   */
+  patient?: Record<string, string>;
   /** Non-fatal problems found while parsing this object. */
   warnings: { code: string; message: string }[];
 }

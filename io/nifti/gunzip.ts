@@ -1,7 +1,9 @@
 /**
  * Size-capped gunzip. The gzip ISIZE trailer is attacker-controlled and never used: the header is
- * inflated from a prefix first, then the whole stream with an output cap derived from the header
- * (and never above limits.maxInflatedBytes), so a bomb stops at the cap instead of at the OOM killer.
+ * inflated from a prefix first (fflate's streaming inflater, fed small slices, so it is never asked for
+ * more than a few hundred KiB), then the whole stream by Node's zlib with an output cap derived from the
+ * header (and never above limits.maxInflatedBytes), so a bomb stops at the cap instead of at the OOM
+ * killer. Concatenated gzip members are inflated as one stream by both.
  */
 import { Gunzip } from 'fflate';
 import { gunzipSync } from 'node:zlib';
@@ -23,7 +25,8 @@ export function gunzipPrefix(bytes: Uint8Array, want: number): Uint8Array {
       inflater.push(bytes.subarray(at, Math.min(bytes.length, at + 512)), false);
     }
   } catch (e) {
-    throw toGatedError(e, 'truncated', 'gzip stream is damaged');
+    // Only complete input is pushed as final, so fflate fails here on damaged data, never on a short file.
+    throw toGatedError(e, 'decode_failed', 'the gzip stream is damaged');
   }
   const out = new Uint8Array(got);
   let o = 0;
@@ -45,6 +48,7 @@ export function gunzipCapped(bytes: Uint8Array, cap: number): Uint8Array {
       throw new GatedError('decompressed_too_large', `gzip data inflates past ${cap} bytes (the most this header allows)`);
     }
     if (code === 'Z_BUF_ERROR') throw new GatedError('truncated', 'the gzip stream ends early');
-    throw toGatedError(e, 'truncated', 'gzip stream is damaged');
+    // Z_DATA_ERROR: bad deflate data, CRC or length check (a forged ISIZE lands here), trailing junk.
+    throw toGatedError(e, 'decode_failed', 'the gzip stream is damaged');
   }
 }

@@ -63,10 +63,11 @@ export function parseNiftiHeader(b: Uint8Array, fileSize: number, limits: Limits
   const headerSize = version === 1 ? 348 : 540;
   if (b.length < headerSize) throw new GatedError('truncated', `the header needs ${headerSize} bytes; the file has ${b.length}`);
   const magic = version === 1 ? ascii(b, 344, 4) : ascii(b, 4, 4);
-  if (magic === 'ni1\0' || magic === 'ni2\0' || magic.startsWith('ni1') || magic.startsWith('ni2')) {
-    throw new GatedError('not_nifti', 'this is the header of a .hdr/.img pair; pass a single-file .nii or .nii.gz');
+  if (magic === `ni${version}\0`) {
+    throw new GatedError('not_nifti', 'this is the header of a .hdr/.img pair, which is not supported; pass a single-file .nii or .nii.gz');
   }
-  if (!(magic.startsWith('n+1') || magic.startsWith('n+2'))) throw new GatedError('not_nifti', `magic is '${printable(magic)}', not n+1/n+2`);
+  // The magic must agree with sizeof_hdr: a 540-byte header calling itself n+1 is not a file we can trust.
+  if (magic !== `n+${version}\0`) throw new GatedError('not_nifti', `magic is '${printable(magic)}'; a ${headerSize}-byte header needs 'n+${version}'`);
 
   const i16 = (o: number) => dv.getInt16(o, le);
   const i32 = (o: number) => dv.getInt32(o, le);
@@ -128,9 +129,11 @@ export function parseNiftiHeader(b: Uint8Array, fileSize: number, limits: Limits
     throw new GatedError('too_large', `the volume would need ${dataBytes} bytes; the limit is ${limits.maxVoxelBytes}`, { details: { dims: h.dims } });
   }
 
-  if (!Number.isFinite(h.voxOffset) || h.voxOffset < headerSize || !Number.isInteger(h.voxOffset)) {
-    // NIfTI-1 stores vox_offset as a float; a non-integral or small value cannot address the data.
-    throw new GatedError('bad_vox_offset', `vox_offset is ${h.voxOffset}; it must be an integer ≥ ${headerSize}`);
+  // NIfTI-1 stores vox_offset as a float; a non-integral value cannot address bytes, and in a single file the
+  // 4 bytes after the header belong to the extension flag, so data starts at headerSize + 4 at the earliest.
+  const minOffset = headerSize + 4;
+  if (!Number.isFinite(h.voxOffset) || h.voxOffset < minOffset || !Number.isInteger(h.voxOffset)) {
+    throw new GatedError('bad_vox_offset', `vox_offset is ${h.voxOffset}; it must be an integer ≥ ${minOffset}`);
   }
   if (h.voxOffset > fileSize) throw new GatedError('bad_vox_offset', `vox_offset ${h.voxOffset} lies beyond the end of the file (${fileSize} bytes)`);
   if (h.voxOffset + dataBytes > fileSize) {
@@ -150,11 +153,11 @@ export function dataByteLength(h: NiftiHeader): number {
 
 function readExtensions(h: NiftiHeader, b: Uint8Array, dv: DataView, le: boolean): void {
   const flagAt = h.headerSize;
-  if (h.voxOffset < flagAt + 4 || b.length < flagAt + 4 || b[flagAt] === 0) return;
+  // A prefix (the first bytes of a gzip stream) is walked again once the whole file is inflated.
+  if (b.length < h.voxOffset || b[flagAt] === 0) return;
   let pos = flagAt + 4;
-  while (pos < h.voxOffset) {
-    if (pos + 8 > h.voxOffset) throw new GatedError('bad_extension', `extension header at ${pos} runs past vox_offset ${h.voxOffset}`);
-    if (pos + 8 > b.length) throw new GatedError('truncated', 'the file ends inside a header extension');
+  // Fewer than 16 bytes left before the data is padding, not an extension (nibabel stops there too).
+  while (h.voxOffset - pos >= 16) {
     const esize = dv.getInt32(pos, le);
     const ecode = dv.getInt32(pos + 4, le);
     // esize ≥ 16 keeps the cursor strictly moving forward; anything smaller is malformed (or hostile).

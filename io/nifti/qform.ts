@@ -2,6 +2,7 @@
  * NIfTI qform: quaternion + qfac + pixdim <-> 4x4 affine, following the NIfTI-1 standard's formulas
  * (the same conventions nibabel implements), including the nearest-rotation fit for sheared affines.
  */
+import { GatedError } from '../../core/errors.ts';
 import type { Mat4 } from '../geometry.ts';
 
 export interface QForm {
@@ -12,16 +13,24 @@ export interface QForm {
   qfac: 1 | -1;
 }
 
-export function qformToAffine(q: QForm): Mat4 {
+/**
+ * The qform as a matrix. `a` is recovered from (b, c, d) of a unit quaternion; a sum of squares above 1
+ * by more than the stored precision (`tolerance`, a few float eps) is not a rotation and is refused, as
+ * nibabel refuses it. The rotation is built for a possibly non-unit quaternion (scaled by 2/|q|²), so a
+ * float32-rounded one still gives an orthogonal matrix.
+ */
+export function qformToAffine(q: QForm, tolerance: number): Mat4 {
   const [b, c, d] = q.quatern;
-  let a2 = 1 - (b * b + c * c + d * d);
-  // Tolerate float32 rounding that pushes a² slightly negative (the standard's own guard).
-  if (a2 < 0) a2 = 0;
-  const a = Math.sqrt(a2);
+  const a2 = 1 - (b * b + c * c + d * d);
+  if (!(a2 >= -tolerance)) {
+    throw new GatedError('bad_geometry', `the qform quaternion (${b}, ${c}, ${d}) is longer than 1; it is not a rotation`);
+  }
+  const a = a2 > 0 ? Math.sqrt(a2) : 0;
+  const s = 2 / (a * a + b * b + c * c + d * d);
   const R = [
-    [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-    [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-    [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+    [1 - s * (c * c + d * d), s * (b * c - a * d), s * (b * d + a * c)],
+    [s * (b * c + a * d), 1 - s * (b * b + d * d), s * (c * d - a * b)],
+    [s * (b * d - a * c), s * (c * d + a * b), 1 - s * (b * b + c * c)],
   ];
   const z = [q.zooms[0], q.zooms[1], q.zooms[2] * q.qfac];
   return [

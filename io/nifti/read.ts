@@ -1,28 +1,37 @@
 /**
  * NIfTI-1/2 reader (.nii and .nii.gz, either byte order): header validated by header.ts, voxel data
  * copied into a native typed array, stored values kept and scl_slope/scl_inter carried exactly, affine
- * chosen as nibabel's get_best_affine (sform, else qform, else the pixdim fallback).
+ * chosen as nibabel's get_best_affine (sform, else qform, else the pixdim fallback). Spacing is the affine's
+ * column norms (the Volume invariant) and, for a 4th axis, pixdim[4] in seconds. nifti-reader-js is not used.
  */
 import { GatedError } from '../../core/errors.ts';
 import { axisCodes, type Mat4 } from '../geometry.ts';
 import { sniffFormat } from '../sniff.ts';
 import type { ReadContext } from '../types.ts';
-import { allocate, DTYPE_BYTES, type IoWarning, type Volume } from '../volume.ts';
+import { allocate, DTYPE_BYTES, type IoWarning, type Rescale, type Volume } from '../volume.ts';
 import { DATATYPES, dataByteLength, parseNiftiHeader, type NiftiHeader } from './header.ts';
 import { gunzipCapped, gunzipPrefix } from './gunzip.ts';
 import { qformToAffine } from './qform.ts';
 
 const HEADER_SLACK = 64 * 1024;
+/** The largest header plus the extension flag: enough to validate either version. */
+const PREFIX = 540 + 4;
 
 export function readNifti(bytes: Uint8Array, ctx: ReadContext, name: string): Volume {
   const { limits } = ctx;
+  if (bytes.length > limits.maxFileBytes) throw new GatedError('too_large', `input is ${bytes.length} bytes; the limit is ${limits.maxFileBytes}`);
   let raw = bytes;
   if (sniffFormat(bytes.subarray(0, 4)) === 'gzip') {
-    const head = gunzipPrefix(bytes, 540 + 4);
-    // The header alone tells how many bytes a genuine file inflates to; extensions add at most vox_offset.
-    const probe = parseNiftiHeader(head, Number.MAX_SAFE_INTEGER, limits);
-    const cap = Math.min(limits.maxInflatedBytes, probe.voxOffset + dataByteLength(probe) + HEADER_SLACK);
-    raw = gunzipCapped(bytes, cap);
+    const head = gunzipPrefix(bytes, PREFIX);
+    if (head.length < PREFIX) {
+      // Less than a header came out: a tiny file, or a stream cut short, which only a full inflate can tell.
+      raw = gunzipCapped(bytes, Math.min(limits.maxInflatedBytes, HEADER_SLACK));
+    } else {
+      // The header alone tells how many bytes a genuine file inflates to; extensions add at most vox_offset.
+      const probe = parseNiftiHeader(head, Number.MAX_SAFE_INTEGER, limits);
+      const cap = Math.min(limits.maxInflatedBytes, probe.voxOffset + dataByteLength(probe) + HEADER_SLACK);
+      raw = gunzipCapped(bytes, cap);
+    }
   }
   const h = parseNiftiHeader(raw, raw.length, limits);
   const volume = toVolume(h, raw, name);
@@ -30,18 +39,24 @@ export function readNifti(bytes: Uint8Array, ctx: ReadContext, name: string): Vo
   return volume;
 }
 
-/** Affine exactly as nibabel's get_best_affine chooses it. */
+/**
+ * Affine exactly as nibabel's get_best_affine chooses it, after nibabel's header fixes: an xform code
+ * outside the defined set counts as 0, pixdim[1..3] are taken as |pixdim| with 0 read as 1, and qfac is
+ * -1 only when pixdim[0] is exactly -1.
+ */
 export function bestAffine(h: NiftiHeader): { affine: Mat4; source: 'sform' | 'qform' | 'pixdim' } {
-  if (h.sformCode > 0) return { affine: [...h.srow.map((r) => [...r]), [0, 0, 0, 1]], source: 'sform' };
-  if (h.qformCode > 0) {
-    const qfac = h.pixdim[0]! < 0 ? -1 : 1;
-    const zooms = [1, 2, 3].map((i) => (i <= h.dims.length ? Math.abs(h.pixdim[i]!) : 1) || 1) as [number, number, number];
-    return { affine: qformToAffine({ quatern: h.quatern, qoffset: h.qoffset, zooms, qfac }), source: 'qform' };
+  if (isXformCode(h.sformCode)) return { affine: [...h.srow.map((r) => [...r]), [0, 0, 0, 1]], source: 'sform' };
+  // NaN stays NaN here and is refused by the caller's finiteness check.
+  const zoom = (i: number) => (h.pixdim[i] === 0 ? 1 : Math.abs(h.pixdim[i]!));
+  if (isXformCode(h.qformCode)) {
+    const qfac = h.pixdim[0] === -1 ? -1 : 1;
+    // The stored quaternion is float32 (NIfTI-1) or float64 (NIfTI-2); allow a few eps of rounding.
+    const tolerance = 3 * (h.version === 1 ? 2 ** -23 : Number.EPSILON);
+    return { affine: qformToAffine({ quatern: h.quatern, qoffset: h.qoffset, zooms: [zoom(1), zoom(2), zoom(3)], qfac }, tolerance), source: 'qform' };
   }
-  // No orientation at all: nibabel centres the grid and flips x (Analyze convention).
-  const z = [1, 2, 3].map((i) => (i <= h.dims.length ? h.pixdim[i]! : 1) || 1);
-  const n = [0, 1, 2].map((i) => h.dims[i] ?? 1);
-  const origin = n.map((d) => (d - 1) / 2);
+  // No orientation at all: centre the grid and flip x (the Analyze convention nibabel keeps).
+  const z = [1, 2, 3].map((i) => (i <= h.dims.length ? zoom(i) : 1));
+  const origin = [0, 1, 2].map((i) => ((h.dims[i] ?? 1) - 1) / 2);
   return {
     affine: [
       [-z[0]!, 0, 0, origin[0]! * z[0]!],
@@ -53,10 +68,26 @@ export function bestAffine(h: NiftiHeader): { affine: Mat4; source: 'sform' | 'q
   };
 }
 
+/**
+ * scl_slope/scl_inter as nibabel reads them: a slope of 0 or a non-finite slope means "no scaling";
+ * a valid slope with a non-finite intercept has no meaning and is refused.
+ */
+export function rescaleOf(h: NiftiHeader): Rescale | undefined {
+  const slope = h.sclSlope;
+  if (!Number.isFinite(slope) || slope === 0) return undefined;
+  if (!Number.isFinite(h.sclInter)) throw new GatedError('corrupt_image', `scl_slope is ${slope} but scl_inter is ${h.sclInter}`);
+  if (slope === 1 && h.sclInter === 0) return undefined;
+  return { slope, intercept: h.sclInter };
+}
+
 // --- internal ---
 
 function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
   const dt = DATATYPES[h.datatype]!;
+  // Everything that can refuse the header runs before the voxel buffer is allocated.
+  const { affine, source } = bestAffine(h);
+  if (!affine.every((row) => row.every(Number.isFinite))) throw new GatedError('bad_geometry', `the ${source} holds a non-finite value`);
+  const rescale = rescaleOf(h);
   const warnings: IoWarning[] = [...h.warnings];
   const d = h.dims;
   const [nx = 1, ny = 1, nz = 1] = d;
@@ -85,12 +116,15 @@ function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
     dst.set(src);
     if (!h.littleEndian && bpe > 1) swapBytes(dst, bpe);
   }
-  const { affine, source } = bestAffine(h);
   if (source === 'pixdim') warnings.push({ code: 'no_orientation', message: 'neither sform nor qform is set; orientation is a guess (nibabel convention)' });
   const shape = isRgb ? (extra > 1 ? [nx, ny, nz, extra * 3] : [nx, ny, nz, 3]) : extra > 1 ? [nx, ny, nz, extra] : [nx, ny, nz];
   const spacing = [0, 1, 2].map((c) => Math.hypot(affine[0]![c]!, affine[1]![c]!, affine[2]![c]!));
-  if (shape.length > 3) spacing.push(isRgb && extra === 1 ? 1 : Math.abs(h.pixdim[4] ?? 1) || 1);
-  const slope = h.sclSlope;
+  if (shape.length > 3) spacing.push(isRgb && extra === 1 ? 1 : (Math.abs(h.pixdim[4] ?? 1) || 1) * timeUnitSeconds(h.xyztUnits));
+  const spaceUnit = h.xyztUnits & 0x07;
+  if (spaceUnit === 1 || spaceUnit === 3) {
+    // Kept as stored, as nibabel does; the caller should know the numbers are not millimetres.
+    warnings.push({ code: 'spatial_units', message: `xyzt_units says ${spaceUnit === 1 ? 'metres' : 'micrometres'}; the affine is kept as stored` });
+  }
   const volume: Volume = {
     data,
     shape,
@@ -106,12 +140,7 @@ function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
       ...(h.descrip ? { seriesDescription: h.descrip } : {}),
     },
   };
-  // nibabel: a slope of 0 or a non-finite slope means "no scaling".
-  if (Number.isFinite(slope) && slope !== 0) {
-    const inter = Number.isFinite(h.sclInter) ? h.sclInter : 0;
-    if (slope !== 1 || inter !== 0) volume.meta.rescale = { slope, intercept: inter };
-  }
-  if (nvox === 0) throw new GatedError('bad_dims', 'the volume has no voxels');
+  if (rescale) volume.meta.rescale = rescale;
   return volume;
 }
 
@@ -123,4 +152,15 @@ function swapBytes(b: Uint8Array, width: number): void {
       b[i + width - 1 - j] = t;
     }
   }
+}
+
+/** NIfTI defines xform codes 1..5 (scanner, aligned, Talairach, MNI, other template); nibabel resets any other to 0. */
+function isXformCode(code: number): boolean {
+  return Number.isInteger(code) && code >= 1 && code <= 5;
+}
+
+/** Seconds per pixdim[4] unit (xyzt_units bits 3-5: 8 s, 16 ms, 24 µs); unknown or non-time units count as 1. */
+function timeUnitSeconds(xyztUnits: number): number {
+  const t = xyztUnits & 0x38;
+  return t === 16 ? 1e-3 : t === 24 ? 1e-6 : 1;
 }

@@ -6,7 +6,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { GatedError } from '../../core/errors.ts';
-import type { Volume } from '../volume.ts';
+import { dtypeOf, type Volume } from '../volume.ts';
 import { affineToQform } from './qform.ts';
 
 const CODES: Record<string, number> = { uint8: 2, int16: 4, int32: 8, float32: 16, float64: 64, int8: 256, uint16: 512, uint32: 768 };
@@ -19,6 +19,13 @@ export interface WriteNiftiOptions {
 }
 
 export function writeNifti(volume: Volume, opts: WriteNiftiOptions = {}): Uint8Array {
+  // Voxel bytes are copied as they lie in memory, which is little-endian on every host Node supports today.
+  if (isBigEndianHost()) throw new GatedError('internal', 'the NIfTI writer needs a little-endian host');
+  if (dtypeOf(volume.data) !== volume.dtype) throw new GatedError('shape', `dtype is ${volume.dtype} but the data array holds ${dtypeOf(volume.data)}`);
+  if (volume.shape.length > 4 || volume.shape.length < 2) throw new GatedError('shape', `shape ${volume.shape.join('x')} has ${volume.shape.length} axes; NIfTI output takes 2 to 4`);
+  if (volume.affine.length !== 4 || !volume.affine.every((row) => row.length === 4 && row.every(Number.isFinite))) {
+    throw new GatedError('bad_geometry', 'the affine must be a finite 4x4 matrix');
+  }
   const rgb = volume.meta.components === 'rgb';
   const shape = volume.shape;
   const [nx = 1, ny = 1, nz = 1] = shape;
@@ -100,7 +107,6 @@ export function writeNifti(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
   } else {
     const src = new Uint8Array(volume.data.buffer, volume.data.byteOffset, volume.data.byteLength);
     body.set(src);
-    if (isBigEndianHost()) throw new GatedError('internal', 'big-endian hosts are not supported by the writer');
   }
   if (!opts.gzip) return out;
   // level 6 and no timestamp/name in the gzip header keep the output deterministic

@@ -1,112 +1,212 @@
-/** Hostile and broken NIfTI (reliability classes N1–N8): typed codes, no hang, bounded memory. */
-import { readFileSync } from 'node:fs';
+/**
+ * Hostile and broken NIfTI (reliability.md §4 N1–N8, §1.1 extension cycle, §6.3 bombs): each case gives a
+ * typed code, quickly, gzipped or not, with bounded memory where inflation is involved.
+ */
+import { readFileSync, statSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { GatedError } from '../../../core/errors.ts';
-import { resolveLimits } from '../../../core/limits.ts';
-import { readNifti } from '../../../io/nifti/read.ts';
-import { NIBABEL_DATA } from '../../_helpers/testdata.ts';
+import { MiB } from '../../../core/limits.ts';
+import { MRICRON, NIBABEL_DATA, requireData } from '../../_helpers/testdata.ts';
+import { attempt, codeOf, edit, insert, sha256, standardNii } from './fixtures.ts';
 
-const ctx = { limits: resolveLimits() };
-const base = new Uint8Array(readFileSync(`${NIBABEL_DATA}/standard.nii.gz`));
-const plain = readNifti(base, ctx, 'standard'); // 4x5x7 uint8
-const good = (() => {
-  const gz = readFileSync(`${NIBABEL_DATA}/standard.nii.gz`);
-  return new Uint8Array(gunzipSync(gz));
+const good = standardNii(); // 492 bytes: 352 header + 140 uint8 voxels
+const goodVolume = (() => {
+  const o = attempt(good);
+  if (!o.ok) throw new Error(`control file unreadable: ${o.code}`);
+  return o.volume;
 })();
+const nifti2 = new Uint8Array(gunzipSync(readFileSync(requireData(`${NIBABEL_DATA}/example_nifti2.nii.gz`))));
+const gz = (b: Uint8Array) => new Uint8Array(gzipSync(b));
 
-function codeOf(bytes: Uint8Array): string {
-  const t0 = Date.now();
-  try {
-    readNifti(bytes, ctx, 'case');
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof GatedError)) throw e;
-    return e.code;
-  } finally {
-    expect(Date.now() - t0).toBeLessThan(5000);
+/** Asserts the code for the bytes as given and gzipped, each within `ms`. */
+function expectCode(bytes: Uint8Array, code: string, label = '', ms = 1000): void {
+  for (const [how, b] of [
+    ['raw', bytes],
+    ['gzip', gz(bytes)],
+  ] as const) {
+    const o = attempt(b);
+    expect(o.ok ? 'ok' : o.code, `${label} (${how})${o.ok ? '' : `: ${o.message}`}`).toBe(code);
+    expect(o.ms).toBeLessThan(ms);
   }
 }
 
-function edit(fn: (dv: DataView, b: Uint8Array) => void, src = good): Uint8Array {
-  const b = new Uint8Array(src);
-  fn(new DataView(b.buffer), b);
-  return b;
+/** Change in external memory (typed arrays) and RSS across fn, in bytes. */
+function memoryDelta(fn: () => void): { arrayBuffers: number; rss: number } {
+  const a = process.memoryUsage();
+  fn();
+  const b = process.memoryUsage();
+  return { arrayBuffers: b.arrayBuffers - a.arrayBuffers, rss: b.rss - a.rss };
 }
 
 describe('NIfTI bad input', () => {
-  it('reads the untouched file (control)', () => {
-    expect(codeOf(good)).toBe('ok');
-    expect(plain.shape).toEqual([4, 5, 7]);
+  it('control: the untouched file reads, raw and gzipped', () => {
+    expectCode(good, 'ok');
+    expect(goodVolume.shape).toEqual([4, 5, 7]);
   });
-  it('N1: not NIfTI, wrong sizeof_hdr or magic', () => {
-    expect(codeOf(new Uint8Array(0))).toBe('not_nifti');
-    expect(codeOf(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 13, 10, 26, 10]))).toBe('not_nifti');
-    expect(codeOf(edit((dv) => dv.setInt32(0, 349, true)))).toBe('not_nifti');
-    expect(codeOf(edit((_, b) => b.set([0x78, 0x78, 0x78, 0], 344)))).toBe('not_nifti');
+
+  it('N1: not NIfTI (empty, PNG, short, wrong sizeof_hdr, wrong magic, magic of the other version)', () => {
+    expectCode(new Uint8Array(0), 'not_nifti', 'empty');
+    expectCode(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 13, 10, 26, 10]), 'not_nifti', 'png');
+    expectCode(edit(good, (dv) => dv.setInt32(0, 349, true)), 'not_nifti', 'sizeof_hdr 349');
+    expectCode(edit(good, (_, b) => b.set([0x78, 0x78, 0x78, 0], 344)), 'not_nifti', 'magic xxx');
+    expectCode(edit(good, (_, b) => b.set([0x6e, 0x2b, 0x32, 0], 344)), 'not_nifti', 'n+2 in a NIfTI-1 header');
+    expectCode(edit(nifti2, (_, b) => b.set([0x6e, 0x2b, 0x31, 0], 4)), 'not_nifti', 'n+1 in a NIfTI-2 header');
+    expectCode(good.subarray(0, 300), 'truncated', 'header cut at 300');
+    // sizeof_hdr byte-swapped alone: read as big-endian, every other field is then nonsense, still typed
+    const swapped = codeOf(edit(good, (dv) => dv.setInt32(0, 348, false)));
+    expect(['bad_dims', 'unsupported_datatype', 'bad_vox_offset', 'too_large']).toContain(swapped);
   });
-  it('N2: extension cycle (esize -16 / +16) and esize < 16 are bad_extension, quickly', () => {
-    const withExt = new Uint8Array(good.length + 32);
-    withExt.set(good.subarray(0, 352));
-    withExt.set(good.subarray(352), 352 + 32);
-    const dv = new DataView(withExt.buffer);
-    dv.setFloat32(108, 352 + 32, true);
-    withExt[348] = 1;
+
+  it('N2: the §1.1 512-byte extension cycle (esize -16 at 352, 16 at 336) is bad_extension at once', () => {
+    // Built as the recipe says: NIfTI-1, extension flag set, a record at 352 whose esize -16 points back to
+    // a record at 336 (inside intent_name) whose esize 16 points forward to 352 again.
+    const b = new Uint8Array(512);
+    b.set(good.subarray(0, 348));
+    const dv = new DataView(b.buffer);
+    [1, 144, 1, 1, 1, 1, 1, 1].forEach((d, i) => dv.setInt16(40 + 2 * i, d, true));
+    dv.setFloat32(108, 368, true);
+    b[348] = 1;
     dv.setInt32(352, -16, true);
-    expect(codeOf(withExt)).toBe('bad_extension');
-    dv.setInt32(352, 8, true);
-    expect(codeOf(withExt)).toBe('bad_extension');
-    dv.setInt32(352, 48, true); // past vox_offset
-    expect(codeOf(withExt)).toBe('bad_extension');
-    dv.setInt32(352, 32, true);
-    dv.setInt32(356, 4, true);
-    expect(codeOf(withExt)).toBe('ok');
-  });
-  it('N3: extension flag set with vox_offset 352 is ignored', () => {
-    expect(codeOf(edit((_, b) => (b[348] = 1)))).toBe('ok');
-  });
-  it('N4: vox_offset negative, NaN, inside the header, past the end', () => {
-    for (const v of [-100, Number.NaN, 100, 1e9, 352.5]) expect(codeOf(edit((dv) => dv.setFloat32(108, v, true))), String(v)).toBe('bad_vox_offset');
-  });
-  it('N5: truncated voxel data', () => {
-    expect(codeOf(good.subarray(0, good.length - 1))).toBe('truncated');
-    expect(codeOf(good.subarray(0, 200))).toBe('truncated');
-  });
-  it('N6: dims, bitpix, datatypes', () => {
-    expect(codeOf(edit((dv) => dv.setInt16(40, 0, true)))).toBe('bad_dims');
-    expect(codeOf(edit((dv) => dv.setInt16(40, 8, true)))).toBe('bad_dims');
-    expect(codeOf(edit((dv) => dv.setInt16(42, -4, true)))).toBe('bad_dims');
-    expect(codeOf(edit((dv) => dv.setInt16(72, 16, true)))).toBe('bad_dims');
-    expect(codeOf(edit((dv) => (dv.setInt16(70, 32, true), dv.setInt16(72, 64, true))))).toBe('unsupported_datatype');
-    expect(codeOf(edit((dv) => (dv.setInt16(70, 1024, true), dv.setInt16(72, 64, true))))).toBe('unsupported_datatype');
-    expect(codeOf(edit((dv) => dv.setInt16(70, 3, true)))).toBe('unsupported_datatype');
-    // 32767^3 voxels: refused from the header, before any allocation
-    expect(codeOf(edit((dv) => [42, 44, 46].forEach((o) => dv.setInt16(o, 32767, true))))).toBe('too_large');
-  });
-  it('N6: scl_slope 0 or NaN means no scaling (nibabel)', () => {
-    for (const s of [0, Number.NaN]) {
-      const v = readNifti(edit((dv) => (dv.setFloat32(112, s, true), dv.setFloat32(116, 7, true))), ctx, 's');
-      expect(v.meta.rescale).toBeUndefined();
+    dv.setInt32(356, 0, true);
+    dv.setInt32(336, 16, true);
+    dv.setInt32(340, 0, true);
+    expectCode(b, 'bad_extension', 'cycle', 100);
+    for (const esize of [0, 8, 15, -1, 2 ** 31 - 16]) {
+      expectCode(edit(b, (v) => v.setInt32(352, esize, true)), 'bad_extension', `esize ${esize}`, 100);
     }
-    const v = readNifti(edit((dv) => (dv.setFloat32(112, 2, true), dv.setFloat32(116, 7, true))), ctx, 's');
-    expect(v.meta.rescale).toEqual({ slope: 2, intercept: 7 });
+    // the same record with a valid size is read, and its warning-free walk ends at vox_offset
+    expectCode(edit(b, (v) => v.setInt32(352, 16, true)), 'ok', 'esize 16');
   });
-  it('N7: gzip bomb stops at the header-derived cap with bounded memory; forged ISIZE is never trusted', () => {
-    const bomb = gzipSync(Buffer.concat([Buffer.from(good), Buffer.alloc(200 * 1024 * 1024)]), { level: 9 });
+
+  it('N3: extension flag with vox_offset 352 is ignored; an extension running past vox_offset is refused', () => {
+    expectCode(edit(good, (_, b) => (b[348] = 1)), 'ok', 'flag, no room');
+    const roomy = edit(insert(good, 352, 32), (dv, b) => (dv.setFloat32(108, 384, true), (b[348] = 1)));
+    expectCode(edit(roomy, (dv) => dv.setInt32(352, 48, true)), 'bad_extension', 'esize 48 with 32 bytes of room');
+    expectCode(edit(roomy, (dv) => dv.setInt32(352, 32, true)), 'ok', 'esize 32 fills the room');
+    // a gzipped file whose extensions reach far past the first 544 inflated bytes
+    const long = edit(insert(good, 352, 4096), (dv, b) => {
+      dv.setFloat32(108, 352 + 4096, true);
+      b[348] = 1;
+      dv.setInt32(352, 2048, true);
+      dv.setInt32(352 + 2048, 2048, true);
+    });
+    const o = attempt(gz(long));
+    expect(o.ok && sha256(o.volume)).toBe(sha256(goodVolume));
+  });
+
+  it('N4: vox_offset negative, NaN, infinite, inside the header, fractional, past the end (NIfTI-1 and NIfTI-2)', () => {
+    for (const v of [-100, Number.NaN, Number.POSITIVE_INFINITY, 0, 100, 347, 351, 352.5, good.length + 1, 2 ** 40]) {
+      expectCode(edit(good, (dv) => dv.setFloat32(108, v, true)), 'bad_vox_offset', `vox_offset ${v}`);
+    }
+    expectCode(nifti2, 'ok', 'NIfTI-2 control');
+    for (const v of [-100n, 0n, 540n, 2n ** 40n, 2n ** 62n, -(2n ** 63n)]) {
+      expectCode(edit(nifti2, (dv) => dv.setBigInt64(168, v, true)), 'bad_vox_offset', `NIfTI-2 vox_offset ${v}`);
+    }
+  });
+
+  it('N5: truncated voxel data and truncated gzip streams', () => {
+    for (const cut of [1, 70, 139]) expectCode(good.subarray(0, good.length - cut), 'truncated', `cut ${cut}`);
+    const z = gz(insert(good, good.length, 0));
+    const big = gz(new Uint8Array(readFileSync(`${NIBABEL_DATA}/anatomical.nii`)));
+    for (const b of [z.subarray(0, z.length - 4), big.subarray(0, big.length >> 1)]) expect(codeOf(b)).toBe('truncated');
+    expect(codeOf(z.subarray(0, 12))).toBe('truncated');
+  });
+
+  it('N6: dims, bitpix, datatype and geometry checks; sizes refused from the header before any allocation', () => {
+    expectCode(edit(good, (dv) => dv.setInt16(40, 0, true)), 'bad_dims', 'dim[0] 0');
+    expectCode(edit(good, (dv) => dv.setInt16(40, 8, true)), 'bad_dims', 'dim[0] 8');
+    expectCode(edit(good, (dv) => dv.setInt16(40, -1, true)), 'bad_dims', 'dim[0] -1');
+    expectCode(edit(good, (dv) => dv.setInt16(42, -4, true)), 'bad_dims', 'dim[1] -4');
+    expectCode(edit(good, (dv) => dv.setInt16(44, 0, true)), 'bad_dims', 'dim[2] 0');
+    expectCode(edit(good, (dv) => (dv.setInt16(40, 7, true), dv.setInt16(54, 0, true))), 'bad_dims', 'dim[7] 0 with dim[0] 7');
+    expectCode(edit(good, (dv) => dv.setInt16(72, 16, true)), 'bad_dims', 'bitpix 16 for uint8');
+    expectCode(edit(good, (dv) => dv.setInt16(70, 3, true)), 'unsupported_datatype', 'datatype 3');
+    expectCode(edit(good, (dv) => (dv.setInt16(70, 1536, true), dv.setInt16(72, 128, true))), 'unsupported_datatype', 'float128');
+    // 32767^3 * 32767 voxels: far past maxVoxelBytes, refused without allocating
+    const huge = edit(good, (dv) => (dv.setInt16(40, 4, true), [42, 44, 46, 48].forEach((o) => dv.setInt16(o, 32767, true))));
+    const d = memoryDelta(() => expectCode(huge, 'too_large', 'huge dims', 200));
+    expect(d.arrayBuffers).toBeLessThan(4 * MiB);
+    expect(codeOf(good, { maxVoxelBytes: 139 })).toBe('too_large');
+    expect(codeOf(good, { maxVoxelBytes: 140 })).toBe('ok');
+    // NIfTI-2: 64-bit dims past 2^53 or whose product overflows
+    expectCode(edit(nifti2, (dv) => dv.setBigInt64(24, 2n ** 62n, true)), 'bad_dims', 'NIfTI-2 dim 2^62');
+    expectCode(edit(nifti2, (dv) => [24, 32, 40].forEach((o) => dv.setBigInt64(o, 2n ** 40n, true))), 'too_large', 'NIfTI-2 2^120 voxels');
+    expectCode(edit(nifti2, (dv) => dv.setBigInt64(24, -1n, true)), 'bad_dims', 'NIfTI-2 dim -1');
+    // geometry that cannot be a matrix: NaN pixdim under a qform, NaN in the sform
+    expectCode(edit(good, (dv) => (dv.setInt16(252, 1, true), dv.setInt16(254, 0, true), dv.setFloat32(80, Number.NaN, true))), 'bad_geometry', 'NaN pixdim');
+    expectCode(edit(good, (dv) => dv.setFloat32(284, Number.POSITIVE_INFINITY, true)), 'bad_geometry', 'Inf in srow_x');
+  });
+
+  it('N7: a gzip bomb past the declared data stops at the header-derived cap, without holding the bomb', () => {
+    const bomb = new Uint8Array(gzipSync(Buffer.concat([good, Buffer.alloc(200 * MiB)]), { level: 9 }));
     expect(bomb.length).toBeLessThan(400_000);
-    const before = process.memoryUsage().arrayBuffers;
-    expect(codeOf(new Uint8Array(bomb))).toBe('decompressed_too_large');
-    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
-    const forged = new Uint8Array(gzipSync(good));
-    new DataView(forged.buffer).setUint32(forged.length - 4, 512 * 1024 * 1024, true);
-    const b2 = process.memoryUsage().arrayBuffers;
-    expect(['ok', 'truncated']).toContain(codeOf(forged));
-    expect(process.memoryUsage().arrayBuffers - b2).toBeLessThan(16 * 1024 * 1024);
+    let o: ReturnType<typeof attempt> | undefined;
+    const d = memoryDelta(() => (o = attempt(bomb)));
+    expect(o!.ok ? 'ok' : o!.code).toBe('decompressed_too_large');
+    expect(o!.ms).toBeLessThan(2000);
+    expect(d.arrayBuffers).toBeLessThan(16 * MiB);
   });
-  it('N8: .hdr/.img pair headers are refused; multi-member gzip is read whole', () => {
+
+  it('N7: the §6.3 512³ bomb stops at limits.maxInflatedBytes (a genuine file that size is read under the default limits)', () => {
+    const h = new Uint8Array(352);
+    const dv = new DataView(h.buffer);
+    dv.setInt32(0, 348, true);
+    [3, 512, 512, 512].forEach((v, i) => dv.setInt16(40 + 2 * i, v, true));
+    dv.setInt16(70, 2, true);
+    dv.setInt16(72, 8, true);
+    dv.setFloat32(108, 352, true);
+    h.set([0x6e, 0x2b, 0x31, 0], 344);
+    const bomb = new Uint8Array(gzipSync(Buffer.concat([h, Buffer.alloc(512 ** 3)]), { level: 9 }));
+    expect(bomb.length).toBeLessThan(200_000);
+    const cap = 32 * MiB;
+    let o: ReturnType<typeof attempt> | undefined;
+    const d = memoryDelta(() => (o = attempt(bomb, { maxInflatedBytes: cap })));
+    expect(o!.ok ? 'ok' : o!.code).toBe('decompressed_too_large');
+    expect(o!.ms).toBeLessThan(5000);
+    expect(d.arrayBuffers).toBeLessThan(cap + 64 * MiB);
+    expect(d.rss).toBeLessThan(cap + 64 * MiB);
+  });
+
+  it('N7: forged ISIZE (0, 1, 2^32-1) is never used to allocate; the length check fails the stream', () => {
+    const z = gz(good);
+    for (const isize of [0, 1, 0xffffffff]) {
+      const forged = edit(z, (dv) => dv.setUint32(z.length - 4, isize, true));
+      let o: ReturnType<typeof attempt> | undefined;
+      const d = memoryDelta(() => (o = attempt(forged)));
+      expect(o!.ok ? 'ok' : o!.code, `ISIZE ${isize}`).toBe('decode_failed');
+      expect(d.arrayBuffers).toBeLessThan(16 * MiB);
+    }
+  });
+
+  it('N7: the ratio guard lets real high-ratio files through (mricron JHU atlases, 108:1 and 151:1)', () => {
+    for (const name of ['JHU-WhiteMatter-labels-2mm.nii.gz', 'JHU-WhiteMatter-labels-1mm.nii.gz']) {
+      const file = requireData(`${MRICRON}/${name}`);
+      const bytes = new Uint8Array(readFileSync(file));
+      const ratio = gunzipSync(bytes).length / statSync(file).size;
+      expect(ratio).toBeGreaterThan(100);
+      expect(codeOf(bytes)).toBe('ok');
+    }
+  });
+
+  it('N8: pair headers and ni1 magic are refused; multi-member gzip is read whole; trailing junk is refused', () => {
     expect(codeOf(new Uint8Array(readFileSync(`${NIBABEL_DATA}/nifti1.hdr`)))).toBe('not_nifti');
-    const two = Buffer.concat([gzipSync(good.subarray(0, 1000)), gzipSync(good.subarray(1000))]);
-    const v = readNifti(new Uint8Array(two), ctx, 'multi');
-    expect(Buffer.compare(Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength), Buffer.from(plain.data.buffer, plain.data.byteOffset, plain.data.byteLength))).toBe(0);
+    expect(codeOf(new Uint8Array(readFileSync(`${NIBABEL_DATA}/nifti2.hdr`)))).toBe('not_nifti');
+    expectCode(edit(good, (_, b) => b.set([0x6e, 0x69, 0x31, 0], 344)), 'not_nifti', 'ni1 magic in a single file');
+    // members split inside the header (first member 100 bytes) and inside the data
+    for (const cuts of [[100], [100, 400], [1, 351, 352, 491]]) {
+      const parts: Buffer[] = [];
+      let at = 0;
+      for (const c of [...cuts, good.length]) {
+        parts.push(gzipSync(good.subarray(at, c)));
+        at = c;
+      }
+      const o = attempt(new Uint8Array(Buffer.concat(parts)));
+      expect(o.ok && sha256(o.volume), `members cut at ${cuts.join(',')}`).toBe(sha256(goodVolume));
+    }
+    expect(codeOf(new Uint8Array(Buffer.concat([gzipSync(good), Buffer.from('not a gzip member')])))).toBe('decode_failed');
+  });
+
+  it('input larger than limits.maxFileBytes is refused before it is parsed', () => {
+    expect(codeOf(good, { maxFileBytes: 491 })).toBe('too_large');
   });
 });
