@@ -54,9 +54,31 @@ export const convertCommand = defineCommand({
 async function encode(v: Volume, kind: OutKind): Promise<Uint8Array> {
   if (kind === 'png') {
     if ((v.shape[2] ?? 1) !== 1) throw new GatedError('usage', `PNG output needs a 2D input; this one has ${v.shape[2]} slices (write .nii.gz instead)`);
-    return writePng(v);
+    return writePng(v, pngWindow(v));
   }
   return writeNifti(v, { gzip: kind === 'nii.gz' });
+}
+
+/**
+ * PNG holds 0-65535. Values that fit are written as they are; otherwise (CT in Hounsfield units, floats)
+ * the series' own display window is used, or the value range when there is none.
+ */
+function pngWindow(v: Volume): { window?: [number, number] } {
+  const slope = v.meta.rescale?.slope ?? 1;
+  const inter = v.meta.rescale?.intercept ?? 0;
+  let lo = Infinity;
+  let hi = -Infinity;
+  let integral = true;
+  for (let i = 0; i < v.data.length; i++) {
+    const x = (v.data[i] as number) * slope + inter;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+    if (integral && !Number.isInteger(x)) integral = false;
+  }
+  if (integral && lo >= 0 && hi <= 65535) return {};
+  const w = v.meta.window;
+  if (w && w.width > 0) return { window: [w.center - w.width / 2, w.center + w.width / 2] };
+  return { window: [lo, hi > lo ? hi : lo + 1] };
 }
 
 async function resolveTarget(output: string): Promise<{ kind: 'file'; path: string; format: OutKind } | { kind: 'folder'; path: string }> {

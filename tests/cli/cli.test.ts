@@ -98,8 +98,13 @@ print(json.dumps({'data': bool(np.array_equal(np.asarray(a.dataobj), np.asarray(
     const out = join(tmp, 'ct.png');
     const r = await gv('convert', CT, out);
     expect(r.code).toBe(0);
-    const size = pythonJson<number[]>(`import json,sys; from PIL import Image; print(json.dumps(list(Image.open(sys.argv[1]).size)))`, [out]);
-    expect(size).toEqual([128, 128]);
+    const png = pythonJson<{ size: number[]; distinct: number }>(
+      `import json,sys,numpy as np; from PIL import Image; im=Image.open(sys.argv[1]); print(json.dumps({'size': list(im.size), 'distinct': int(len(np.unique(np.asarray(im))))}))`,
+      [out],
+    );
+    expect(png.size).toEqual([128, 128]);
+    // Hounsfield values go through the series' display window, not clipped to black
+    expect(png.distinct).toBeGreaterThan(50);
   });
 
   it('3D → PNG is a usage error and writes nothing', async () => {
