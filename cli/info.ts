@@ -1,6 +1,6 @@
 /** `gatedvision info <input> [--json]`: what an input holds, with geometry and every problem found. */
 import { defineCommand } from 'citty';
-import { loadInput } from '../io/load.ts';
+import { describeInput } from '../pipelines/convert.ts';
 import type { LoadResult } from '../io/types.ts';
 import { progressReporter } from './output.ts';
 
@@ -46,7 +46,7 @@ export const infoCommand = defineCommand({
     const progress = progressReporter('reading', Boolean(args.json));
     let res: LoadResult;
     try {
-      res = await loadInput(args.input, { onProgress: progress.onProgress, resample: Boolean(args.resample) });
+      res = await describeInput(args.input, { onProgress: progress.onProgress, resample: Boolean(args.resample) });
     } finally {
       progress.stop();
     }

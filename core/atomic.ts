@@ -7,7 +7,7 @@ import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { toGatedError } from './errors.ts';
 
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+export async function writeFileAtomic(path: string, data: Uint8Array | string | Uint8Array[]): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true }).catch((e: unknown) => {
     throw toGatedError(e, 'io_error', `cannot create ${dir}`);
@@ -16,7 +16,11 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
-      await fh.writeFile(data);
+      if (Array.isArray(data)) {
+        for (const part of data) {
+          for (let done = 0; done < part.length; ) done += (await fh.write(part, done, part.length - done)).bytesWritten;
+        }
+      } else await fh.writeFile(data);
       await fh.sync();
     } finally {
       await fh.close();

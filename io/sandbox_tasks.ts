@@ -11,6 +11,17 @@ export const SANDBOX_TASKS: Record<string, Task> = {
     const { loadInputDirect } = await import('./load.ts');
     return loadInputDirect(path, { ...opts, onProgress: progress });
   },
+  convert: async (payload, progress) => {
+    const { input, target, opts } = payload as { input: string; target: import('../pipelines/convert.ts').ConvertTarget; opts: LoadOptions };
+    const { convertInputDirect } = await import('../pipelines/convert.ts');
+    return convertInputDirect(input, target, { ...opts, onProgress: progress });
+  },
+  describe: async (payload, progress) => {
+    const { input, opts } = payload as { input: string; opts: LoadOptions };
+    const { loadInputDirect } = await import('./load.ts');
+    const { stripVoxels } = await import('../pipelines/convert.ts');
+    return stripVoxels(await loadInputDirect(input, { ...opts, onProgress: progress }));
+  },
 };
 
 // Misbehaving tasks that prove the sandbox contains crashes, hangs and runaway memory; only present when

@@ -19,6 +19,22 @@ export interface WriteNiftiOptions {
 }
 
 export function writeNifti(volume: Volume, opts: WriteNiftiOptions = {}): Uint8Array {
+  const parts = niftiParts(volume, opts);
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/**
+ * The file as [header, voxels] without copying scalar voxel data (a view on volume.data), for writers that
+ * can write several buffers; gzipped output is one buffer.
+ */
+export function niftiParts(volume: Volume, opts: WriteNiftiOptions = {}): Uint8Array[] {
   // Voxel bytes are copied as they lie in memory, which is little-endian on every host Node supports today.
   if (isBigEndianHost()) throw new GatedError('internal', 'the NIfTI writer needs a little-endian host');
   if (dtypeOf(volume.data) !== volume.dtype) throw new GatedError('shape', `dtype is ${volume.dtype} but the data array holds ${dtypeOf(volume.data)}`);
@@ -43,7 +59,7 @@ export function writeNifti(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
   const datatype = rgb ? 128 : CODES[volume.dtype]!;
   const bitpix = rgb ? 24 : BITS[volume.dtype]!;
   const dataBytes = (n3 * extra * bitpix) / 8;
-  const out = new Uint8Array(voxOffset + dataBytes);
+  const out = new Uint8Array(voxOffset);
   const dv = new DataView(out.buffer);
   // Derive the qform from the float32 sform as stored, so that reading a written file and writing it
   // again reproduces the same bytes.
@@ -93,8 +109,9 @@ export function writeNifti(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
   }
   // extension flag bytes stay zero: no extensions
 
-  const body = out.subarray(voxOffset);
+  let body: Uint8Array;
   if (rgb) {
+    body = new Uint8Array(dataBytes);
     const src = volume.data as Uint8Array;
     for (let t = 0; t < extra; t++) {
       for (let v = 0; v < n3; v++) {
@@ -105,13 +122,12 @@ export function writeNifti(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
       }
     }
   } else {
-    const src = new Uint8Array(volume.data.buffer, volume.data.byteOffset, volume.data.byteLength);
-    body.set(src);
+    body = new Uint8Array(volume.data.buffer, volume.data.byteOffset, volume.data.byteLength);
   }
-  if (!opts.gzip) return out;
+  if (!opts.gzip) return [out, body];
   // level 6 and no timestamp/name in the gzip header keep the output deterministic
-  const gz = gzipSync(out, { level: 6 });
-  return new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength);
+  const gz = gzipSync(Buffer.concat([out, body]), { level: 6 });
+  return [new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)];
 }
 
 // --- internal ---

@@ -1,0 +1,124 @@
+/**
+ * io benchmark: the same inputs loaded by us and by pydicom+numpy, dcm2niix and nibabel, in one run,
+ * each as a whole process (start-up included), repeated; medians of wall time and of the peak resident
+ * memory of the whole process tree (our sandbox child included), sampled from /proc.
+ *
+ *   /usr/bin/python3 bench/io/make_data.py /tmp/gv-bench     # once: builds the inputs from Colin27
+ *   npx tsx bench/io/run.ts /tmp/gv-bench [--repeat 5] [--markdown]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+interface Sample {
+  ms: number;
+  peakMb: number;
+}
+
+const root = join(import.meta.dirname, '..', '..');
+const BIN = join(root, 'bin', 'gatedvision.mjs');
+const PY = '/usr/bin/python3';
+
+export async function measure(cmd: string, args: string[]): Promise<Sample> {
+  const t0 = performance.now();
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (err.length < 4000) err += d.toString();
+  });
+  let peak = 0;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, treeRssMb(child.pid!));
+  }, 10);
+  const code: number = await new Promise((res) => child.on('exit', (c) => res(c ?? -1)));
+  clearInterval(timer);
+  const ms = performance.now() - t0;
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`);
+  return { ms, peakMb: peak };
+}
+
+function treeRssMb(pid: number): number {
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop()!;
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        const kids = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim();
+        if (kids) for (const k of kids.split(/\s+/)) stack.push(Number(k));
+      }
+    } catch {
+      // the process ended between samples
+    }
+  }
+  return total;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string', default: '5' }, markdown: { type: 'boolean' } } });
+  const data = positionals[0] ?? '/tmp/gv-bench';
+  const repeat = Number(values.repeat);
+  const out = mkdtempSync(join(tmpdir(), 'gv-bench-out-'));
+  const cases: { input: string; volumeMb: number; tools: [string, string, string[]][] }[] = [
+    {
+      input: 'DICOM 512x512x300 int16, explicit VR LE',
+      volumeMb: (512 * 512 * 300 * 2) / 2 ** 20,
+      tools: [
+        ['gatedvision convert → .nii', process.execPath, [BIN, 'convert', join(data, 'plain'), join(out, 'a.nii')]],
+        ['pydicom + numpy', PY, [join(root, 'bench/io/pydicom_load.py'), join(data, 'plain')]],
+        ['dcm2niix', 'dcm2niix', ['-z', 'n', '-b', 'n', '-f', 'd2n', '-o', out, join(data, 'plain')]],
+      ],
+    },
+    {
+      input: 'DICOM 512x512x300 int16, JPEG-LS lossless',
+      volumeMb: (512 * 512 * 300 * 2) / 2 ** 20,
+      tools: [
+        ['gatedvision convert → .nii', process.execPath, [BIN, 'convert', join(data, 'jpegls'), join(out, 'b.nii')]],
+        // Debian's dcm2niix is built without JPEG-LS, so it has no row here.
+        ['pydicom + numpy (gdcm)', PY, [join(root, 'bench/io/pydicom_load.py'), join(data, 'jpegls')]],
+      ],
+    },
+    {
+      input: 'NIfTI .nii.gz 512x512x300 int16',
+      volumeMb: (512 * 512 * 300 * 2) / 2 ** 20,
+      tools: [
+        ['gatedvision convert → .nii', process.execPath, [BIN, 'convert', join(data, 'volume.nii.gz'), join(out, 'c.nii')]],
+        ['nibabel', PY, [join(root, 'bench/io/nibabel_load.py'), join(data, 'volume.nii.gz')]],
+      ],
+    },
+  ];
+  const rows: string[] = [];
+  for (const c of cases) {
+    const results: { name: string; ms: number; peakMb: number }[] = [];
+    // Interleave tools within each repeat so machine noise hits all of them alike.
+    const samples = new Map<string, Sample[]>();
+    for (let r = 0; r < repeat + 1; r++) {
+      for (const [name, cmd, args] of c.tools) {
+        const s = await measure(cmd, args);
+        if (r > 0) samples.set(name, [...(samples.get(name) ?? []), s]); // first round warms the page cache
+      }
+    }
+    for (const [name] of c.tools) {
+      const s = samples.get(name)!;
+      results.push({ name, ms: median(s.map((x) => x.ms)), peakMb: median(s.map((x) => x.peakMb)) });
+    }
+    const ours = results[0]!;
+    for (const r of results) {
+      rows.push(`| ${c.input} | ${r.name} | ${r.ms.toFixed(0)} | ${(r.ms / ours.ms).toFixed(2)} | ${r.peakMb.toFixed(0)} | ${(r.peakMb / c.volumeMb).toFixed(2)} |`);
+    }
+  }
+  rmSync(out, { recursive: true, force: true });
+  const header = `| input | tool | median wall ms | ratio to ours | median peak RSS MiB (process tree) | peak / volume size |\n|---|---|---|---|---|---|`;
+  const meta = `${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, repeat ${repeat} (+1 warm-up)`;
+  process.stdout.write(`${meta}\n\n${header}\n${rows.join('\n')}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
