@@ -6,6 +6,18 @@ import { dirname, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// tfjs-core ships its gradient registrations only as ES modules with directory imports, which Node cannot
+// load; bundled once into a CommonJS file they register into tfjs's global gradient registry.
+await build({
+  entryPoints: [join(root, 'node_modules/@tensorflow/tfjs-core/dist/register_all_gradients.js')],
+  outfile: join(root, 'kernels/generated/tfjs_gradients.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  logLevel: 'warning',
+});
 await build({
   entryPoints: { gatedvision: join(root, 'cli/main.ts'), sandbox_child: join(root, 'io/sandbox_child.ts') },
   outdir: join(root, 'dist'),

@@ -1,0 +1,17 @@
+/** WebGPU kernel for DepthwiseConv2dFused. */
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { WebGPUBackend } from '../_webgpu_internal.ts';
+import { DepthwiseConv2dFused, type DwAttrs } from '../kernel_names.ts';
+import { DwconvProgram } from './webgpu_program.ts';
+
+const dwconvWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, filter, bias, gate } = inputs as Record<string, TensorInfo>;
+  const { activation, hasGate } = attrs as unknown as DwAttrs;
+  const [, H, W, C] = x!.shape as [number, number, number, number];
+  const [KH, KW] = filter!.shape as [number, number];
+  const program = new DwconvProgram(x!.shape, activation, hasGate);
+  const uniforms = [H, W, C, KH, KW].map((v) => ({ type: 'int32', data: [v] }));
+  return (backend as WebGPUBackend).runWebGPUProgram(program, hasGate ? [x!, filter!, bias!, gate!] : [x!, filter!, bias!], 'float32', uniforms);
+};
+
+export const dwconvWebgpuConfig: KernelConfig = { kernelName: DepthwiseConv2dFused, backendName: 'webgpu', kernelFunc: dwconvWebgpu };

@@ -1,0 +1,24 @@
+/**
+ * Gradient of GatedLinearAttention: the vector-Jacobian product of the reference implementation, so any
+ * backend that runs the fast forward kernel trains with gradients equal to the reference's.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
+import { GatedLinearAttention, type GlaAttrs } from '../kernel_names.ts';
+import { glaReference } from './reference.ts';
+import { vjp } from '../vjp.ts';
+
+export const glaGradConfig: GradConfig = {
+  kernelName: GatedLinearAttention,
+  inputsToSave: ['q', 'k', 'v', 'logDecay', 'acc'],
+  gradFunc: (dy, saved, attrs: NamedAttrMap) => {
+    const [q, k, v, g, acc] = saved as tf.Tensor4D[];
+    const { reverse, scale } = attrs as unknown as GlaAttrs;
+    const [dq, dk, dv, dg, dacc] = vjp(
+      (a, b, c, d, e) => glaReference(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor4D, e as tf.Tensor4D, reverse, scale),
+      [q!, k!, v!, g!, acc!],
+      dy as tf.Tensor,
+    );
+    return { q: () => dq!, k: () => dk!, v: () => dv!, logDecay: () => dg!, acc: () => dacc! };
+  },
+};
