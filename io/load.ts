@@ -92,10 +92,11 @@ async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejecti
   const dicom: InputItem[] = [];
   const others: { item: InputItem; format: SniffedFormat }[] = [];
   for (const item of items) {
-    const bytes = await item.read();
-    const format = sniffFormat(bytes.subarray(0, 512));
-    if (format === 'dicom') dicom.push(memoryItem(item.name, bytes));
-    else others.push({ item: memoryItem(item.name, bytes), format });
+    // sniff from the head only: a folder of DICOM files is read whole once, later, one file at a time
+    const head = item.readHead ? await item.readHead(512) : (await item.read()).subarray(0, 512);
+    const format = sniffFormat(head);
+    if (format === 'dicom') dicom.push(item);
+    else others.push({ item, format });
   }
   if (dicom.length > 0) {
     for (const { item, format } of others) rejected.push({ name: item.name, code: 'not_dicom', message: `skipped: ${format} file among DICOM files` });
@@ -155,7 +156,7 @@ async function walkFolder(root: string, limits: Limits): Promise<{ items: InputI
 }
 
 function fileItem(path: string, name: string, size: number): InputItem {
-  return { name, size, read: () => readBytes(path) };
+  return { name, size, read: () => readBytes(path), readHead: (n) => readHead(path, n) };
 }
 
 function memoryItem(name: string, bytes: Uint8Array): InputItem {

@@ -8,6 +8,8 @@ export interface InputItem {
   name: string;
   size: number;
   read(): Promise<Uint8Array>;
+  /** The first `n` bytes (or all, if shorter), when reading a head is cheaper than reading the item. */
+  readHead?(n: number): Promise<Uint8Array>;
 }
 
 export interface Progress {

@@ -6,15 +6,17 @@
 import { GatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
 import type { Vec3 } from '../geometry.ts';
-import { item, num, nums, parseDataSet, str, us, type DataSet } from './dataset.ts';
+import { item, num, nums, readDicomFile, str, us, type DataSet } from './dataset.ts';
 import { decodePixels } from './pixels.ts';
-import { KNOWN_UNSUPPORTED, TRANSFER_SYNTAXES, type TransferSyntax } from './transfer_syntax.ts';
+import type { TransferSyntax } from './transfer_syntax.ts';
 import type { DicomObject, FrameGeometry } from './types.ts';
 
 export interface ParseOptions {
   limits: Limits;
   name: string;
   index: number;
+  /** Size of the whole file when `bytes` is only its head (header parse only). */
+  fileSize?: number;
 }
 
 export type DicomHeader = Omit<DicomObject, 'pixels'>;
@@ -45,7 +47,8 @@ export async function parseDicom(bytes: Uint8Array, opts: ParseOptions): Promise
 // --- internal ---
 
 function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeader; ds: DataSet; ts: TransferSyntax } {
-  const ds = parseDataSet(bytes, opts.limits);
+  const ds = parseDataSet(bytes, opts.limits, opts.fileSize ?? bytes.length);
+  const fileSize = opts.fileSize ?? bytes.length;
   const tsUid = str(ds, 'x00020010')?.replace(/\0/g, '').trim() ?? '';
   const ts = TRANSFER_SYNTAXES.get(tsUid);
   if (!ts) {
@@ -65,7 +68,6 @@ function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeade
   const planarConfiguration = (us(ds, 'x00280006') ?? 0) === 1 ? 1 : 0;
   const numberOfFrames = Math.max(1, Math.trunc(num(ds, 'x00280008') ?? 1));
   const photometric = (str(ds, 'x00280004') ?? (samplesPerPixel === 3 ? 'RGB' : 'MONOCHROME2')).trim().toUpperCase();
-  const warnings: { code: string; message: string }[] = [];
 
   if (rows < 1 || columns < 1) throw new GatedError('bad_geometry', `image is ${columns}x${rows}`);
   if (![1, 8, 16, 32].includes(bitsAllocated)) throw new GatedError('bad_geometry', `BitsAllocated is ${bitsAllocated}; 1, 8, 16 or 32 expected`);
@@ -84,9 +86,9 @@ function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeade
     if (pixel.hadUndefinedLength || pixel.encapsulatedPixelData) throw new GatedError('bad_length', 'native pixel data has an undefined length');
     const need = photometric === 'YBR_FULL_422' ? (expected / 3) * 2 : expected;
     if (pixel.length < need) {
-      throw new GatedError(pixel.dataOffset + pixel.length >= ds.byteArray.length ? 'truncated' : 'bad_geometry', `PixelData has ${pixel.length} bytes; the header implies ${need}`);
+      throw new GatedError(pixel.dataOffset + pixel.length >= fileSize ? 'truncated' : 'bad_geometry', `PixelData has ${pixel.length} bytes; the header implies ${need}`);
     }
-  } else if (!pixel.fragments || pixel.fragments.length === 0) {
+  } else if (fileSize === bytes.length && (!pixel.fragments || pixel.fragments.length === 0)) {
     throw new GatedError('bad_length', 'encapsulated PixelData holds no fragments');
   }
   if (ts.uid === '1.2.840.10008.1.2.4.51' && bitsAllocated > 8) {

@@ -27,8 +27,7 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     try {
-      const bytes = await item.read();
-      headers.push(parseDicomHeader(bytes, { limits: ctx.limits, name: item.name, index: i }));
+      headers.push(await readHeaderOf(item, ctx, i));
       itemOf.push(item);
     } catch (e) {
       const err = toGatedError(e, 'not_dicom');
@@ -71,6 +70,21 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
 }
 
 // --- internal ---
+
+const HEAD_BYTES = 64 * 1024;
+
+/** Header from the file head when the item can give one; the whole file when the head is not enough. */
+async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<DicomHeader> {
+  if (item.readHead && item.size > HEAD_BYTES) {
+    const head = await item.readHead(HEAD_BYTES);
+    try {
+      return parseDicomHeader(head, { limits: ctx.limits, name: item.name, index, fileSize: item.size });
+    } catch {
+      // a data set longer than the head (or deflated): fall through to the whole file
+    }
+  }
+  return parseDicomHeader(await item.read(), { limits: ctx.limits, name: item.name, index });
+}
 
 async function decodeStack(plan: StackPlan, headers: DicomHeader[], items: InputItem[], ctx: ReadContext, tick: () => void): Promise<{ volume: Volume | undefined; failed: Rejection[] }> {
   const h = plan.order[0]!.header;

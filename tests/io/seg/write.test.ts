@@ -113,7 +113,6 @@ describe('writeDicomSeg', () => {
     const a = writeDicomSeg(labels, source, [{ label: 1, name: 'Sphere' }, { label: 2, name: 'Box' }]);
     const b = writeDicomSeg(toCanonical(labels), source, [{ label: 1, name: 'Sphere' }, { label: 2, name: 'Box' }]);
     const pixels = (x: Uint8Array) => Buffer.from(x.subarray(x.length - Math.ceil((labels.shape[0]! * labels.shape[1]! * 20) / 8)));
-    expect(a.length).toBe(b.length);
     expect(pixels(a).equals(pixels(b))).toBe(true);
   });
 
