@@ -98,9 +98,14 @@ function encodeValue(vr: string, value: Value): Uint8Array {
     list.forEach((v, i) => bin[1](dv, i * bin[0], v));
     return b;
   }
-  let s = typeof value === 'string' ? value : nums!.map((n) => (vr === 'DS' ? formatDS(n) : String(n))).join('\\');
-  if (s.length % 2) s += vr === 'UI' ? '\0' : ' ';
-  return new TextEncoder().encode(s);
+  const s = typeof value === 'string' ? value : nums!.map((n) => (vr === 'DS' ? formatDS(n) : String(n))).join('\\');
+  // Padding goes by encoded bytes: a UTF-8 name such as 'Müller' has more bytes than characters.
+  const bytes = new TextEncoder().encode(s);
+  if (bytes.length % 2 === 0) return bytes;
+  const padded = new Uint8Array(bytes.length + 1);
+  padded.set(bytes);
+  padded[bytes.length] = vr === 'UI' ? 0 : 0x20;
+  return padded;
 }
 
 /** Decimal strings are limited to 16 characters. */
