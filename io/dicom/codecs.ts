@@ -25,6 +25,9 @@ export async function decodeFrame(codec: Codec, data: Uint8Array, spec: FrameSpe
       case 'rle':
         return decodeRle(data, spec);
       case 'jpeg':
+        if (sofPrecision(data) > 8) {
+          throw new GatedError('unsupported_transfer_syntax', `${sofPrecision(data)}-bit lossy JPEG (JPEG Extended, 1.2.840.10008.1.2.4.51) has no decoder here; transcode to a lossless syntax`);
+        }
         return await wasmDecode('jpeg', spec.samplesPerPixel === 3 && spec.photometric === 'RGB' ? withoutColourTransform(data) : data, spec);
       case 'jpeg-ls':
         return await wasmDecode('jpeg-ls', data, spec);
@@ -98,16 +101,19 @@ async function wasmDecode(kind: WasmKind, data: Uint8Array, spec: FrameSpec): Pr
 /**
  * DICOM's PhotometricInterpretation RGB means the JPEG components are R, G, B, but libjpeg assumes YCbCr
  * for 3-component streams without an Adobe marker. Inserting an Adobe APP14 segment with transform 0
- * right after SOI tells the decoder not to convert; streams that already carry APP14 are left alone.
+ * right after SOI tells the decoder not to convert; streams that already carry a complete Adobe APP14
+ * are left alone (pydicom's Pillow path makes the same distinction).
  */
 export function withoutColourTransform(data: Uint8Array): Uint8Array {
   if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) return data;
   for (let i = 2; i + 4 <= data.length; ) {
     if (data[i] !== 0xff) break;
     const marker = data[i + 1]!;
-    if (marker === 0xee) return data;
+    const len = (data[i + 2]! << 8) | data[i + 3]!;
+    // only a complete Adobe segment (with its transform byte) counts, as for libjpeg and Pillow
+    if (marker === 0xee && len >= 14 && String.fromCharCode(...data.subarray(i + 4, i + 9)) === 'Adobe') return data;
     if (marker === 0xda || marker === 0xd9) break;
-    i += 2 + ((data[i + 2]! << 8) | data[i + 3]!);
+    i += 2 + len;
   }
   const app14 = [0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00];
   const out = new Uint8Array(data.length + app14.length);
@@ -115,6 +121,17 @@ export function withoutColourTransform(data: Uint8Array): Uint8Array {
   out.set(app14, 2);
   out.set(data.subarray(2), 2 + app14.length);
   return out;
+}
+
+/** Sample precision from the first SOF segment of a JPEG stream (0 when none is found). */
+function sofPrecision(data: Uint8Array): number {
+  for (let i = 2; i + 4 < data.length && data[i] === 0xff; ) {
+    const marker = data[i + 1]!;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return data[i + 4]!;
+    if (marker === 0xda || marker === 0xd9) break;
+    i += 2 + ((data[i + 2]! << 8) | data[i + 3]!);
+  }
+  return 0;
 }
 
 function decodeJpegLossless(data: Uint8Array, spec: FrameSpec): Uint8Array {

@@ -1,58 +1,54 @@
 /**
- * dicom-parser behind our own bounds: its throws (strings, objects, TypeErrors) become typed errors,
- * deflate is inflated with an output cap, and after parsing every element of the tree is checked to lie
- * inside the buffer and every sequence to nest at most limits.maxSequenceDepth deep.
+ * A DICOM Part 10 file as data sets: the file meta header and the body, both walked by our own bounded
+ * walker (walk.ts) and exposed through dicom-parser's DataSet accessors. Deflated bodies are inflated
+ * here with an output cap; the transfer syntax is looked up before the body is read.
  */
-import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import { inflateRawSync } from 'node:zlib';
-import { GatedError, toGatedError, type ErrorCode } from '../../core/errors.ts';
+import { GatedError, toGatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
+import { KNOWN_UNSUPPORTED, TRANSFER_SYNTAXES, type TransferSyntax } from './transfer_syntax.ts';
+import { looksExplicit, walkDataSet, type Encoding } from './walk.ts';
 
 export type { DataSet, Element };
 
-/**
- * `fileSize` larger than `bytes` means `bytes` is only the head of the file: parsing stops at PixelData
- * (its declared length is checked against the real file size instead of the prefix).
- */
-export function parseDataSet(bytes: Uint8Array, limits: Limits, fileSize = bytes.length): DataSet {
-  const headOnly = fileSize > bytes.length;
+export interface DicomFile {
+  meta: DataSet;
+  /** The body; its byteArray is the inflated data for deflated files. */
+  ds: DataSet;
+  ts: TransferSyntax;
+  encoding: Encoding;
+  warnings: { code: string; message: string }[];
+}
+
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+
+/** `fileSize` > bytes.length: `bytes` is the head of a file of that size (header reading only). */
+export function readDicomFile(bytes: Uint8Array, limits: Limits, fileSize = bytes.length): DicomFile {
   if (bytes.length < 132 || bytes[128] !== 0x44 || bytes[129] !== 0x49 || bytes[130] !== 0x43 || bytes[131] !== 0x4d) {
     throw new GatedError('not_dicom', 'no DICM marker at byte 128: not a DICOM Part 10 file');
   }
-  let ds: DataSet;
-  try {
-    ds = dicomParser.parseDicom(bytes, {
-      ...(headOnly ? { untilTag: 'x7fe00010' } : {}),
-      inflater: (arr: Uint8Array, position: number) => {
-        let inflated: Buffer;
-        try {
-          inflated = inflateRawSync(arr.subarray(position), { maxOutputLength: limits.maxInflatedBytes });
-        } catch (e) {
-          if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-            throw new GatedError('decompressed_too_large', `deflated data inflates past ${limits.maxInflatedBytes} bytes`);
-          }
-          throw new GatedError('truncated', 'the deflated data set is damaged', { cause: e });
-        }
-        const full = new Uint8Array(position + inflated.length);
-        full.set(arr.subarray(0, position));
-        full.set(inflated, position);
-        return full;
-      },
-    } as never);
-  } catch (e) {
-    throw classify(e);
+  if (fileSize > limits.maxFileBytes) throw new GatedError('too_large', `the file has ${fileSize} bytes; the limit is ${limits.maxFileBytes}`);
+  const warnings: DicomFile['warnings'] = [];
+  const { ds: meta, end: metaEnd } = walkDataSet(bytes, 132, { littleEndian: true, explicit: true }, limits, { onlyGroup: 0x0002 });
+  const uid = str(meta, 'x00020010')?.replace(/\0/g, '').trim();
+  if (!uid) throw new GatedError('meta_missing_ts', 'the file meta header has no TransferSyntaxUID (0002,0010)');
+  const ts = TRANSFER_SYNTAXES.get(uid);
+  if (!ts) {
+    const known = KNOWN_UNSUPPORTED[uid];
+    throw new GatedError('unsupported_transfer_syntax', `transfer syntax ${uid}${known ? ` (${known})` : ''} is not supported`, { details: { transferSyntaxUID: uid } });
   }
-  const pixel = ds.elements.x7fe00010;
-  if (headOnly) {
-    // the head must hold the whole data set up to PixelData; its value is checked against the real size
-    if (!pixel) throw new GatedError('truncated', 'PixelData does not start within the file head');
-    if (!pixel.hadUndefinedLength && pixel.dataOffset + pixel.length > fileSize) {
-      throw new GatedError('truncated', `PixelData (${pixel.length} bytes at ${pixel.dataOffset}) runs past the end of the file (${fileSize} bytes)`);
-    }
+  if (ts.deflated && fileSize > bytes.length) throw new GatedError('truncated', 'a deflated data set cannot be read from the head of its file');
+  const body = ts.deflated ? inflate(bytes.subarray(metaEnd), limits) : bytes;
+  const start = ts.deflated ? 0 : metaEnd;
+  const encoding: Encoding = { littleEndian: ts.littleEndian, explicit: ts.uid !== IMPLICIT_LE };
+  if (ts.littleEndian && start + 6 <= body.length && looksExplicit(body, start) !== encoding.explicit) {
+    // read the body as it is encoded, not as the meta header claims (pydicom does the same)
+    encoding.explicit = !encoding.explicit;
+    warnings.push({ code: 'vr_mismatch', message: `the data set is ${encoding.explicit ? 'explicit' : 'implicit'} VR although the transfer syntax says otherwise` });
   }
-  checkTree(ds, headOnly ? Number.MAX_SAFE_INTEGER : ds.byteArray.length, limits.maxSequenceDepth, 0);
-  return ds;
+  const { ds } = walkDataSet(body, start, encoding, limits, ts.deflated ? {} : { fileSize });
+  return { meta, ds, ts, encoding, warnings };
 }
 
 /** String value with padding removed, or undefined. */
@@ -71,7 +67,7 @@ export function str(ds: DataSet, tag: string): string | undefined {
 export function nums(ds: DataSet, tag: string): number[] | undefined {
   const s = str(ds, tag);
   if (s === undefined) return undefined;
-  const out = s.split('\\').map((x) => Number(x.trim()));
+  const out = s.split('\\').map((x) => (x.trim() === '' ? Number.NaN : Number(x.trim())));
   return out.every((x) => Number.isFinite(x)) ? out : undefined;
 }
 
@@ -93,34 +89,14 @@ export function item(ds: DataSet | undefined, tag: string, index = 0): DataSet |
 
 // --- internal ---
 
-function classify(e: unknown): GatedError {
-  if (e instanceof GatedError) return e;
-  const msg = typeof e === 'string' ? e : e instanceof Error ? e.message : String((e as { exception?: unknown })?.exception ?? '');
-  let code: ErrorCode = 'bad_length';
-  if (/missing required meta header attribute 0002,0010/.test(msg)) code = 'meta_missing_ts';
-  else if (/call stack/i.test(msg)) code = 'nesting';
-  else if (/overrun|past end|end of buffer|cannot be greater than|outside the bounds|beyond|maxPosition/i.test(msg)) code = 'truncated';
-  else if (/DICM|prefix/i.test(msg)) code = 'not_dicom';
-  else if (/transfer syntax/i.test(msg)) code = 'unsupported_transfer_syntax';
-  return toGatedError(e, code, 'DICOM parse');
-}
-
-function checkTree(ds: DataSet, size: number, maxDepth: number, depth: number): void {
-  if (depth > maxDepth) throw new GatedError('nesting', `sequences nest deeper than ${maxDepth} levels`);
-  for (const key in ds.elements) {
-    const el = ds.elements[key]!;
-    if (el.dataOffset < 0 || el.length < 0 || el.dataOffset + (el.hadUndefinedLength ? 0 : el.length) > size) {
-      throw new GatedError('truncated', `element ${el.tag} (length ${el.length} at ${el.dataOffset}) runs past the end of the data (${size} bytes)`);
+function inflate(deflated: Uint8Array, limits: Limits): Uint8Array {
+  try {
+    return inflateRawSync(deflated, { maxOutputLength: limits.maxInflatedBytes });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new GatedError('decompressed_too_large', `the deflated data set inflates past ${limits.maxInflatedBytes} bytes`, { details: { limit: limits.maxInflatedBytes } });
     }
-    if (el.items) {
-      for (const it of el.items) {
-        if (it.dataSet) checkTree(it.dataSet, size, maxDepth, depth + 1);
-      }
-    }
-    if (el.fragments) {
-      for (const f of el.fragments) {
-        if (f.position < 0 || f.position + f.length > size) throw new GatedError('truncated', `pixel data fragment at ${f.position} runs past the end of the data`);
-      }
-    }
+    throw toGatedError(e, code === 'Z_BUF_ERROR' ? 'truncated' : 'bad_length', 'deflated data set');
   }
 }

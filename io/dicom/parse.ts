@@ -6,9 +6,9 @@
 import { GatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
 import type { Vec3 } from '../geometry.ts';
-import { item, num, nums, parseDataSet, str, us, type DataSet } from './dataset.ts';
+import { item, num, nums, readDicomFile, str, us, type DataSet } from './dataset.ts';
 import { decodePixels } from './pixels.ts';
-import { KNOWN_UNSUPPORTED, TRANSFER_SYNTAXES, type TransferSyntax } from './transfer_syntax.ts';
+import type { TransferSyntax } from './transfer_syntax.ts';
 import type { DicomObject, FrameGeometry } from './types.ts';
 
 export interface ParseOptions {
@@ -47,14 +47,8 @@ export async function parseDicom(bytes: Uint8Array, opts: ParseOptions): Promise
 // --- internal ---
 
 function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeader; ds: DataSet; ts: TransferSyntax } {
-  const ds = parseDataSet(bytes, opts.limits, opts.fileSize ?? bytes.length);
   const fileSize = opts.fileSize ?? bytes.length;
-  const tsUid = str(ds, 'x00020010')?.replace(/\0/g, '').trim() ?? '';
-  const ts = TRANSFER_SYNTAXES.get(tsUid);
-  if (!ts) {
-    const known = KNOWN_UNSUPPORTED[tsUid];
-    throw new GatedError('unsupported_transfer_syntax', `transfer syntax ${tsUid}${known ? ` (${known})` : ''} is not supported`, { details: { transferSyntaxUID: tsUid } });
-  }
+  const { ds, ts, warnings } = readDicomFile(bytes, opts.limits, fileSize);
   const pixel = ds.elements[PIXEL_DATA];
   if (!pixel) throw new GatedError('no_pixel_data', 'the object holds no PixelData (7FE0,0010)');
 
@@ -68,7 +62,6 @@ function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeade
   const planarConfiguration = (us(ds, 'x00280006') ?? 0) === 1 ? 1 : 0;
   const numberOfFrames = Math.max(1, Math.trunc(num(ds, 'x00280008') ?? 1));
   const photometric = (str(ds, 'x00280004') ?? (samplesPerPixel === 3 ? 'RGB' : 'MONOCHROME2')).trim().toUpperCase();
-  const warnings: { code: string; message: string }[] = [];
 
   if (rows < 1 || columns < 1) throw new GatedError('bad_geometry', `image is ${columns}x${rows}`);
   if (![1, 8, 16, 32].includes(bitsAllocated)) throw new GatedError('bad_geometry', `BitsAllocated is ${bitsAllocated}; 1, 8, 16 or 32 expected`);

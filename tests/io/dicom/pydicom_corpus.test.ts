@@ -25,12 +25,12 @@ for i, f in enumerate(files):
         ds = pydicom.dcmread(f)
     except Exception as e:
         res[f] = {'error': 'read: ' + type(e).__name__}; continue
+    ts = str(ds.file_meta.get('TransferSyntaxUID', ''))
     if 'PixelData' not in ds:
-        res[f] = {'error': 'no PixelData'}; continue
+        res[f] = {'error': 'no PixelData', 'ts': ts}; continue
     try:
         arr = ds.pixel_array
         pi = str(ds.get('PhotometricInterpretation', ''))
-        ts = str(ds.file_meta.TransferSyntaxUID)
         if pi.startswith('YBR_FULL'):
             arr = convert_color_space(arr, pi, 'RGB')
         if int(ds.get('SamplesPerPixel', 1)) == 1:
@@ -39,9 +39,20 @@ for i, f in enumerate(files):
         a.tofile(os.path.join(out, '%d.f64' % i))
         res[f] = {'i': i, 'n': int(a.size), 'ts': ts, 'shape': list(arr.shape)}
     except Exception as e:
-        res[f] = {'error': 'pixels: ' + type(e).__name__ + ': ' + str(e)[:80]}
+        res[f] = {'error': 'pixels: ' + type(e).__name__ + ': ' + str(e)[:80], 'ts': ts}
 print(json.dumps(res))
 `;
+
+/**
+ * Files pydicom decodes and we refuse, each with the code we give and why (anything else fails the test):
+ * no installed codec decodes 12-bit lossy JPEG, and pydicom's own README says the J2K stream of the
+ * third file is no longer valid (4 bytes of its SIZ segment overwritten; only Pillow decodes it).
+ */
+const JUSTIFIED_REJECTIONS: Record<string, [string, string]> = {
+  'JPEG-lossy.dcm': ['unsupported_transfer_syntax', '12-bit lossy JPEG (1.2.840.10008.1.2.4.51): no decoder'],
+  'JPGExtended.dcm': ['unsupported_transfer_syntax', '12-bit lossy JPEG (1.2.840.10008.1.2.4.51): no decoder'],
+  'JPEG2000-embedded-sequence-delimiter.dcm': ['decode_failed', 'codestream damaged on purpose (SIZ overwritten)'],
+};
 
 const LOSSY = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51', '1.2.840.10008.1.2.4.81', '1.2.840.10008.1.2.4.91', '1.2.840.10008.1.2.4.203']);
 
@@ -57,8 +68,8 @@ function walk(dir: string): string[] {
 
 const files = walk(requireData(PYDICOM_FILES));
 const out = mkdtempSync(join(tmpdir(), 'gv-pydicom-'));
-const oracle = JSON.parse(runPython(ORACLE, [out, ...files], { timeoutMs: 300_000 })) as Record<string, { i: number; n: number; ts: string; error?: undefined } | { error: string }>;
-const rows: string[] = ['| file | pydicom | ours | max abs diff |', '|---|---|---|---|'];
+const oracle = JSON.parse(runPython(ORACLE, [out, ...files], { timeoutMs: 300_000 })) as Record<string, { i: number; n: number; ts: string; error?: undefined } | { error: string; ts?: string }>;
+const rows: string[] = ['| file | transfer syntax | pydicom | ours | max abs diff |', '|---|---|---|---|---|'];
 const limits = resolveLimits();
 let rejectedWherePydicomDecodes = 0;
 let decodedWithoutOracle = 0;
@@ -73,7 +84,7 @@ describe('DICOM pixels vs pydicom (whole corpus)', () => {
         // decoded where pydicom could not: no oracle for the values, so it is listed, never counted as equal
         expect(ref.error).toMatch(/^pixels: /);
         decodedWithoutOracle++;
-        rows.push(`| ${name} | ${ref.error} | decoded, not compared | |`);
+        rows.push(`| ${name} | ${ref.ts ?? ''} | ${ref.error} | decoded, not compared | |`);
         return;
       }
       const buf = readFileSync(join(out, `${ref.i}.f64`));
@@ -87,15 +98,17 @@ describe('DICOM pixels vs pydicom (whole corpus)', () => {
       }
       const tol = LOSSY.has(ref.ts) ? 2 : 0;
       expect(maxDiff, `${name}: max |ours - pydicom| = ${maxDiff}`).toBeLessThanOrEqual(tol);
-      rows.push(`| ${name} | decoded | ${tol === 0 ? 'equal' : 'within tolerance'} | ${maxDiff} |`);
+      rows.push(`| ${name} | ${ref.ts} | decoded | ${tol === 0 ? 'equal' : `within tolerance ${tol}`} | ${maxDiff} |`);
     } catch (e) {
       if (!(e instanceof GatedError)) throw e;
+      let why = '';
       if (ref.error === undefined) {
         rejectedWherePydicomDecodes++;
-        // only transfer syntaxes we name as unsupported, or damage we detect and pydicom tolerates
-        expect(['unsupported_transfer_syntax', 'truncated', 'decode_failed'], `${name}: ${e.code} ${e.message}`).toContain(e.code);
+        const justified = JUSTIFIED_REJECTIONS[name];
+        expect(justified?.[0], `${name}: ${e.code} ${e.message}`).toBe(e.code);
+        why = ` (${justified![1]})`;
       }
-      rows.push(`| ${name} | ${ref.error ?? 'decoded'} | rejected: ${e.code} | |`);
+      rows.push(`| ${name} | ${ref.ts ?? ''} | ${ref.error ?? 'decoded'} | rejected: ${e.code}${why} | |`);
     }
   });
 
@@ -106,6 +119,6 @@ describe('DICOM pixels vs pydicom (whole corpus)', () => {
       `# pydicom corpus: ours vs pydicom ${'(apply_modality_lut of pixel_array)'}\n\n${rows.join('\n')}\n\nRejected by us but decoded by pydicom: ${rejectedWherePydicomDecodes}. Decoded by us where pydicom failed (not compared): ${decodedWithoutOracle}.\n`,
     );
     expect(rows.length).toBe(files.length + 2);
-    expect(rejectedWherePydicomDecodes).toBeLessThanOrEqual(5);
+    expect(rejectedWherePydicomDecodes).toBeLessThanOrEqual(Object.keys(JUSTIFIED_REJECTIONS).length);
   });
 });
