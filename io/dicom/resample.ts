@@ -1,87 +1,119 @@
 /**
- * Regular grid from an irregular stack (missing slices, uneven spacing, gantry tilt), as dcm2niix does:
- * output slices are spaced by the median step along the true slice normal; each output voxel takes its
- * value from the two acquired slices that bracket it along the normal (linear weights), each sampled
- * in-plane at the voxel's world position (bilinear, which undoes the tilt's in-plane shift).
+ * Regular grid from an irregular stack (missing slices, uneven spacing, gantry tilt), as dcm2niix's _Eq
+ * and _Tilt outputs do: output slices are spaced by the median step along the true slice normal,
+ * starting at the first acquired slice; each output voxel takes its value from the two acquired slices
+ * that bracket it along the normal (linear weights), each sampled in-plane at the voxel's own world
+ * position (bilinear), which undoes the tilt's in-plane shift. Output voxels that fall outside every
+ * acquired slice get the volume's minimum (air in CT, background in MR), not an invented value.
  */
-import { axisVector, cross, dicomAffine, dot, norm, scale, sub, type Vec3 } from '../geometry.ts';
-import type { Volume } from '../volume.ts';
-import type { StackPlan } from './series.ts';
+import { GatedError } from '../../core/errors.ts';
+import type { Limits } from '../../core/limits.ts';
+import { axisCodes, dicomAffine, dot, scale, sub, type Vec3 } from '../geometry.ts';
+import { realValues, type Volume } from '../volume.ts';
+import { medianOf, type StackPlan } from './series.ts';
 
-export function resampleStack(v: Volume, plan: StackPlan): Volume {
-  const [nx = 1, ny = 1] = v.shape;
-  if (v.meta.components === 'rgb' || plan.nt > 1 || plan.nz < 2) return v;
-  const g0 = plan.order[0]!.geom;
-  const o = g0.orientation!;
-  const rowDir: Vec3 = [o[0], o[1], o[2]];
-  const colDir: Vec3 = [o[3], o[4], o[5]];
-  const normal = cross(rowDir, colDir);
-  const [rowSp, colSp] = g0.pixelSpacing ?? [1, 1];
-  const d = plan.d;
-  const diffs = d.slice(1).map((x, i) => x - d[i]!).sort((a, b) => a - b);
-  const step = diffs[Math.floor(diffs.length / 2)]!;
+export function resampleStack(v: Volume, plan: StackPlan, limits: Limits): Volume {
+  const geo = plan.geometry;
+  if (!geo || plan.nz < 2) return v;
+  const [nx = 1, ny = 1, nz = 1, nb = 1] = v.shape;
+  const { iop, normal, pixelSpacing, d, positions } = geo;
+  const rowDir: Vec3 = [iop[0], iop[1], iop[2]];
+  const colDir: Vec3 = [iop[3], iop[4], iop[5]];
+  const [rowSp, colSp] = pixelSpacing;
+  const step = medianOf(d.slice(1).map((x, i) => x - d[i]!));
   const nzOut = Math.round((d.at(-1)! - d[0]!) / step) + 1;
-  const p0 = g0.position!;
-  const positions = plan.order.map((s) => s.geom.position!);
   const n2 = nx * ny;
-  const out = new Float32Array(n2 * nzOut);
-  const r = v.meta.rescale;
-  const slope = r?.slope ?? 1;
-  const inter = r?.intercept ?? 0;
-  const src = v.data;
+  const bytes = n2 * nzOut * nb * 4;
+  if (!Number.isSafeInteger(bytes) || bytes > limits.maxVoxelBytes) {
+    throw new GatedError('too_large', `resampling would need ${bytes} bytes; the limit is ${limits.maxVoxelBytes}`, { details: { slices: nzOut } });
+  }
+  const real = realValues(v);
+  let fill = Infinity;
+  for (let i = 0; i < real.length; i++) if (real[i]! < fill) fill = real[i]!;
+  const out = new Float32Array(n2 * nzOut * nb).fill(fill);
+  const p0 = positions[0]!;
   let s = 0;
   for (let k = 0; k < nzOut; k++) {
     const target = d[0]! + k * step;
     while (s + 2 < d.length && d[s + 1]! < target) s++;
     const d0 = d[s]!;
-    const d1 = d[s + 1] ?? d0;
-    const w1 = d1 > d0 ? Math.min(1, Math.max(0, (target - d0) / (d1 - d0))) : 0;
+    const d1 = d[s + 1]!;
+    const w1 = Math.min(1, Math.max(0, (target - d0) / (d1 - d0)));
     // world origin of output slice k: the first slice's origin moved along the true normal
-    const origin = [p0[0] + normal[0] * (target - d[0]!), p0[1] + normal[1] * (target - d[0]!), p0[2] + normal[2] * (target - d[0]!)];
-    for (const [slice, w] of [[s, 1 - w1], [s + 1, w1]] as const) {
-      if (w === 0 || slice >= d.length) continue;
-      // in-plane offset (in voxels) of output voxel (0,0) within acquired slice `slice`
-      const off = sub(origin, positions[slice]!);
-      const di = dot(off, rowDir) / colSp;
-      const dj = dot(off, colDir) / rowSp;
-      sampleInto(out, k * n2, src, slice * n2, nx, ny, di, dj, w, slope, inter);
+    const origin = [0, 1, 2].map((a) => p0[a]! + normal[a]! * (target - d[0]!));
+    const taps: [number, number][] = w1 === 0 ? [[s, 1]] : w1 === 1 ? [[s + 1, 1]] : [[s, 1 - w1], [s + 1, w1]];
+    const acc = new Float64Array(n2);
+    const wsum = new Float64Array(n2);
+    for (let b = 0; b < nb; b++) {
+      acc.fill(0);
+      wsum.fill(0);
+      for (const [slice, w] of taps) {
+        // in-plane offset (in voxels) of output voxel (0,0) within acquired slice `slice`
+        const off = sub(origin, positions[slice]!);
+        sampleInto(acc, wsum, real, (b * nz + slice) * n2, nx, ny, snap(dot(off, rowDir) / colSp), snap(dot(off, colDir) / rowSp), w);
+      }
+      const base = (b * nzOut + k) * n2;
+      // a voxel seen by only one of the two slices (edge of a tilted slab) takes that slice's value
+      for (let p = 0; p < n2; p++) if (wsum[p]! > 0) out[base + p] = acc[p]! / wsum[p]!;
     }
   }
-  const affine = dicomAffine(o, p0, [rowSp, colSp], scale(normal, step));
+  const affine = dicomAffine(iop, p0, pixelSpacing, scale(normal, step));
+  const rgb = v.meta.components === 'rgb';
+  const data = rgb ? Uint8Array.from(out, (x) => Math.max(0, Math.min(255, Math.round(x)))) : out;
+  const spacing = [colSp, rowSp, step, ...v.spacing.slice(3)];
+  const { rescale: _dropped, sopInstanceUIDs: _notSlices, ...meta } = v.meta;
   return {
-    ...v,
-    data: out,
-    dtype: 'float32',
-    shape: [nx, ny, nzOut],
-    spacing: [norm(axisVector(affine, 0)), norm(axisVector(affine, 1)), step],
+    data,
+    dtype: rgb ? 'uint8' : 'float32',
+    shape: [nx, ny, nzOut, ...v.shape.slice(3)],
+    spacing,
     affine,
     meta: {
-      ...v.meta,
-      rescale: undefined,
-      sopInstanceUIDs: undefined,
-      warnings: [...v.meta.warnings, { code: 'resampled', message: `resampled onto a regular grid: ${nzOut} slices, ${step.toFixed(4)} mm apart along the slice normal` }],
+      ...meta,
+      orientation: axisCodes(affine),
+      warnings: [
+        ...v.meta.warnings,
+        { code: 'resampled', message: `resampled onto a regular grid: ${nzOut} slices ${Math.round(step * 1e4) / 1e4} mm apart along the slice normal (acquired: ${nz})`, details: { slices: nzOut, acquired: nz, spacing: step } },
+      ],
     },
   };
 }
 
-function sampleInto(out: Float32Array, outBase: number, src: ArrayLike<number>, srcBase: number, nx: number, ny: number, di: number, dj: number, w: number, slope: number, inter: number): void {
+// --- internal ---
+
+/** Offsets within a micron of a whole voxel are that voxel: an untilted stack is copied, not blurred. */
+function snap(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x - r) < 1e-6 ? r : x;
+}
+
+function sampleInto(acc: Float64Array, wsum: Float64Array, src: Float64Array, srcBase: number, nx: number, ny: number, di: number, dj: number, w: number): void {
   const fi = Math.floor(di);
   const fj = Math.floor(dj);
   const ai = di - fi;
   const aj = dj - fj;
+  const taps: [number, number, number][] = [
+    [0, 0, (1 - ai) * (1 - aj)],
+    [1, 0, ai * (1 - aj)],
+    [0, 1, (1 - ai) * aj],
+    [1, 1, ai * aj],
+  ];
   for (let j = 0; j < ny; j++) {
-    const y0 = j + fj;
     for (let i = 0; i < nx; i++) {
-      const x0 = i + fi;
-      let acc = 0;
-      let wsum = 0;
-      for (const [x, y, ww] of [[x0, y0, (1 - ai) * (1 - aj)], [x0 + 1, y0, ai * (1 - aj)], [x0, y0 + 1, (1 - ai) * aj], [x0 + 1, y0 + 1, ai * aj]] as const) {
+      let a = 0;
+      let ws = 0;
+      for (const [ox, oy, ww] of taps) {
+        const x = i + fi + ox;
+        const y = j + fj + oy;
         if (ww === 0 || x < 0 || y < 0 || x >= nx || y >= ny) continue;
-        acc += (src[srcBase + x + nx * y]! * slope + inter) * ww;
-        wsum += ww;
+        a += src[srcBase + x + nx * y]! * ww;
+        ws += ww;
       }
-      // outside the acquired slice there is nothing to interpolate from: leave the background (0)
-      if (wsum > 0) out[outBase + i + nx * j] = out[outBase + i + nx * j]! + (acc / wsum) * w;
+      // partial in-plane support (edge pixels) is renormalised; none at all leaves the voxel unseen
+      if (ws > 0) {
+        acc[i + nx * j] = acc[i + nx * j]! + (a / ws) * w;
+        wsum[i + nx * j] = wsum[i + nx * j]! + w;
+      }
     }
   }
 }

@@ -1,0 +1,175 @@
+/**
+ * A stack plan + the decoded objects → one Volume. Each object is decoded once and its frames go
+ * straight into their slots of the output buffer (DICOM row-major frames become x = column, y = row,
+ * z = slice; colour samples become the planar 4th axis). The output size is checked against the limits
+ * before anything is allocated. A uniform modality LUT is kept exact: applied only when that is lossless
+ * in a signed integer type, carried in meta.rescale otherwise.
+ */
+import { GatedError, toGatedError } from '../../core/errors.ts';
+import type { Limits } from '../../core/limits.ts';
+import { axisCodes } from '../geometry.ts';
+import { allocate, DTYPE_BYTES, type DType, type IoWarning, type Rescale, type Volume, type VoxelArray } from '../volume.ts';
+import type { DicomHeader } from './parse.ts';
+import type { StackPlan } from './series.ts';
+
+/** One parsed object: its header now, its stored pixel values on demand (decoding is the costly part). */
+export interface ObjectSource {
+  header: DicomHeader;
+  pixels(): Promise<VoxelArray>;
+}
+
+export interface DecodeOutcome {
+  volume: Volume | undefined;
+  /** Objects whose pixels could not be decoded; the stack must be planned again without them. */
+  failed: { object: number; error: GatedError }[];
+}
+
+export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource[], limits: Limits, tick: () => void = () => {}): Promise<DecodeOutcome> {
+  const h = plan.order[0]!.header;
+  const cols = h.columns;
+  const rows = h.rows;
+  const spp = h.samplesPerPixel;
+  const n2 = rows * cols;
+  const nSlices = plan.nz * plan.nt;
+  const stored = storedType(h);
+  const dtype: DType = plan.rescale ? stored : 'float32';
+  const length = n2 * nSlices * spp;
+  const bytes = length * DTYPE_BYTES[dtype];
+  if (!Number.isSafeInteger(bytes) || bytes > limits.maxVoxelBytes) {
+    throw new GatedError('too_large', `the series would need ${bytes} bytes; the limit is ${limits.maxVoxelBytes}`, { details: { columns: cols, rows, slices: nSlices, samples: spp } });
+  }
+  const data = allocate(dtype, length);
+  const perObject = new Map<number, { frame: number; k: number; rescale: Rescale }[]>();
+  const twinsOf = new Map<number, { frame: number; keep: number; rescale: Rescale }[]>();
+  plan.order.forEach((s, k) => push(perObject, s.object, { frame: s.frame, k, rescale: s.geom.rescale }));
+  for (const t of plan.twins) push(twinsOf, t.slice.object, { frame: t.slice.frame, keep: t.keep, rescale: t.slice.geom.rescale });
+  const failed: DecodeOutcome['failed'] = [];
+  const pendingTwins: { keep: number; slice: VoxelArray; rescale: Rescale }[] = [];
+  const objects = [...new Set([...perObject.keys(), ...twinsOf.keys()])].sort((a, b) => a - b);
+  for (const object of objects) {
+    try {
+      const pixels = await sources[object]!.pixels();
+      const frameOf = (f: number) => {
+        if ((f + 1) * n2 * spp > pixels.length) throw new GatedError('decode_failed', `frame ${f + 1} is missing from the decoded pixels`);
+        return pixels.subarray(f * n2 * spp, (f + 1) * n2 * spp);
+      };
+      for (const { frame, k, rescale } of perObject.get(object) ?? []) place(data, frameOf(frame), k, n2, nSlices, spp, plan.rescale ? undefined : rescale);
+      // compared after every kept slice is in place (a copy may come before its original)
+      for (const { frame, keep, rescale } of twinsOf.get(object) ?? []) pendingTwins.push({ keep, slice: frameOf(frame).slice(), rescale });
+    } catch (e) {
+      failed.push({ object, error: toGatedError(e, 'decode_failed') });
+    }
+    tick();
+  }
+  if (failed.length > 0) return { volume: undefined, failed };
+  const probe = allocate(dtype, n2 * spp);
+  for (const { keep, slice, rescale } of pendingTwins) {
+    place(probe, slice, 0, n2, 1, spp, plan.rescale ? undefined : rescale);
+    for (let s = 0; s < spp; s++) {
+      const base = (s * nSlices + keep) * n2;
+      for (let p = 0; p < n2; p++) {
+        if (probe[s * n2 + p] !== data[base + p]) {
+          throw new GatedError('series_inconsistent', 'two slices at the same position hold different pixels and no acquisition, echo or temporal index tells them apart', { details: { slice: keep } });
+        }
+      }
+    }
+  }
+  const real = plan.rescale ? applyLosslessRescale(data, dtype, plan.rescale) : { data, dtype };
+  const warnings = [...plan.warnings];
+  for (const w of plan.order.flatMap((s) => s.header.warnings)) if (!warnings.some((x) => x.code === w.code)) warnings.push({ ...w });
+  const g0 = plan.order[0]!.geom;
+  const shape = spp === 3 ? [cols, rows, plan.nz, 3] : plan.nt > 1 ? [cols, rows, plan.nz, plan.nt] : [cols, rows, plan.nz];
+  const volume: Volume = {
+    data: real.data,
+    shape,
+    spacing: plan.spacing,
+    affine: plan.affine,
+    dtype: real.dtype,
+    meta: {
+      format: 'dicom',
+      components: spp === 3 ? 'rgb' : 'scalar',
+      orientation: axisCodes(plan.affine),
+      warnings,
+      transferSyntaxUID: h.transferSyntaxUID,
+      photometric: h.photometric,
+      sopInstanceUIDs: sopUids(plan),
+      ...(real.rescale ? { rescale: real.rescale } : {}),
+      ...(h.modality ? { modality: h.modality } : {}),
+      ...(g0.window ? { window: { ...g0.window } } : {}),
+      ...(h.studyInstanceUID ? { studyInstanceUID: h.studyInstanceUID } : {}),
+      ...(h.seriesInstanceUID ? { seriesInstanceUID: h.seriesInstanceUID } : {}),
+      ...(h.frameOfReferenceUID ? { frameOfReferenceUID: h.frameOfReferenceUID } : {}),
+      ...(h.seriesNumber !== undefined ? { seriesNumber: h.seriesNumber } : {}),
+      ...(h.seriesDescription ? { seriesDescription: h.seriesDescription } : {}),
+      ...(h.sopClassUID ? { sopClassUID: h.sopClassUID } : {}),
+      ...(h.patient ? { patient: { ...h.patient } } : {}),
+    },
+  };
+  return { volume, failed };
+}
+
+/**
+ * Slope 1 and an integer intercept: data + intercept, in the stored type when every value still fits,
+ * else in its signed widening (uint8/int8 → int16, uint16/int16 → int32). Anything else stays carried.
+ */
+export function applyLosslessRescale(data: VoxelArray, dtype: DType, r: Rescale): { data: VoxelArray; dtype: DType; rescale?: Rescale } {
+  if (r.slope === 1 && r.intercept === 0) return { data, dtype };
+  const carried = { data, dtype, rescale: { slope: r.slope, intercept: r.intercept } };
+  if (r.slope !== 1 || !Number.isInteger(r.intercept) || dtype === 'float32' || dtype === 'float64') return carried;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  lo += r.intercept;
+  hi += r.intercept;
+  const signed = dtype === 'int8' || dtype === 'int16' || dtype === 'int32';
+  const candidates: DType[] = [...(signed ? [dtype] : []), ...(WIDER[dtype] ? [WIDER[dtype]] : [])];
+  const target = candidates.find((t) => lo >= RANGE[t]![0] && hi <= RANGE[t]![1]);
+  if (!target) return carried;
+  const out = target === dtype ? data : allocate(target, data.length);
+  for (let i = 0; i < data.length; i++) out[i] = (data[i] as number) + r.intercept;
+  return { data: out, dtype: target };
+}
+
+export function storedType(h: Pick<DicomHeader, 'bitsAllocated' | 'pixelRepresentation'>): DType {
+  if (h.bitsAllocated <= 8) return h.pixelRepresentation ? 'int8' : 'uint8';
+  if (h.bitsAllocated === 16) return h.pixelRepresentation ? 'int16' : 'uint16';
+  return h.pixelRepresentation ? 'int32' : 'uint32';
+}
+
+// --- internal ---
+
+const WIDER: Partial<Record<DType, DType>> = { uint8: 'int16', int8: 'int16', uint16: 'int32', int16: 'int32' };
+const RANGE: Partial<Record<DType, [number, number]>> = {
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+};
+
+function push<T>(m: Map<number, T[]>, key: number, value: T): void {
+  const list = m.get(key);
+  if (list) list.push(value);
+  else m.set(key, [value]);
+}
+
+/** The SOPInstanceUID of each slice of the z axis (the same UID repeated for frames of one object). */
+function sopUids(plan: StackPlan): string[] {
+  return plan.order.slice(0, plan.nz).map((s) => s.header.sopInstanceUID ?? '');
+}
+
+/** Frame (row-major, samples interleaved) → slice k of the x-fastest volume (colour planar on the 4th axis). */
+function place(dst: VoxelArray, src: VoxelArray, k: number, n2: number, nSlices: number, spp: number, rescale?: Rescale): void {
+  const slope = rescale?.slope ?? 1;
+  const inter = rescale?.intercept ?? 0;
+  for (let s = 0; s < spp; s++) {
+    const base = (s * nSlices + k) * n2;
+    if (spp === 1 && !rescale) {
+      dst.set(src as never, base);
+      continue;
+    }
+    for (let p = 0; p < n2; p++) dst[base + p] = (src[p * spp + s] as number) * slope + inter;
+  }
+}
