@@ -10,7 +10,7 @@ import type { Limits } from '../../core/limits.ts';
 import type { InputItem, ReadContext, Rejection, SeriesSummary } from '../types.ts';
 import type { IoWarning, Volume } from '../volume.ts';
 import { groupStacks, type Stack } from './group.ts';
-import { parseDicom, parseDicomHeader } from './parse.ts';
+import { parseDicom, parseDicomHeader, type DicomHeader } from './parse.ts';
 import { resampleStack } from './resample.ts';
 import { planStack } from './series.ts';
 import { decodePlan, type ObjectSource } from './stack.ts';
@@ -28,8 +28,7 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     try {
-      const bytes = await item.read();
-      const header = parseDicomHeader(bytes, { limits: ctx.limits, name: item.name, index: i });
+      const header = await readHeaderOf(item, ctx, i);
       sources.push({ header, pixels: async () => (await parseDicom(await item.read(), { limits: ctx.limits, name: item.name, index: i })).pixels });
     } catch (e) {
       const err = toGatedError(e, 'not_dicom');
@@ -41,6 +40,23 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
   const res = await assembleSeries(sources, ctx, () => ctx.onProgress?.(Math.min(++done, items.length * 2), items.length * 2, 'decoding'));
   ctx.onProgress?.(items.length * 2, items.length * 2, 'decoding');
   return { ...res, rejected: [...rejected, ...res.rejected] };
+}
+
+const HEAD_BYTES = 64 * 1024;
+
+/**
+ * The header from a 64 KiB head when the item can give one (the whole file is then read once, to decode);
+ * the whole file when the data set does not fit in the head.
+ */
+async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<DicomHeader> {
+  if (item.readHead && item.size > HEAD_BYTES) {
+    try {
+      return parseDicomHeader(await item.readHead(HEAD_BYTES), { limits: ctx.limits, name: item.name, index, fileSize: item.size });
+    } catch {
+      // longer data set, deflated body, or damage: the whole file decides
+    }
+  }
+  return parseDicomHeader(await item.read(), { limits: ctx.limits, name: item.name, index });
 }
 
 /** Parsed objects (headers now, pixels on demand) → one volume per geometric stack. */
