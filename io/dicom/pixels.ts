@@ -5,6 +5,7 @@
  * samples interleaved, YBR_FULL(_422) converted to RGB as pydicom's convert_color_space does.
  */
 import { GatedError } from '../../core/errors.ts';
+import { swapBytes } from '../bytes.ts';
 import type { VoxelArray } from '../volume.ts';
 import { decodeFrame, type FrameSpec } from './codecs.ts';
 import type { DataSet, Element } from './dataset.ts';
@@ -32,7 +33,7 @@ export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax,
       interleaved = true;
     } else {
       raw.set(src.subarray(0, raw.length));
-      if (!ts.littleEndian && bps > 1) swap(raw, bps);
+      if (!ts.littleEndian && bps > 1) swapBytes(raw, bps);
     }
   } else {
     const frames = splitFrames(ds, el, h.numberOfFrames, ts.codec);
@@ -72,16 +73,6 @@ function applyBitsStored(a: VoxelArray, stored: number, allocated: number, signe
   }
   const shift = 32 - stored;
   for (let i = 0; i < a.length; i++) a[i] = ((a[i]! & mask) << shift) >> shift;
-}
-
-function swap(b: Uint8Array, width: number): void {
-  for (let i = 0; i + width <= b.length; i += width) {
-    for (let j = 0; j < width / 2; j++) {
-      const t = b[i + j]!;
-      b[i + j] = b[i + width - 1 - j]!;
-      b[i + width - 1 - j] = t;
-    }
-  }
 }
 
 function planarToInterleaved(b: Uint8Array, pixels: number, frames: number, bps: number): void {

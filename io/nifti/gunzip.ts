@@ -7,6 +7,7 @@
  */
 import { Gunzip } from 'fflate';
 import { gunzipSync } from 'node:zlib';
+import { concatBytes } from '../bytes.ts';
 import { GatedError, toGatedError } from '../../core/errors.ts';
 
 /**
@@ -28,13 +29,7 @@ export function gunzipPrefix(bytes: Uint8Array, want: number): Uint8Array {
     // Only complete input is pushed as final, so fflate fails here on damaged data, never on a short file.
     throw toGatedError(e, 'decode_failed', 'the gzip stream is damaged');
   }
-  const out = new Uint8Array(got);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Inflates the whole stream, failing with decompressed_too_large past `cap` bytes. */

@@ -5,6 +5,7 @@
  * column norms (the Volume invariant) and, for a 4th axis, pixdim[4] in seconds. nifti-reader-js is not used.
  */
 import { GatedError } from '../../core/errors.ts';
+import { swapBytes } from '../bytes.ts';
 import { axisCodes, type Mat4 } from '../geometry.ts';
 import { sniffFormat } from '../sniff.ts';
 import type { ReadContext } from '../types.ts';
@@ -142,16 +143,6 @@ function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
   };
   if (rescale) volume.meta.rescale = rescale;
   return volume;
-}
-
-function swapBytes(b: Uint8Array, width: number): void {
-  for (let i = 0; i + width <= b.length; i += width) {
-    for (let j = 0; j < width / 2; j++) {
-      const t = b[i + j]!;
-      b[i + j] = b[i + width - 1 - j]!;
-      b[i + width - 1 - j] = t;
-    }
-  }
 }
 
 /** NIfTI defines xform codes 1..5 (scanner, aligned, Talairach, MNI, other template); nibabel resets any other to 0. */

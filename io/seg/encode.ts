@@ -4,6 +4,7 @@
  * length as PS3.5 requires.
  */
 import { GatedError } from '../../core/errors.ts';
+import { concatBytes } from '../bytes.ts';
 
 export type Value = string | number | number[] | Uint8Array | Item[] | undefined;
 /** 'GGGGEEEE' -> [VR, value]; typed loosely so nested literals need no tuple annotations. */
@@ -14,12 +15,12 @@ const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'UC', 'UN', 
 export function encodePart10(meta: Item, dataset: Item): Uint8Array {
   const metaBody = encodeItem(meta);
   const groupLength = element('00020000', 'UL', metaBody.length);
-  return concat([new Uint8Array(128), new TextEncoder().encode('DICM'), groupLength, metaBody, encodeItem(dataset)]);
+  return concatBytes([new Uint8Array(128), new TextEncoder().encode('DICM'), groupLength, metaBody, encodeItem(dataset)]);
 }
 
 export function encodeItem(item: Item): Uint8Array {
   const tags = Object.keys(item).sort();
-  return concat(tags.map((t) => {
+  return concatBytes(tags.map((t) => {
     const [vr, value] = item[t] as [string, Value];
     return element(t, vr, value);
   }));
@@ -53,10 +54,10 @@ function element(tag: string, vr: string, value: Value): Uint8Array {
       parts.push(delim(0xe000, 0xffffffff), encodeItem(it), delim(0xe00d, 0));
     }
     parts.push(delim(0xe0dd, 0));
-    return concat(parts);
+    return concatBytes(parts);
   }
   const body = encodeValue(vr, value);
-  return concat([head(body.length), body]);
+  return concatBytes([head(body.length), body]);
 }
 
 function delim(elem: number, len: number): Uint8Array {
@@ -70,7 +71,7 @@ function delim(elem: number, len: number): Uint8Array {
 
 function encodeValue(vr: string, value: Value): Uint8Array {
   if (value === undefined) return new Uint8Array(0);
-  if (value instanceof Uint8Array) return value.length % 2 ? concat([value, new Uint8Array(1)]) : value;
+  if (value instanceof Uint8Array) return value.length % 2 ? concatBytes([value, new Uint8Array(1)]) : value;
   const nums = typeof value === 'number' ? [value] : Array.isArray(value) ? (value as number[]) : undefined;
   const binary: Record<string, [number, (dv: DataView, o: number, v: number) => void]> = {
     US: [2, (dv, o, v) => dv.setUint16(o, v, true)],
@@ -118,13 +119,4 @@ export function formatDS(n: number): string {
   return n.toExponential(8);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+
