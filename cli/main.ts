@@ -1,6 +1,7 @@
 /** The `gatedvision` command: parses arguments, calls io/pipelines, maps errors to exit codes once. */
 import { defineCommand, runCommand, renderUsage } from 'citty';
 import { GatedError } from '../core/errors.ts';
+import { benchCommand } from './bench.ts';
 import { convertCommand } from './convert.ts';
 import { infoCommand } from './info.ts';
 import { reportError } from './output.ts';
@@ -9,7 +10,7 @@ export const VERSION = '0.1.0';
 
 export const mainCommand = defineCommand({
   meta: { name: 'gatedvision', version: VERSION, description: 'Exact-geometry medical image I/O and gated linear-attention models' },
-  subCommands: { info: infoCommand, convert: convertCommand },
+  subCommands: { info: infoCommand, convert: convertCommand, bench: benchCommand },
 });
 
 /** Runs the CLI and returns the exit status; never throws. */

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { GatedError } from '../core/errors.ts';
 import { registerAllKernels } from './register_all.ts';
 import { installDawn, useSwiftShader } from './webgpu_node.ts';
+import { registerWebgpuBackend } from './_webgpu_internal.ts';
 
 export type DeviceRequest = 'auto' | 'webgpu' | 'wasm' | 'cpu' | 'tensorflow';
 export const DEVICES: readonly DeviceRequest[] = ['auto', 'webgpu', 'wasm', 'cpu', 'tensorflow'];
@@ -17,6 +18,7 @@ export interface DeviceChoice {
   backend: string;
   /** One line: what was chosen and why the others were not. */
   reason: string;
+  /** WebGPU: the device features enabled (of timestamp-query, shader-f16, subgroups, subgroup matrices). */
   features: string[];
 }
 
@@ -60,9 +62,9 @@ async function tryDevice(d: Exclude<DeviceRequest, 'auto'>, allowSoftware: boole
         const adapter = await installDawn();
         if (!adapter) return { ok: false, detail: 'no WebGPU adapter', features: [] };
         if (adapter.software && !allowSoftware) return { ok: false, detail: `only a software adapter (${adapter.description})`, features: [] };
-        await import('@tensorflow/tfjs-backend-webgpu');
+        const features = await registerWebgpuBackend();
         if (!(await tf.setBackend('webgpu'))) return { ok: false, detail: 'the tfjs WebGPU backend failed to start', features: [] };
-        return { ok: true, detail: `${adapter.vendor} ${adapter.device || adapter.description}`.trim(), features: adapter.features };
+        return { ok: true, detail: `${adapter.vendor} ${adapter.device || adapter.description}`.trim(), features };
       }
       case 'wasm': {
         const wasm = await import('@tensorflow/tfjs-backend-wasm');

@@ -9,10 +9,39 @@ export interface GlaAttrs {
 }
 
 export const DepthwiseConv2dFused = 'DepthwiseConv2dFused';
-/** x: [N, H, W, C]; filter: [kh, kw, C, 1]; bias: [C]; gate: [N, H, W, C] (or a 1-element dummy). */
+/** x: [N, H, W, C]; filter: [kh, kw, C, 1]; bias: [C]; gate: [N, outH, outW, C] (or a 1-element dummy). */
 export type DwInputs = { x: unknown; filter: unknown; bias: unknown; gate: unknown };
 export type Activation = 'linear' | 'relu' | 'silu' | 'gelu' | 'gelu_tanh' | 'sigmoid';
 export interface DwAttrs {
   activation: Activation;
   hasGate: boolean;
+  padding: 'same' | 'valid';
+  strides: [number, number];
+}
+
+export const LinearAttention = 'LinearAttention';
+/** q, k, qRot, kRot: [B, H, N, Dk]; v: [B, H, N, Dv]. Output [B, H, N, Dv]. */
+export type LinearAttentionInputs = { q: unknown; k: unknown; qRot: unknown; kRot: unknown; v: unknown };
+export interface LinearAttentionAttrs {
+  eps: number;
+}
+
+export const MultiAxisPartition = 'MultiAxisPartition';
+/** x: [N, H, W, C] ⇄ [N, gh·gw, fh·fw, C]; `inverse` goes from blocks back to the image. */
+export type MultiAxisInputs = { x: unknown };
+export interface MultiAxisAttrs {
+  gh: number;
+  gw: number;
+  fh: number;
+  fw: number;
+  inverse: boolean;
+}
+
+export const MatMulFast = 'MatMulFast';
+/** a: [batch, M, K] (or [batch, K, M] transposed), b: [batch, K, N] (or [batch, N, K]); batch broadcasts from 1. */
+export type MatMulFastInputs = { a: unknown; b: unknown };
+export interface MatMulFastAttrs {
+  transposeA: boolean;
+  transposeB: boolean;
+  precision: 'fp32' | 'f16';
 }

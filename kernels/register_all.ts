@@ -6,9 +6,15 @@ import { dwconvGradConfig } from './dwconv/grad.ts';
 import { dwconvWebgpuConfig } from './dwconv/webgpu.ts';
 import { glaGradConfig } from './gla/grad.ts';
 import { glaWebgpuConfig } from './gla/webgpu.ts';
+import { linearAttentionGradConfig } from './linear_attention/grad.ts';
+import { linearAttentionWebgpuConfig } from './linear_attention/webgpu.ts';
+import { matmulGradConfig } from './matmul/grad.ts';
+import { matmulWebgpuConfig } from './matmul/webgpu.ts';
+import { multiAxisGradConfig } from './multi_axis/grad.ts';
+import { multiAxisWebgpuConfig } from './multi_axis/webgpu.ts';
 
-const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig];
-const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig];
+const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig];
+const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig];
 
 const require = createRequire(import.meta.url);
 
@@ -21,9 +27,16 @@ export function registerAllKernels(): void {
 /** tfjs-core's own gradients (Sum, MatMul, ...), which every backward pass through our ops needs. */
 function registerTfjsGradients(): void {
   if (getGradient('Sum')) return;
-  try {
-    require('./generated/tfjs_gradients.cjs');
-  } catch (e) {
-    throw new GatedError('missing_dependency', `tfjs gradients are not built (run npm run build): ${(e as Error).message.split('\n')[0]}`);
+  // beside this file when run from source; from a bundle in dist/ (or .gpu/), next to it or in the source tree
+  const candidates = ['./generated/tfjs_gradients.cjs', '../kernels/generated/tfjs_gradients.cjs'];
+  let first: unknown;
+  for (const c of candidates) {
+    try {
+      require(c);
+      return;
+    } catch (e) {
+      first ??= e;
+    }
   }
+  throw new GatedError('missing_dependency', `tfjs gradients are not built (run npm run build): ${(first as Error).message.split('\n')[0]}`);
 }

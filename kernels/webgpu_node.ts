@@ -29,7 +29,8 @@ export function installDawn(): Promise<AdapterSummary | null> {
       throw new GatedError('missing_dependency', `the webgpu package (Dawn) could not be loaded: ${(e as Error).message}`);
     }
     Object.assign(globalThis, mod.globals);
-    const gpu = mod.create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
+    // timestamp quantization is a browser fingerprinting guard; here it would only blur kernel timings
+    const gpu = mod.create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization']);
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) return null;

@@ -1,4 +1,4 @@
-/** Depthwise k×k convolution (NHWC, stride 1, 'same') + bias + activation, times an optional gate: tfjs ops. */
+/** Depthwise k×k convolution (NHWC, any stride, 'same' or 'valid') + bias + activation, times an optional gate: tfjs ops. */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Activation } from '../kernel_names.ts';
 
@@ -19,9 +19,17 @@ export function activate(x: tf.Tensor, activation: Activation): tf.Tensor {
   }
 }
 
-export function dwconvReference(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D, gate: tf.Tensor4D | null, activation: Activation): tf.Tensor4D {
+export function dwconvReference(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor1D,
+  gate: tf.Tensor4D | null,
+  activation: Activation,
+  padding: 'same' | 'valid' = 'same',
+  strides: [number, number] = [1, 1],
+): tf.Tensor4D {
   return tf.tidy(() => {
-    const y = activate(tf.add(tf.depthwiseConv2d(x, filter, 1, 'same'), bias), activation);
+    const y = activate(tf.add(tf.depthwiseConv2d(x, filter, strides, padding), bias), activation);
     return (gate ? tf.mul(y, gate) : y) as tf.Tensor4D;
   });
 }

@@ -2,15 +2,17 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '../_webgpu_internal.ts';
 import { DepthwiseConv2dFused, type DwAttrs } from '../kernel_names.ts';
+import { convGeometry } from './op.ts';
 import { DwconvProgram } from './webgpu_program.ts';
 
 const dwconvWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, filter, bias, gate } = inputs as Record<string, TensorInfo>;
-  const { activation, hasGate } = attrs as unknown as DwAttrs;
-  const [, H, W, C] = x!.shape as [number, number, number, number];
+  const { activation, hasGate, padding, strides } = attrs as unknown as DwAttrs;
+  const [N, H, W, C] = x!.shape as [number, number, number, number];
   const [KH, KW] = filter!.shape as [number, number];
-  const program = new DwconvProgram(x!.shape, activation, hasGate);
-  const uniforms = [H, W, C, KH, KW].map((v) => ({ type: 'int32', data: [v] }));
+  const { outH, outW, padTop, padLeft } = convGeometry(H, W, KH, KW, strides, padding);
+  const program = new DwconvProgram([N, outH, outW, C], activation, hasGate);
+  const uniforms = [H, W, C, KH, KW, outH, outW, strides[0], strides[1], padTop, padLeft].map((v) => ({ type: 'int32', data: [v] }));
   return (backend as WebGPUBackend).runWebGPUProgram(program, hasGate ? [x!, filter!, bias!, gate!] : [x!, filter!, bias!], 'float32', uniforms);
 };
 

@@ -26,9 +26,11 @@ export class DwconvProgram implements WebGPUProgram {
   shaderKey: string;
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [256, 1, 1];
-  uniforms = 'H : i32, W : i32, C : i32, KH : i32, KW : i32,';
+  workgroupSize: [number, number, number] = [128, 1, 1];
+  uniforms = 'H : i32, W : i32, C : i32, KH : i32, KW : i32, OH : i32, OW : i32, SH : i32, SW : i32, PT : i32, PL : i32,';
   size = true;
+  /** 4 when C is a multiple of 4: every binding is then read as vec4 (four channels per invocation). */
+  outputComponent: number;
 
   constructor(
     outShape: number[],
@@ -36,39 +38,44 @@ export class DwconvProgram implements WebGPUProgram {
     private readonly hasGate: boolean,
   ) {
     this.outputShape = outShape;
+    this.outputComponent = outShape[3]! % 4 === 0 ? 4 : 1;
     this.variableNames = hasGate ? ['x', 'w', 'bias', 'gate'] : ['x', 'w', 'bias'];
-    this.shaderKey = `dwconv_fused_${activation}_${hasGate ? 'gate' : 'nogate'}`;
+    this.shaderKey = `dwconv_fused_${activation}_${hasGate ? 'gate' : 'nogate'}_c${this.outputComponent}`;
     this.dispatchLayout = { x: outShape.map((_, i) => i) };
-    const n = outShape.reduce((a, b) => a * b, 1);
-    this.dispatch = flatDispatch(outShape.reduce((a, b) => a * b, 1), this.workgroupSize[0]);
+    const n = outShape.reduce((a, b) => a * b, 1) / this.outputComponent;
+    this.dispatch = flatDispatch(n, this.workgroupSize[0]);
   }
 
   getUserCode(): string {
+    const c4 = this.outputComponent === 4;
+    const T = c4 ? 'vec4<f32>' : 'f32';
+    // the activation is written for scalars; vec4 applies it per lane
+    const act = c4 ? `fn act4(a : vec4<f32>) -> vec4<f32> { return vec4<f32>(act(a.x), act(a.y), act(a.z), act(a.w)); }` : '';
     return `
       fn act(a : f32) -> f32 { ${ACTIVATIONS[this.activation]} }
+      ${act}
       fn main(index : i32) {
         if (index >= uniforms.size) { return; }
-        let C = uniforms.C;
-        let W = uniforms.W;
+        // C4 = channel groups per pixel (C/4 with vec4 bindings, C otherwise)
+        let C4 = uniforms.C / ${this.outputComponent};
+        let c = index % C4;
+        let ox = (index / C4) % uniforms.OW;
+        let oy = (index / (C4 * uniforms.OW)) % uniforms.OH;
+        let n = index / (C4 * uniforms.OW * uniforms.OH);
         let H = uniforms.H;
-        let c = index % C;
-        let xw = (index / C) % W;
-        let yh = (index / (C * W)) % H;
-        let n = index / (C * W * H);
-        let ph = uniforms.KH / 2;
-        let pw = uniforms.KW / 2;
-        var acc = f32(bias[c]);
+        let W = uniforms.W;
+        var acc = ${T}(bias[c]);
         for (var dy = 0; dy < uniforms.KH; dy++) {
-          let yy = yh + dy - ph;
+          let yy = oy * uniforms.SH + dy - uniforms.PT;
           if (yy < 0 || yy >= H) { continue; }
           for (var dx = 0; dx < uniforms.KW; dx++) {
-            let xx = xw + dx - pw;
+            let xx = ox * uniforms.SW + dx - uniforms.PL;
             if (xx < 0 || xx >= W) { continue; }
-            acc = acc + f32(x[((n * H + yy) * W + xx) * C + c]) * f32(w[(dy * uniforms.KW + dx) * C + c]);
+            acc = fma(${T}(x[((n * H + yy) * W + xx) * C4 + c]), ${T}(w[(dy * uniforms.KW + dx) * C4 + c]), acc);
           }
         }
-        var out = act(acc);
-        ${this.hasGate ? 'out = out * f32(gate[index]);' : ''}
+        var out = ${c4 ? 'act4' : 'act'}(acc);
+        ${this.hasGate ? `out = out * ${T}(gate[index]);` : ''}
         result[index] = out;
       }
     `;

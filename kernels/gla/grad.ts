@@ -1,11 +1,12 @@
 /**
- * Gradient of GatedLinearAttention: the vector-Jacobian product of the reference implementation, so any
- * backend that runs the fast forward kernel trains with gradients equal to the reference's.
+ * Gradient of GatedLinearAttention: the vector-Jacobian product of the loop-free chunked form
+ * (vectorized.ts: batched over chunks, log-depth state scan), which equals the reference's maths, so any
+ * backend that runs the fast forward kernel trains with the reference's gradients in O(log T) batched ops.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
 import { GatedLinearAttention, type GlaAttrs } from '../kernel_names.ts';
-import { glaReference } from './reference.ts';
+import { glaVectorized } from './vectorized.ts';
 import { vjp } from '../vjp.ts';
 
 export const glaGradConfig: GradConfig = {
@@ -15,7 +16,7 @@ export const glaGradConfig: GradConfig = {
     const [q, k, v, g, acc] = saved as tf.Tensor4D[];
     const { reverse, scale } = attrs as unknown as GlaAttrs;
     const [dq, dk, dv, dg, dacc] = vjp(
-      (a, b, c, d, e) => glaReference(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor4D, e as tf.Tensor4D, reverse, scale),
+      (a, b, c, d, e) => glaVectorized(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor4D, e as tf.Tensor4D, reverse, scale),
       [q!, k!, v!, g!, acc!],
       dy as tf.Tensor,
     );

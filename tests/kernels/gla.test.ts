@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectDevice } from '../../kernels/backend.ts';
 import { biGatedLinearAttention, gatedLinearAttention } from '../../kernels/gla/op.ts';
 import { glaReference } from '../../kernels/gla/reference.ts';
+import { glaVectorized } from '../../kernels/gla/vectorized.ts';
 import { GlaChunkStatePass, GlaCumsumPass, GlaOutputPass, GlaStateScanPass } from '../../kernels/gla/chunked_programs.ts';
+import { GlaChunkOutputProgram } from '../../kernels/gla/webgpu_chunk_output.ts';
+import { GlaChunkStateProgram, GlaStateScanProgram } from '../../kernels/gla/webgpu_chunk_programs.ts';
+import { glaChunkSize } from '../../kernels/gla/webgpu.ts';
 import { setForceReference } from '../../kernels/flags.ts';
 import { maxAbsDiff } from '../_helpers/close.ts';
 import { pythonJson } from '../_helpers/python.ts';
@@ -55,9 +59,10 @@ function inputs(B: number, H: number, T: number, Dk: number, Dv: number, seed: n
 }
 
 const SHAPES: [number, number, number, number, number][] = [
-  [1, 1, 5, 4, 3], // shorter than a chunk, one head
-  [2, 3, 37, 8, 5], // batch > 1, length not a multiple of 16
-  [1, 2, 64, 16, 16], // exact chunks
+  [1, 1, 5, 4, 3], // shorter than a chunk, one head (d_v odd: the general 16-token kernel)
+  [2, 3, 37, 8, 5], // batch > 1, length not a multiple of 16 (general kernel)
+  [1, 2, 64, 16, 16], // exact chunks (64-token three-pass kernel)
+  [2, 1, 90, 8, 12], // batch > 1, two 64-token chunks, the last partial, every sub-chunk case (three-pass kernel)
 ];
 
 function tensors(sh: number[], x: ReturnType<typeof inputs>) {
@@ -86,6 +91,27 @@ describe('GLA reference vs naive recurrence (numpy, float64)', () => {
       tf.dispose(Object.values(t));
     });
   }
+});
+
+describe('GLA loop-free chunked form (the backward path) vs reference, cpu', () => {
+  it.each(SHAPES)('forward and gradients, both directions: B=%i H=%i T=%i Dk=%i Dv=%i', async (B, H, T, Dk, Dv) => {
+    await selectDevice('cpu');
+    const t = tensors([B, H, T, Dk, Dv], inputs(B, H, T, Dk, Dv, 11 + T));
+    const acc = tf.randomNormal([B, H, T, Dv], 0, 1, 'float32', 5) as tf.Tensor4D;
+    for (const reverse of [false, true]) {
+      const before = tf.memory().numTensors;
+      const [a, b] = [glaVectorized(t.q, t.k, t.v, t.g, acc, reverse, 0.4), glaReference(t.q, t.k, t.v, t.g, acc, reverse, 0.4)];
+      expect(await maxAbsDiff(a, b)).toBeLessThan(1e-4);
+      tf.dispose([a, b]);
+      expect(tf.memory().numTensors).toBe(before);
+      const loss = (f: typeof glaReference) => (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, g: tf.Tensor) =>
+        tf.sum(tf.square(f(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, g as tf.Tensor4D, acc, reverse, 0.4)));
+      const [gv, gr] = [tf.grads(loss(glaVectorized))([t.q, t.k, t.v, t.g]), tf.grads(loss(glaReference))([t.q, t.k, t.v, t.g])];
+      for (let i = 0; i < 4; i++) expect(await maxAbsDiff(gv[i]!, gr[i]!), `grad ${i}`).toBeLessThan(1e-3);
+      tf.dispose([...gv, ...gr]);
+    }
+    tf.dispose([acc, ...Object.values(t)]);
+  });
 });
 
 describe('GLA WebGPU kernel (SwiftShader) vs reference', () => {
@@ -127,13 +153,37 @@ describe('GLA WebGPU kernel (SwiftShader) vs reference', () => {
     expect(tf.getKernel('GatedLinearAttention', 'webgpu')).toBeDefined();
     expect(tf.getBackend()).toBe('webgpu');
     // same program class, two shapes in a row: both correct (no stale compiled shader reused wrongly)
-    for (const [B, H, T, Dk, Dv] of [[1, 1, 9, 8, 3], [1, 2, 21, 8, 7]] as const) {
+    for (const [B, H, T, Dk, Dv] of [[1, 1, 9, 8, 3], [1, 2, 21, 8, 7], [1, 1, 9, 8, 4], [1, 2, 70, 8, 4], [1, 1, 2100, 4, 4]] as const) {
       const t = tensors([B, H, T, Dk, Dv], inputs(B, H, T, Dk, Dv, 99));
       const zeros = tf.zeros([B, H, T, Dv]) as tf.Tensor4D;
-      const ref = glaReference(t.q, t.k, t.v, t.g, zeros, false, 0.3);
+      // the loop-free form (checked against the reference above) keeps the 2100-token case quick
+      const ref = glaVectorized(t.q, t.k, t.v, t.g, zeros, false, 0.3);
       const out = gatedLinearAttention(t.q, t.k, t.v, t.g, { scale: 0.3 });
       expect(await maxAbsDiff(out, ref)).toBeLessThan(1e-4);
       tf.dispose([zeros, ref, out, ...Object.values(t)]);
+    }
+  });
+
+  it('the three-pass kernel bakes d_k, d_v and the chunk, and names them in its keys', () => {
+    // the shapes above reach both kernels: the general one when d_v is not a multiple of 4
+    expect(glaChunkSize(4, 3, 32768, 256)).toBe(0);
+    expect(glaChunkSize(8, 5, 32768, 256)).toBe(0);
+    expect(glaChunkSize(16, 16, 32768, 256)).toBe(64);
+    expect(glaChunkSize(8, 12, 32768, 256)).toBe(64);
+    expect(glaChunkSize(32, 64, 32768, 256)).toBe(64); // ViG's head fits SwiftShader's 32 KiB
+    expect(glaChunkSize(64, 64, 32768, 256)).toBe(16);
+    expect(glaChunkSize(64, 128, 32768, 256)).toBe(0);
+    const progs = (dk: number, dv: number, c: number, T: number) => [
+      new GlaChunkStateProgram(2, Math.ceil(T / c), dk, dv, c),
+      new GlaStateScanProgram(2, Math.ceil(T / c), dk, dv, c, 'apply'),
+      new GlaChunkOutputProgram([1, 2, T, dv], Math.ceil(T / c), dk, dv, c),
+    ];
+    const [a, b, c, d] = [progs(8, 12, 64, 150), progs(8, 12, 64, 9000), progs(16, 12, 64, 150), progs(8, 12, 32, 150)];
+    for (let i = 0; i < 3; i++) {
+      expect(a[i]!.shaderKey).toBe(b[i]!.shaderKey); // T and the chunk count are uniforms
+      expect(a[i]!.getUserCode()).toBe(b[i]!.getUserCode());
+      expect(c[i]!.shaderKey).not.toBe(a[i]!.shaderKey);
+      expect(d[i]!.shaderKey).not.toBe(a[i]!.shaderKey);
     }
   });
 });

@@ -1,0 +1,112 @@
+/**
+ * The shapes bench/gpu_kernels.ts measures (and bench/pytorch/kernels.py measures the same way), each with
+ * our op and its reference composite. Full sizes are the issue's: ViG's 256² locality injection, BiGLA at
+ * N = 65536, HER-Seg-style linear attention at the same length, MAXIM level-0 blocks, a 4096³ matmul.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { depthwiseConv2dFused } from '../kernels/dwconv/op.ts';
+import { biGatedLinearAttention } from '../kernels/gla/op.ts';
+import { glaTuning } from '../kernels/gla/webgpu.ts';
+import { linearAttention } from '../kernels/linear_attention/op.ts';
+import { matmulFast } from '../kernels/matmul/op.ts';
+import { blockPartition } from '../kernels/multi_axis/op.ts';
+
+type Inputs = Record<string, tf.Tensor>;
+
+export interface BenchImpl {
+  name: string;
+  /** true: run with the references forced (the stock tfjs composite). */
+  reference: boolean;
+  run: (x: Inputs) => tf.Tensor;
+  repeat?: number;
+  inner?: number;
+  /** The time is of a part of the work (e.g. a slice): multiply by this. */
+  timeScale?: number;
+}
+
+export interface BenchCase {
+  op: string;
+  shape: string;
+  flops: number;
+  make: () => Inputs;
+  impls: BenchImpl[];
+}
+
+const n4 = (s: [number, number, number, number]) => tf.randomNormal(s) as tf.Tensor4D;
+const ours = (run: (x: Inputs) => tf.Tensor): BenchImpl => ({ name: 'ours (WGSL kernel)', reference: false, run });
+const stock = (run: (x: Inputs) => tf.Tensor, extra: Partial<BenchImpl> = {}): BenchImpl => ({ name: 'tfjs-webgpu composite (reference ops)', reference: true, run, ...extra });
+
+function withChunk(c: number, f: () => tf.Tensor): tf.Tensor {
+  const before = glaTuning.maxChunk;
+  glaTuning.maxChunk = c;
+  try {
+    return f();
+  } finally {
+    glaTuning.maxChunk = before;
+  }
+}
+
+export function benchCases(small: boolean): BenchCase[] {
+  const [H, W, C] = small ? [16, 16, 8] : [256, 256, 192];
+  const [B, Hh, N, Dk, Dv] = small ? [1, 1, 200, 32, 64] : [1, 3, 65536, 32, 64];
+  const [Na, Da] = small ? [100, 16] : [65536, 64];
+  const [Hm, Cm, f] = small ? [16, 8, 4] : [256, 128, 8];
+  const n = small ? 64 : 4096;
+  const slice = small ? N : 4096; // the composite GLA loops over chunks from JS: time a slice, scale by N/slice
+  const gla = (x: Inputs) => biGatedLinearAttention(x.q as tf.Tensor4D, x.k as tf.Tensor4D, x.v as tf.Tensor4D, x.gf as tf.Tensor4D, x.gb as tf.Tensor4D);
+  const glaSlice = (x: Inputs) =>
+    tf.tidy(() => {
+      const s = (t: tf.Tensor) => tf.slice(t, [0, 0, 0, 0], [B, Hh, slice, t.shape[3]!]) as tf.Tensor4D;
+      return biGatedLinearAttention(s(x.q!), s(x.k!), s(x.v!), s(x.gf!), s(x.gb!));
+    });
+  const dla = (x: Inputs) => linearAttention(x.q as tf.Tensor4D, x.k as tf.Tensor4D, x.qr as tf.Tensor4D, x.kr as tf.Tensor4D, x.v as tf.Tensor4D);
+  const dw = (x: Inputs) => depthwiseConv2dFused(x.x as tf.Tensor4D, x.w as tf.Tensor4D, { bias: x.b as tf.Tensor1D });
+  return [
+    {
+      op: 'depthwise3x3+bias',
+      shape: `1x${H}x${W}x${C}`,
+      flops: 2 * 9 * H * W * C,
+      make: () => ({ x: n4([1, H, W, C]), w: n4([3, 3, C, 1]), b: tf.randomNormal([C]) }),
+      impls: [ours(dw), { name: 'ours, one call awaited at a time', reference: false, run: dw, inner: 1 }, stock(dw)],
+    },
+    {
+      op: 'BiGLA forward',
+      shape: `B${B} H${Hh} N${N} dk${Dk} dv${Dv}`,
+      flops: 2 * 2 * 3 * B * Hh * N * Dk * Dv, // state update + readout, both directions
+      make: () => ({
+        q: n4([B, Hh, N, Dk]),
+        k: n4([B, Hh, N, Dk]),
+        v: n4([B, Hh, N, Dv]),
+        gf: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
+        gb: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
+      }),
+      impls: [
+        ours(gla),
+        { name: 'ours, one call awaited at a time', reference: false, run: gla, inner: 1 },
+        { name: 'ours, 32-token chunks', reference: false, run: (x) => withChunk(32, () => gla(x)) },
+        stock(glaSlice, { repeat: small ? 3 : 1, inner: 1, timeScale: N / slice, name: `tfjs-webgpu composite (reference ops, ${slice}-token slice x ${N / slice})` }),
+      ],
+    },
+    {
+      op: 'DLA linear attention',
+      shape: `B1 H3 N${Na} d${Da}`,
+      flops: 2 * 3 * Na * Da * Da * 2 + 4 * 3 * Na * Da,
+      make: () => ({ q: tf.randomUniform([1, 3, Na, Da], 0.1, 2), k: tf.randomUniform([1, 3, Na, Da], 0.1, 2), qr: n4([1, 3, Na, Da]), kr: n4([1, 3, Na, Da]), v: n4([1, 3, Na, Da]) }),
+      impls: [ours(dla), stock(dla)],
+    },
+    {
+      op: 'block partition',
+      shape: `1x${Hm}x${Hm}x${Cm}, ${f}x${f}`,
+      flops: 0,
+      make: () => ({ x: n4([1, Hm, Hm, Cm]) }),
+      impls: [ours((x) => blockPartition(x.x as tf.Tensor4D, [f, f])), stock((x) => blockPartition(x.x as tf.Tensor4D, [f, f]))],
+    },
+    {
+      op: 'matmul fp32',
+      shape: `${n}^3`,
+      flops: 2 * n ** 3,
+      make: () => ({ a: tf.randomNormal([n, n]), b: tf.randomNormal([n, n]) }),
+      impls: [ours((x) => matmulFast(x.a as tf.Tensor2D, x.b as tf.Tensor2D)), stock((x) => tf.matMul(x.a as tf.Tensor2D, x.b as tf.Tensor2D), { name: 'tfjs-webgpu stock matMul' })],
+    },
+  ];
+}

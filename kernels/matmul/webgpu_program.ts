@@ -1,0 +1,126 @@
+/**
+ * fp32 matmul in WGSL: 128×128 output tiles per 256-invocation workgroup, K in steps of 16 through
+ * workgroup memory (both operands stored k-major so the inner loop reads vec4s), an 8×8 register tile per
+ * invocation (two 4-row by two 4-column blocks, 64 and 4 apart, so a warp's vec4 reads stay contiguous).
+ * Transposes are baked (shader key); M, N, K and the batch strides are uniforms.
+ */
+import type { WebGPUProgram } from '../_webgpu_internal.ts';
+
+export const MM_TILE = 128;
+const BK = 16;
+
+export class MatMulTiledProgram implements WebGPUProgram {
+  variableNames = ['a', 'b'];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [2], y: [1], z: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  uniforms = 'M : i32, N : i32, K : i32, batchB : i32,';
+  /** 'fit' (no transposes, M and N multiples of 128, K of 16): unchecked vec4 loads of both operands. */
+  variableComponents: number[] | undefined;
+  private readonly fit: boolean;
+
+  constructor(
+    outShape: [number, number, number],
+    private readonly transposeA: boolean,
+    private readonly transposeB: boolean,
+    K: number,
+  ) {
+    this.outputShape = outShape;
+    this.dispatch = [Math.ceil(outShape[2] / MM_TILE), Math.ceil(outShape[1] / MM_TILE), outShape[0]];
+    this.fit = !transposeA && !transposeB && outShape[1] % MM_TILE === 0 && outShape[2] % MM_TILE === 0 && K % BK === 0;
+    this.variableComponents = this.fit ? [4, 4] : undefined;
+    this.shaderKey = `mm_tiled128_${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}${this.fit ? '_fit' : ''}`;
+  }
+
+  /** Stages one K step with vec4 global loads: A rows along k, scattered into k-major columns; B rows as is. */
+  private fitStaging(): string {
+    return `
+          for (var h = 0; h < 2; h++) {
+            let slot = lid + h * 256;
+            let ra = slot / 4;                   // row of A in the tile, 4 k-quads per row
+            let qa = slot % 4;
+            let av = a[(aBase + (m0 + ra) * K + k0) / 4 + qa];
+            for (var e = 0; e < 4; e++) { As[(qa * 4 + e) * 32 + ra / 4][ra % 4] = av[e]; }
+            let kb = slot / 32;
+            let gb = slot % 32;
+            Bs[kb * 32 + gb] = b[(bBase + (k0 + kb) * N + n0) / 4 + gb];
+          }
+`;
+  }
+
+  getUserCode(): string {
+    // A element (m, k) and B element (k, n) of this batch, zero outside the matrix
+    const aAt = this.transposeA ? 'aBase + k * uniforms.M + m' : 'aBase + m * uniforms.K + k';
+    const bAt = this.transposeB ? 'bBase + n * uniforms.K + k' : 'bBase + k * uniforms.N + n';
+    return `
+      var<workgroup> As : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
+      var<workgroup> Bs : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
+      fn main() {
+        let M = uniforms.M;
+        let N = uniforms.N;
+        let K = uniforms.K;
+        let batch = i32(workgroupId.z);
+        let aBase = batch * M * K;
+        let bBase = select(0, batch, uniforms.batchB > 1) * K * N;
+        let m0 = i32(workgroupId.y) * ${MM_TILE};
+        let n0 = i32(workgroupId.x) * ${MM_TILE};
+        let lid = i32(localIndex);
+        let tx = lid % 16;
+        let ty = lid / 16;
+        var acc : array<vec4<f32>, 16>;
+        for (var i = 0; i < 16; i++) { acc[i] = vec4<f32>(0.0); }
+        for (var k0 = 0; k0 < K; k0 += ${BK}) {
+          ${this.fit ? this.fitStaging() : `// each invocation stages 8 values of A and 8 of B (two vec4 of 4 consecutive rows/columns); the
+          // slot order puts consecutive invocations on consecutive addresses of the operand in memory
+          for (var h = 0; h < 2; h++) {
+            let slot = lid + h * 256;            // 512 slots = 16 k × 32 groups of 4
+            ${this.transposeA ? 'let ka = slot / 32; let ga = slot % 32;' : 'let ka = slot % 16; let ga = slot / 16;'}
+            ${this.transposeB ? 'let kb = slot % 16; let gb = slot / 16;' : 'let kb = slot / 32; let gb = slot % 32;'}
+            var av = vec4<f32>(0.0);
+            var bv = vec4<f32>(0.0);
+            for (var e = 0; e < 4; e++) {
+              let m = m0 + ga * 4 + e;
+              var k = k0 + ka;
+              if (m < M && k < K) { av[e] = a[${aAt}]; }
+              let n = n0 + gb * 4 + e;
+              k = k0 + kb;
+              if (n < N && k < K) { bv[e] = b[${bAt}]; }
+            }
+            As[ka * 32 + ga] = av;
+            Bs[kb * 32 + gb] = bv;
+          }`}
+          workgroupBarrier();
+          for (var kk = 0; kk < ${BK}; kk++) {
+            let a0 = As[kk * 32 + ty];
+            let a1 = As[kk * 32 + ty + 16];
+            let b0 = Bs[kk * 32 + tx];
+            let b1 = Bs[kk * 32 + tx + 16];
+            for (var r = 0; r < 4; r++) {
+              acc[r * 2] = fma(vec4<f32>(a0[r]), b0, acc[r * 2]);
+              acc[r * 2 + 1] = fma(vec4<f32>(a0[r]), b1, acc[r * 2 + 1]);
+              acc[8 + r * 2] = fma(vec4<f32>(a1[r]), b0, acc[8 + r * 2]);
+              acc[8 + r * 2 + 1] = fma(vec4<f32>(a1[r]), b1, acc[8 + r * 2 + 1]);
+            }
+          }
+          workgroupBarrier();
+        }
+        let oBase = batch * M * N;
+        for (var half = 0; half < 2; half++) {
+          for (var r = 0; r < 4; r++) {
+            let m = m0 + (ty + half * 16) * 4 + r;
+            if (m >= M) { continue; }
+            for (var side = 0; side < 2; side++) {
+              let v = acc[half * 8 + r * 2 + side];
+              for (var e = 0; e < 4; e++) {
+                let n = n0 + (tx + side * 16) * 4 + e;
+                if (n < N) { result[oBase + m * N + n] = v[e]; }
+              }
+            }
+          }
+        }
+      }
+    `;
+  }
+}
