@@ -4,13 +4,14 @@ import { GatedError } from '../core/errors.ts';
 import { benchCommand } from './bench.ts';
 import { convertCommand } from './convert.ts';
 import { infoCommand } from './info.ts';
+import { modelsCommand } from './models.ts';
 import { reportError } from './output.ts';
 
 export const VERSION = '0.1.0';
 
 export const mainCommand = defineCommand({
   meta: { name: 'gatedvision', version: VERSION, description: 'Exact-geometry medical image I/O and gated linear-attention models' },
-  subCommands: { info: infoCommand, convert: convertCommand, bench: benchCommand },
+  subCommands: { info: infoCommand, convert: convertCommand, models: modelsCommand, bench: benchCommand },
 });
 
 /** Runs the CLI and returns the exit status; never throws. */

@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   corrupt_image: { exit: 3, http: 422, hint: 'the image file is damaged' },
   bad_archive: { exit: 3, http: 422, hint: 'the zip archive is damaged, encrypted or unsupported' },
   zip_path: { exit: 3, http: 422, hint: 'the zip holds an entry whose name escapes the archive; it is refused whole' },
+  corrupt_weights: { exit: 3, http: 422, hint: 'the model weights do not match their manifest checksum; fetch the model again' },
   // input that is too big for the configured limits
   too_large: { exit: 4, http: 413, hint: 'the input exceeds the configured size limit; raise the limit only for trusted data' },
   too_many_pixels: { exit: 4, http: 413, hint: 'the image has more pixels than the configured limit' },

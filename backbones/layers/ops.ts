@@ -1,0 +1,65 @@
+/**
+ * Small functional building blocks shared by the backbones (NHWC, float32). Norms take their epsilon
+ * explicitly: PyTorch LN 1e-5, Flax LN 1e-6, ViG RMSNorm 1e-6 (architectures.md §5.1).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { matmulFast } from '../../kernels/matmul/op.ts';
+import type { Param } from '../_params.ts';
+
+/** x [..., in] · W [in, out] (+ b). */
+export function linear(x: tf.Tensor, w: Param, b?: Param): tf.Tensor {
+  return tf.tidy(() => {
+    const shape = x.shape;
+    const inDim = shape[shape.length - 1]!;
+    const out = w.shape[1]!;
+    let y: tf.Tensor = matmulFast(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w.v as tf.Tensor2D);
+    if (b) y = tf.add(y, b.v);
+    return tf.reshape(y, [...shape.slice(0, -1), out]);
+  });
+}
+
+export function layerNorm(x: tf.Tensor, w: Param | null, b: Param | null, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+    if (w) y = tf.mul(y, w.v);
+    if (b) y = tf.add(y, b.v);
+    return y;
+  });
+}
+
+/** x · rsqrt(mean(x²) + eps) · γ over the last axis. */
+export function rmsNorm(x: tf.Tensor, w: Param, eps: number): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w.v));
+}
+
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+}
+
+/** Exact GELU (PyTorch nn.GELU default). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+}
+
+/** tanh-approximated GELU (Flax nn.gelu default). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+    return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
+  });
+}
+
+/** conv2d with PyTorch-style symmetric zero padding; kernel [kh, kw, in, out]. */
+export function conv2d(x: tf.Tensor4D, k: Param, b: Param | null, stride: number, pad: number | 'same' | 'valid'): tf.Tensor4D {
+  return tf.tidy(() => {
+    const padding = typeof pad === 'number' ? (pad === 0 ? 'valid' : ([[0, 0], [pad, pad], [pad, pad], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]])) : pad;
+    const y = tf.conv2d(x, k.v as tf.Tensor4D, stride, padding);
+    return (b ? tf.add(y, b.v) : y) as tf.Tensor4D;
+  });
+}
+
+/** Mean over the spatial axes of [B, H, W, C] → [B, C]. */
+export function globalAvgPool(x: tf.Tensor4D): tf.Tensor2D {
+  return tf.mean(x, [1, 2]) as tf.Tensor2D;
+}

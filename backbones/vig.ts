@@ -1,0 +1,283 @@
+/**
+ * ViG: Linear-complexity Visual Sequence Learning with Gated Linear Attention (arXiv 2405.18425),
+ * plain (DeiT-like) variants. Checkpoints: hustvl/ViG `vig_{t,s,b}_*.pth` (PyTorch state dicts).
+ * Layout NHWC, float32. See architectures.md §1.2–1.3.
+ *
+ * Block: RMSNorm → depthwise 3×3 (SiLU on ViG-T) = L → q, k, v and two low-rank forget gates from L →
+ * bidirectional GLA with direction-wise decays, merged (O^f + O^b)/2 → GLI: σ(L·W_G) ⊙ RMSNorm(O) +
+ * (1 − σ) ⊙ RMSNorm(L) (SiLU on ViG-T) → o_proj; residual; RMSNorm → SwiGLU MLP; residual.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GatedError } from '../core/errors.ts';
+import { depthwiseConv2dFused } from '../kernels/dwconv/op.ts';
+import { biGatedLinearAttention } from '../kernels/gla/op.ts';
+import { fanInUniform, normal, ones, Param, ParamStore, zeros, type Store } from './_params.ts';
+import type { Backbone, FeatureInfo } from './_types.ts';
+import { conv2d, layerNorm, linear, rmsNorm, silu } from './layers/ops.ts';
+import { resizeSeparable, torchBicubicMatrix } from './layers/resize.ts';
+import { convertByRules } from './weights/convert.ts';
+import type { StateDict } from './weights/tensors.ts';
+
+export interface VigConfig {
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  /** Key width K = expandK·C (d_k = K/heads). */
+  expandK: number;
+  /** Training resolution; the position table has ((imgSize − patch)/patch + 1)² entries. */
+  imgSize: number;
+  patchSize: number;
+  /** SiLU after the depthwise conv and before o_proj (ViG-T only). */
+  tinyActs: boolean;
+  /** SwiGLU hidden width; default: multiple of 256 at or above 8C/3. */
+  mlpHidden?: number;
+  gateLowRank: number;
+  gateNormalizer: number;
+  numClasses: number;
+  inChans: number;
+}
+
+export const VIG_DEFAULTS: VigConfig = {
+  embedDim: 192, depth: 12, numHeads: 3, expandK: 0.5, imgSize: 224, patchSize: 16, tinyActs: false,
+  gateLowRank: 16, gateNormalizer: 16, numClasses: 1000, inChans: 3,
+};
+
+const RMS_EPS = 1e-6;
+const LN_EPS = 1e-5;
+
+export function vigMlpHidden(c: VigConfig): number {
+  return c.mlpHidden ?? 256 * Math.ceil(Math.floor((c.embedDim * 4 * 2) / 3) / 256);
+}
+
+/** Token grid after the v2 patch embed: conv k(p/2+1) s(p/2) p1, then conv k3 s2 p1. */
+export function vigTokenGrid(h: number, patchSize: number): number {
+  const s = patchSize / 2;
+  const h1 = Math.floor((h + 2 - (s + 1)) / s) + 1;
+  return Math.floor((h1 + 2 - 3) / 2) + 1;
+}
+
+/** GLA block pieces shared with ViG-H: projections from the local branch, BiGLA, and GLI. */
+export class GlaMixer {
+  readonly dw: Param;
+  readonly qkv: Param;
+  readonly gateDown: Param;
+  readonly gateUp: Param;
+  readonly gateUpBias: Param;
+  readonly gli: Param;
+  readonly gliBias: Param;
+  readonly gNorm: Param;
+  readonly lNorm: Param;
+  readonly out: Param;
+  readonly keyDim: number;
+  readonly dk: number;
+  readonly dv: number;
+
+  constructor(
+    s: Store,
+    readonly dim: number,
+    readonly heads: number,
+    expandK: number,
+    readonly actInConv: boolean,
+    readonly outAct: boolean,
+    lowRank: number,
+    readonly gateNormalizer: number,
+  ) {
+    this.keyDim = Math.floor(dim * expandK);
+    if (this.keyDim % heads || dim % heads) throw new GatedError('config', `width ${dim} (keys ${this.keyDim}) is not divisible by ${heads} heads`);
+    this.dk = this.keyDim / heads;
+    this.dv = dim / heads;
+    const xav = (i: number, o: number) => ({ kind: 'uniform', bound: 2 ** -2.5 * Math.sqrt(6 / (i + o)) }) as const;
+    this.dw = s.add('dwconv.kernel', [3, 3, dim, 1], xav(9, 9 * dim));
+    this.qkv = s.add('qkv.kernel', [dim, 2 * this.keyDim + dim], xav(dim, 2 * this.keyDim + dim));
+    this.gateDown = s.add('gate_down.kernel', [dim, lowRank], xav(dim, lowRank));
+    this.gateUp = s.add('gate_up.kernel', [lowRank, 2 * this.keyDim], xav(lowRank, 2 * this.keyDim));
+    this.gateUpBias = s.add('gate_up.bias', [2 * this.keyDim], zeros);
+    this.gli = s.add('gli.kernel', [dim, dim], xav(dim, dim));
+    this.gliBias = s.add('gli.bias', [dim], zeros);
+    this.gNorm = s.add('g_norm.weight', [this.dv], ones);
+    this.lNorm = s.add('l_norm.weight', [this.dv], ones);
+    this.out = s.add('out.kernel', [dim, dim], xav(dim, dim));
+  }
+
+  /** x: normalized map [B, H, W, C] → [B, H·W, C]. */
+  call(x: tf.Tensor4D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [B, H, W, C] = x.shape;
+      const N = H * W;
+      const h = this.heads;
+      const local = depthwiseConv2dFused(x, this.dw.v as tf.Tensor4D, { activation: this.actInConv ? 'silu' : 'linear' });
+      const L = tf.reshape(local, [B, N, C]); // [B, N, C]
+      const qkv = linear(L, this.qkv);
+      const [q, k, v] = tf.split(qkv, [this.keyDim, this.keyDim, C], 2);
+      const heads = (t: tf.Tensor, d: number) => tf.transpose(tf.reshape(t, [B, N, h, d]), [0, 2, 1, 3]) as tf.Tensor4D;
+      const z = linear(linear(L, this.gateDown), this.gateUp, this.gateUpBias);
+      const logA = tf.div(tf.logSigmoid(z), this.gateNormalizer);
+      const [gf, gb] = tf.split(logA, 2, 2);
+      const o = biGatedLinearAttention(heads(q!, this.dk), heads(k!, this.dk), heads(v!, this.dv), heads(gf!, this.dk), heads(gb!, this.dk));
+      const oT = tf.transpose(o, [0, 2, 1, 3]); // [B, N, h, dv]
+      const oN = rmsNorm(oT, this.gNorm, RMS_EPS);
+      const lN = rmsNorm(tf.reshape(L, [B, N, h, this.dv]), this.lNorm, RMS_EPS);
+      const g = tf.reshape(tf.sigmoid(linear(L, this.gli, this.gliBias)), [B, N, h, this.dv]);
+      let m = tf.reshape(tf.add(tf.mul(g, oN), tf.mul(tf.sub(1, g), lN)), [B, N, C]);
+      if (this.outAct) m = silu(m);
+      return linear(m, this.out) as tf.Tensor3D;
+    });
+  }
+}
+
+interface VigBlock {
+  attnNorm: Param;
+  mixer: GlaMixer;
+  mlpNorm: Param;
+  gateUp: Param;
+  down: Param;
+}
+
+export class VigModel implements Backbone {
+  readonly arch = 'vig';
+  readonly featureInfo: readonly FeatureInfo[];
+  readonly #p: Record<string, Param>;
+  readonly #blocks: VigBlock[] = [];
+  readonly posGrid: number;
+
+  constructor(
+    readonly config: VigConfig,
+    readonly params: ParamStore,
+  ) {
+    const c = config;
+    const C = c.embedDim;
+    const s = params;
+    const k1 = c.patchSize / 2 + 1;
+    this.posGrid = Math.floor((c.imgSize - c.patchSize) / c.patchSize) + 1;
+    const I = vigMlpHidden(c);
+    this.#p = {
+      conv1: s.add('patch_embed.conv1.kernel', [k1, k1, c.inChans, C / 2], fanInUniform(c.inChans * k1 * k1)),
+      conv1b: s.add('patch_embed.conv1.bias', [C / 2], zeros),
+      norm1w: s.add('patch_embed.norm1.weight', [C / 2], ones),
+      norm1b: s.add('patch_embed.norm1.bias', [C / 2], zeros),
+      conv2: s.add('patch_embed.conv2.kernel', [3, 3, C / 2, C], fanInUniform((C / 2) * 9)),
+      conv2b: s.add('patch_embed.conv2.bias', [C], zeros),
+      norm2w: s.add('patch_embed.norm2.weight', [C], ones),
+      norm2b: s.add('patch_embed.norm2.bias', [C], zeros),
+      pos: s.add('pos_embed', [1, this.posGrid * this.posGrid, C], normal(0.02)),
+    };
+    for (let i = 0; i < c.depth; i++) {
+      const b = s.scope(`blocks.${i}`);
+      this.#blocks.push({
+        attnNorm: b.add('attn_norm.weight', [C], ones),
+        mixer: new GlaMixer(b.scope('attn'), C, c.numHeads, c.expandK, c.tinyActs, c.tinyActs, c.gateLowRank, c.gateNormalizer),
+        mlpNorm: b.add('mlp_norm.weight', [C], ones),
+        gateUp: b.add('mlp.gate_up.kernel', [C, 2 * I], normal(0.02)),
+        down: b.add('mlp.down.kernel', [I, C], normal(0.02)),
+      });
+    }
+    this.#p.norm = s.add('norm.weight', [C], ones);
+    if (c.numClasses > 0) {
+      this.#p.head = s.add('head.kernel', [C, c.numClasses], normal(0.02));
+      this.#p.headb = s.add('head.bias', [c.numClasses], zeros);
+    }
+    this.featureInfo = [{ name: 'norm', channels: C, reduction: 16 }];
+  }
+
+  /** Token map after the stem, with the (resized) position table added: [B, h, w, C]. */
+  embed(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const p = this.#p;
+      const stride = this.config.patchSize / 2;
+      let y = conv2d(x, p.conv1!, p.conv1b!, stride, 1);
+      y = silu(layerNorm(y, p.norm1w!, p.norm1b!, LN_EPS)) as tf.Tensor4D;
+      y = conv2d(y, p.conv2!, p.conv2b!, 2, 1);
+      y = layerNorm(y, p.norm2w!, p.norm2b!, LN_EPS) as tf.Tensor4D;
+      return tf.add(y, this.positions(y.shape[1], y.shape[2])) as tf.Tensor4D;
+    });
+  }
+
+  /** The position table as a [1, h, w, C] map, bicubic-resized (PyTorch semantics) when the grid differs. */
+  positions(h: number, w: number): tf.Tensor4D {
+    return tf.tidy(() => {
+      const g = this.posGrid;
+      const pos = tf.reshape(this.#p.pos!.v, [1, g, g, this.config.embedDim]) as tf.Tensor4D;
+      if (h === g && w === g) return pos;
+      return resizeSeparable(pos, torchBicubicMatrix(g, h), torchBicubicMatrix(g, w));
+    });
+  }
+
+  /** Output of each block (before the final norm) as maps; `indices` default: all. */
+  forwardIntermediates(x: tf.Tensor4D, indices?: readonly number[]): tf.Tensor4D[] {
+    const want = new Set(indices ?? this.#blocks.map((_, i) => i));
+    const outs: tf.Tensor4D[] = [];
+    tf.tidy(() => {
+      let t = this.embed(x);
+      this.#blocks.forEach((blk, i) => {
+        t = this.#block(t, blk);
+        if (want.has(i)) outs.push(tf.keep(t));
+      });
+    });
+    return outs;
+  }
+
+  forwardFeatures(x: tf.Tensor4D): tf.Tensor4D[] {
+    return [tf.tidy(() => rmsNorm(this.#trunk(x), this.#p.norm!, RMS_EPS) as tf.Tensor4D)];
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const f = tf.mean(this.forwardFeatures(x)[0]!, [1, 2]);
+      if (!this.#p.head) return f as tf.Tensor2D;
+      return linear(f, this.#p.head, this.#p.headb) as tf.Tensor2D;
+    });
+  }
+
+  dispose(): void {
+    this.params.dispose();
+  }
+
+  #trunk(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      let t = this.embed(x);
+      for (const blk of this.#blocks) t = this.#block(t, blk);
+      return t;
+    });
+  }
+
+  #block(x: tf.Tensor4D, blk: VigBlock): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [B, H, W, C] = x.shape;
+      const y = blk.mixer.call(rmsNorm(x, blk.attnNorm, RMS_EPS) as tf.Tensor4D);
+      const r = tf.add(x, tf.reshape(y, [B, H, W, C]));
+      const u = linear(rmsNorm(r, blk.mlpNorm, RMS_EPS), blk.gateUp);
+      const [a, bv] = tf.split(u, 2, 3);
+      return tf.add(r, linear(tf.mul(silu(a!), bv!), blk.down)) as tf.Tensor4D;
+    });
+  }
+}
+
+/** hustvl/ViG plain-model state dict → our names and TF.js layouts. */
+export function convertVigCheckpoint(official: StateDict): StateDict {
+  return convertByRules(official, VIG_RULES);
+}
+
+const VIG_RULES: [RegExp, string, 'copy' | 'linear' | 'conv' | 'dwconv'][] = [
+  [/^patch_embed\.proj\.0\.weight$/, 'patch_embed.conv1.kernel', 'conv'],
+  [/^patch_embed\.proj\.0\.bias$/, 'patch_embed.conv1.bias', 'copy'],
+  [/^patch_embed\.proj\.1\.(weight|bias)$/, 'patch_embed.norm1.$1', 'copy'],
+  [/^patch_embed\.proj\.3\.weight$/, 'patch_embed.conv2.kernel', 'conv'],
+  [/^patch_embed\.proj\.3\.bias$/, 'patch_embed.conv2.bias', 'copy'],
+  [/^patch_embed\.proj\.4\.(weight|bias)$/, 'patch_embed.norm2.$1', 'copy'],
+  [/^pos_embed$/, 'pos_embed', 'copy'],
+  [/^blocks\.(\d+)\.(attn_norm|mlp_norm)\.weight$/, 'blocks.$1.$2.weight', 'copy'],
+  [/^blocks\.(\d+)\.attn\.in_proj\.0\.weight$/, 'blocks.$1.attn.dwconv.kernel', 'dwconv'],
+  [/^blocks\.(\d+)\.attn\.qkv_proj\.weight$/, 'blocks.$1.attn.qkv.kernel', 'linear'],
+  [/^blocks\.(\d+)\.attn\.gk_proj\.0\.weight$/, 'blocks.$1.attn.gate_down.kernel', 'linear'],
+  [/^blocks\.(\d+)\.attn\.gk_proj\.1\.weight$/, 'blocks.$1.attn.gate_up.kernel', 'linear'],
+  [/^blocks\.(\d+)\.attn\.gk_proj\.1\.bias$/, 'blocks.$1.attn.gate_up.bias', 'copy'],
+  [/^blocks\.(\d+)\.attn\.g_proj\.weight$/, 'blocks.$1.attn.gli.kernel', 'linear'],
+  [/^blocks\.(\d+)\.attn\.g_proj\.bias$/, 'blocks.$1.attn.gli.bias', 'copy'],
+  [/^blocks\.(\d+)\.attn\.(g_norm|l_norm)\.weight$/, 'blocks.$1.attn.$2.weight', 'copy'],
+  [/^blocks\.(\d+)\.attn\.o_proj\.weight$/, 'blocks.$1.attn.out.kernel', 'linear'],
+  [/^blocks\.(\d+)\.mlp\.gate_proj\.weight$/, 'blocks.$1.mlp.gate_up.kernel', 'linear'],
+  [/^blocks\.(\d+)\.mlp\.down_proj\.weight$/, 'blocks.$1.mlp.down.kernel', 'linear'],
+  [/^norm\.weight$/, 'norm.weight', 'copy'],
+  [/^head\.weight$/, 'head.kernel', 'linear'],
+  [/^head\.bias$/, 'head.bias', 'copy'],
+];

@@ -1,0 +1,122 @@
+/**
+ * Backbone benchmark: ViG-T (BiGLA, linear in tokens) against DeiT-T (softmax attention, quadratic) at
+ * growing resolutions, one image per call, random weights (speed and memory do not depend on them).
+ * Median wall ms per image over repeats (each call awaited: the output is read back); peak memory is the
+ * most bytes of tensors alive during one call (the engine's byte count, sampled at every allocation; what
+ * tf.profile reports, without its per-kernel log, which overflows the stack at ViG-T 1024²), and on WebGPU
+ * also the peak of GPU buffers in use (tfjs-webgpu's buffer manager). Failed sizes are reported as such.
+ *
+ *   npx tsx bench/backbones.ts --device wasm --sizes 224,512 --repeat 3
+ *   bash ../shared/gpu/pack.sh bench/backbones.ts && bash .gpu/run.sh --device webgpu --sizes 224,512,1024,2048   (GPU host)
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { parseArgs } from 'node:util';
+import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
+import { trackPeakGpuBytes, type WebGPUBackend } from '../kernels/_webgpu_internal.ts';
+import { countParams, createBackbone } from '../backbones/_registry.ts';
+
+export interface BackboneBenchRow {
+  model: string;
+  size: number;
+  tokens: number;
+  medianMs: number | null;
+  peakTensorMiB: number | null;
+  peakGpuMiB: number | null;
+  error?: string;
+}
+
+export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
+  const choice = await selectDevice(opts.device, { allowSoftware: opts.allowSoftware ?? false });
+  const tracker = choice.backend === 'webgpu' ? trackPeakGpuBytes(tf.backend() as unknown as WebGPUBackend) : null;
+  const tensors = trackPeakTensorBytes();
+  const rows: BackboneBenchRow[] = [];
+  for (const name of opts.models) {
+    const model = createBackbone(name, { seed: 0 });
+    for (const size of opts.sizes) {
+      const tokens = name.startsWith('vig') ? (Math.floor((Math.floor((size - 7) / 8) + 1 - 1) / 2) + 1) ** 2 : (size / 16) ** 2;
+      const x = tf.randomNormal([1, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+      const run = async () => {
+        const y = model.forward(x) as tf.Tensor;
+        await y.data();
+        y.dispose();
+      };
+      try {
+        await run(); // warm-up: shader compilation, weight upload
+        tracker?.reset();
+        tensors.reset();
+        await run();
+        const gpuPeak = tracker ? tracker.peak() : null;
+        const tensorPeak = tensors.peak();
+        const times: number[] = [];
+        for (let r = 0; r < opts.repeat; r++) {
+          const t0 = performance.now();
+          await run();
+          times.push(performance.now() - t0);
+        }
+        times.sort((a, b) => a - b);
+        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20) });
+      } catch (e) {
+        rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
+      }
+      x.dispose();
+    }
+    model.dispose();
+  }
+  return { device: choice.reason, rows };
+}
+
+export function markdownTable(rows: BackboneBenchRow[]): string {
+  const head = '| model | params | input | tokens | median ms / image | peak tensors MiB | peak GPU MiB |\n|---|---|---|---|---|---|---|';
+  const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} | ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |`);
+  return [head, ...body].join('\n');
+}
+
+// --- internal ---
+
+/** Peak of the engine's live tensor bytes: wraps its allocation hook once; `reset()` starts a new window. */
+function trackPeakTensorBytes(): { reset: () => void; peak: () => number } {
+  const engine = tf.engine() as unknown as { state: { numBytes: number }; trackTensor: (...a: unknown[]) => unknown };
+  let peak = engine.state.numBytes;
+  const track = engine.trackTensor.bind(engine);
+  engine.trackTensor = (...a: unknown[]) => {
+    const r = track(...a);
+    peak = Math.max(peak, engine.state.numBytes);
+    return r;
+  };
+  return { reset: () => void (peak = engine.state.numBytes), peak: () => peak };
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      device: { type: 'string', default: 'auto' },
+      sizes: { type: 'string', default: '224,512,1024,2048' },
+      models: { type: 'string', default: 'vig_t,deit_t' },
+      repeat: { type: 'string', default: '3' },
+      software: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const res = await benchBackbones({
+    device: values.device as DeviceRequest,
+    sizes: values.sizes!.split(',').map(Number),
+    models: values.models!.split(','),
+    repeat: Number(values.repeat),
+    allowSoftware: values.software,
+  });
+  process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
