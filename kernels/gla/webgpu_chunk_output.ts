@@ -7,6 +7,7 @@
  * of four value columns. DK, DV, C are baked (shader key); T, BH, nC, reverse, scale are uniforms.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
+import { loadCumsum } from './webgpu_chunk_programs.ts';
 
 export class GlaChunkOutputProgram implements WebGPUProgram {
   variableNames = ['q', 'k', 'v', 'g', 's', 'acc'];
@@ -53,27 +54,7 @@ export class GlaChunkOutputProgram implements WebGPUProgram {
       fn main(unused : i32) {
         let c = i32(workgroupId.x);
         let bh = i32(workgroupId.y);
-        for (var e = i32(localIndex); e < ${C * DK}; e += WG) {
-          let p = c * ${C} + e / ${DK};
-          var gv = 0.0;
-          var kv = 0.0;
-          if (p < uniforms.T) {
-            let at = (bh * uniforms.T + tokenOf(p)) * ${DK} + e % ${DK};
-            gv = g[at];
-            kv = k[at];
-          }
-          gsh[e] = gv;
-          ksh[e] = kv;
-        }
-        workgroupBarrier();
-        if (i32(localIndex) < ${DK}) {
-          var run = 0.0;
-          for (var r = 0; r < ${C}; r++) {
-            run += gsh[r * ${DK} + i32(localIndex)];
-            gsh[r * ${DK} + i32(localIndex)] = run;
-          }
-        }
-        workgroupBarrier();
+        ${loadCumsum(C, DK, true)}
         for (var e = i32(localIndex); e < ${C * DK4}; e += WG) {
           let r = e / ${DK4};
           let d4 = e % ${DK4};

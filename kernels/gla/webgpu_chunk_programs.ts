@@ -17,7 +17,7 @@ const TOKEN = `
   fn tokenOf(p : i32) -> i32 { if (uniforms.reverse == 1) { return uniforms.T - 1 - p; } return p; }`;
 
 /** WGSL: loads the chunk's log-gates into gsh and turns them into in-chunk inclusive cumsums. */
-function loadCumsum(C: number, DK: number, alsoK: boolean): string {
+export function loadCumsum(C: number, DK: number, alsoK: boolean): string {
   return `
     for (var e = i32(localIndex); e < ${C * DK}; e += WG) {
       let p = c * ${C} + e / ${DK};
