@@ -134,4 +134,6 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-if (process.argv[1] && /gpu_kernels\.ts$|bundle\.mjs$/.test(process.argv[1])) await main();
+// run as a script, or as the packed bundle of this file (the CLI bundle passes a command name first)
+const script = process.argv[1] ?? '';
+if (/gpu_kernels\.ts$/.test(script) || (/bundle\.mjs$/.test(script) && !/^[a-z]/.test(process.argv[2] ?? ''))) await main();

@@ -1,17 +1,21 @@
 /** The `gatedvision` command: parses arguments, calls io/pipelines, maps errors to exit codes once. */
 import { defineCommand, runCommand, renderUsage } from 'citty';
 import { GatedError } from '../core/errors.ts';
+import { VERSION } from '../core/version.ts';
 import { benchCommand } from './bench.ts';
 import { convertCommand } from './convert.ts';
 import { infoCommand } from './info.ts';
 import { modelsCommand } from './models.ts';
 import { reportError } from './output.ts';
+import { trainCommand } from './train.ts';
+import { segmentCommand } from './segment.ts';
+import { demoCommand } from './demo.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 export const mainCommand = defineCommand({
   meta: { name: 'gatedvision', version: VERSION, description: 'Exact-geometry medical image I/O and gated linear-attention models' },
-  subCommands: { info: infoCommand, convert: convertCommand, models: modelsCommand, bench: benchCommand },
+  subCommands: { info: infoCommand, convert: convertCommand, models: modelsCommand, bench: benchCommand, train: trainCommand, segment: segmentCommand, demo: demoCommand },
 });
 
 /** Runs the CLI and returns the exit status; never throws. */

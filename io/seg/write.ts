@@ -10,7 +10,7 @@ import type { Volume } from '../volume.ts';
 import { checkCode, codeItem, DCM_SEGMENTATION, DCM_SOURCE_IMAGE, srgbToDicomLab, TISSUE, type CodedConcept } from './codes.ts';
 import { encodePart10, type Item } from './encode.ts';
 import { mapToSourceGrid, readSlice } from './grid.ts';
-import { isValidUid, newUid } from './uid.ts';
+import { isValidUid, newUid, uidFrom } from './uid.ts';
 
 export type { CodedConcept } from './codes.ts';
 
@@ -45,6 +45,10 @@ export interface SegOptions {
   manufacturer?: string;
   softwareVersion?: string;
   contentCreator?: string;
+  /** Derive this object's UIDs from a seed instead of at random (deterministic reruns). */
+  uidSeed?: string;
+  /** Content date/time (default: now). */
+  contentDateTime?: Date;
 }
 
 export const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
@@ -121,9 +125,11 @@ export function writeDicomSeg(labels: Volume, source: SegSource, segments: Segme
   const rowSpacing = norm(rowStep);
   const iop = [...colStep.map((v) => v / colSpacing), ...rowStep.map((v) => v / rowSpacing)];
   const sliceStep = nz > 1 ? norm(axisVector(lps, 2)) : undefined;
-  const sopUid = newUid();
-  const dimOrgUid = newUid();
-  const now = new Date();
+  const uid = (purpose: string) => (opts.uidSeed === undefined ? newUid() : uidFrom(`${opts.uidSeed}\0${purpose}`));
+  const sopUid = uid('sop');
+  const dimOrgUid = uid('dimension-organization');
+  const seriesUid = uid('series');
+  const now = opts.contentDateTime ?? new Date();
   const iso = now.toISOString();
   const date = iso.slice(0, 10).replace(/-/g, '');
   const time = iso.slice(11, 19).replace(/:/g, '');
@@ -152,7 +158,7 @@ export function writeDicomSeg(labels: Volume, source: SegSource, segments: Segme
     '00181000': ['LO', '0'],
     '00181020': ['LO', text(opts.softwareVersion ?? '0.1.0', 64)],
     '0020000D': ['UI', source.studyInstanceUID],
-    '0020000E': ['UI', newUid()],
+    '0020000E': ['UI', seriesUid],
     '00200011': ['IS', String(seriesNumber(opts.seriesNumber))],
     '00200013': ['IS', '1'],
     '00200052': ['UI', source.frameOfReferenceUID],

@@ -1,0 +1,70 @@
+/** `gatedvision train --task segment|restore --data <dir> --model <preset|backbone> -o <dir>`. */
+import { defineCommand } from 'citty';
+import { GatedError } from '../core/errors.ts';
+import { DEVICES, selectDevice, type DeviceRequest } from '../kernels/backend.ts';
+import { trainSegment } from '../pipelines/train/segment.ts';
+
+export const trainCommand = defineCommand({
+  meta: { name: 'train', description: 'Train a segmentation or restoration model (checkpoints every epoch; --resume continues)' },
+  args: {
+    task: { type: 'string', default: 'segment', description: 'segment | restore' },
+    data: { type: 'string', required: true, description: 'imagesTr/ + labelsTr/ (NIfTI) or images/ + masks/' },
+    model: { type: 'string', default: 'seg_vig_h_small', description: 'a preset (seg_vig_h_small, seg_test) or a backbone name' },
+    output: { type: 'string', alias: 'o', required: true, description: 'output model folder' },
+    name: { type: 'string', description: 'model name (default: the output folder name)' },
+    classes: { type: 'string', description: 'comma-separated class names, background first' },
+    epochs: { type: 'string', default: '50' },
+    batch: { type: 'string', default: '8' },
+    patch: { type: 'string', description: 'square training patch size (default: the largest slice)' },
+    steps: { type: 'string', description: 'steps per epoch (default: one pass over the training slices)' },
+    lr: { type: 'string', description: 'peak learning rate (default 2e-3)' },
+    seed: { type: 'string', default: '1' },
+    device: { type: 'string', default: 'auto', description: `backend: ${DEVICES.join(', ')}` },
+    'max-minutes': { type: 'string', description: 'wall-clock budget; epochs are cut after the first to fit it' },
+    init: { type: 'string', description: 'start from the weights of this model folder (fine-tuning)' },
+    resume: { type: 'boolean', description: 'continue from the checkpoint in the output folder' },
+  },
+  async run({ args, rawArgs }) {
+    const int = (v: string | undefined, what: string) => {
+      if (v === undefined) return undefined;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n <= 0) throw new GatedError('usage', `--${what} must be a positive integer; got '${v}'`);
+      return n;
+    };
+    const device = args.device as DeviceRequest;
+    if (!DEVICES.includes(device)) throw new GatedError('usage', `unknown device '${args.device}'; use one of ${DEVICES.join(', ')}`);
+    const choice = await selectDevice(device);
+    process.stderr.write(`device: ${choice.reason}\n`);
+    if (args.task !== 'segment') throw new GatedError('usage', `--task ${args.task}: only 'segment' is available in this build`);
+    const lr = args.lr === undefined ? undefined : Number(args.lr);
+    if (lr !== undefined && !(lr > 0)) throw new GatedError('usage', `--lr must be a positive number; got '${args.lr}'`);
+    const out = args.output;
+    // first Ctrl-C: finish the epoch, write its checkpoint and stop; a second one kills as usual
+    const stop = new AbortController();
+    process.once('SIGINT', () => {
+      process.stderr.write('stopping after this epoch (Ctrl-C again to abort now)\n');
+      stop.abort();
+    });
+    const res = await trainSegment({
+      data: args.data,
+      model: args.model,
+      outDir: out,
+      name: args.name ?? out.replace(/\/+$/, '').split('/').pop()!,
+      ...(args.classes ? { classes: args.classes.split(',').map((s) => s.trim()) } : {}),
+      epochs: int(args.epochs, 'epochs')!,
+      batch: int(args.batch, 'batch')!,
+      ...(args.patch ? { patch: int(args.patch, 'patch')! } : {}),
+      ...(args.steps ? { stepsPerEpoch: int(args.steps, 'steps')! } : {}),
+      ...(lr ? { lr } : {}),
+      seed: int(args.seed, 'seed')!,
+      resume: Boolean(args.resume),
+      ...(args.init ? { init: args.init } : {}),
+      ...(args['max-minutes'] ? { maxSeconds: Number(args['max-minutes']) * 60 } : {}),
+      signal: stop.signal,
+      log: (l) => process.stderr.write(`${l}\n`),
+      command: `gatedvision train ${rawArgs.join(' ')}`,
+      device: choice.backend,
+    });
+    process.stdout.write(`best validation score ${res.bestScore.toFixed(4)} at epoch ${res.bestEpoch}; model in ${out}\n`);
+  },
+});

@@ -1,0 +1,326 @@
+/**
+ * `segment`: inputs (files, folders with DICOM series, zips, NIfTI, images) → label maps in the source geometry.
+ * The model is loaded once for the batch. Per case: decode in the sandbox, preprocess as the model's manifest
+ * says, slice-wise inference with on-the-fly argmax, 3D clean-up, back to the source grid, then NIfTI (same
+ * affine), DICOM SEG for DICOM sources, PNG for 2D images, and preview overlays. Each output is written to a
+ * temp file, fsynced and renamed, and the run manifest line is appended only after them, so a kill at any
+ * moment leaves no partial file and `--resume` redoes exactly the unfinished inputs; reruns are byte-identical.
+ */
+import { mkdir, readdir, stat, open as openFile } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
+import { writeFileAtomic } from '../core/atomic.ts';
+import { GatedError, toGatedError } from '../core/errors.ts';
+import { VERSION } from '../core/version.ts';
+import { writePng } from '../io/image/write.ts';
+import { loadInput, type LoadOptions } from '../io/load.ts';
+import { niftiParts } from '../io/nifti/write.ts';
+import { axisMapTo, reorient, type AxisMap } from '../io/orient.ts';
+import { writeDicomSeg, type SegmentDef } from '../io/seg/write.ts';
+import { sniffFormat } from '../io/sniff.ts';
+import { realValues, type IoWarning, type Volume } from '../io/volume.ts';
+import { inputId, RunManifest, shard, type RunRecord } from './manifest.ts';
+import { fillHoles, keepLargestComponent } from './postprocess.ts';
+import { preprocess } from './preprocess.ts';
+import { overlayPng, reportHtml, representativeSlices, colorOf, type ReportCase } from './report.ts';
+import { predictLabels } from './segment_volume.ts';
+import type { TaskModel } from './task_model.ts';
+
+export type SegFormat = 'nifti' | 'dicom-seg' | 'png';
+
+export interface SegmentCaseOptions {
+  tta?: boolean;
+  /** Keep the largest component per class; default from the model's manifest. */
+  largestComponent?: boolean;
+  fillHoles?: boolean;
+  maxSide?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface SegmentedVolume {
+  /** Labels on the source grid (same shape and affine as the input volume). */
+  labels: Volume;
+  /** The preprocessed image and labels on the canonical grid (for previews). */
+  canonical: { image: Float32Array; labels: Uint8Array | Uint16Array; shape: number[] };
+  volumesMl: Record<string, number>;
+  warnings: string[];
+}
+
+/** One volume through the model; the result lies on the input's own grid. */
+export async function segmentVolume(volume: Volume, model: TaskModel, opts: SegmentCaseOptions = {}): Promise<SegmentedVolume> {
+  const m = model.manifest;
+  if (m.task !== 'segment') throw new GatedError('config', `model '${m.name}' is a ${m.task} model, not a segmentation model`);
+  const warnings: string[] = [];
+  let v = volume;
+  if (v.meta.components === 'rgb') {
+    v = toLuma(v);
+    warnings.push('colour image converted to grey (luma) for a grey-scale model');
+  }
+  if ((v.shape[3] ?? 1) > 1) {
+    warnings.push(`4D input: only the first of ${v.shape[3]} volumes was segmented`);
+    v = firstVolume(v);
+  }
+  const map: AxisMap = m.input.canonical ? axisMapTo(v.affine) : { perm: [0, 1, 2], flip: [false, false, false] };
+  const pre = preprocess(v, m.input.normalization, { canonical: m.input.canonical });
+  const shape = pre.volume.shape.slice(0, 3);
+  const labels = await predictLabels(model, pre.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const K = m.classes.length;
+  for (let c = 1; c < K; c++) {
+    if (opts.largestComponent ?? m.postprocess?.largestComponent ?? false) keepLargestComponent(labels, shape, c);
+    if (opts.fillHoles ?? m.postprocess?.fillHoles ?? false) fillHoles(labels, shape, c);
+  }
+  const voxelMl = (pre.volume.spacing[0]! * pre.volume.spacing[1]! * pre.volume.spacing[2]!) / 1000;
+  const counts = new Float64Array(K);
+  for (let i = 0; i < labels.length; i++) counts[labels[i]!] = counts[labels[i]!]! + 1;
+  const volumesMl: Record<string, number> = {};
+  for (let c = 1; c < K; c++) volumesMl[m.classes[c]!] = counts[c]! * voxelMl;
+  // back to the source grid: the inverse permutation/flips, then the source's own affine, exactly
+  const canon: Volume = { data: labels, shape, spacing: pre.volume.spacing.slice(0, 3), affine: pre.volume.affine, dtype: labels instanceof Uint8Array ? 'uint8' : 'uint16', meta: { format: 'nifti', components: 'scalar', warnings: [] } };
+  const back = reorient(canon, inverse(map));
+  const out: Volume = { ...back, shape: v.shape.slice(0, 3), spacing: v.spacing.slice(0, 3), affine: v.affine.map((r) => [...r]), meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
+  return { labels: out, canonical: { image: pre.data, labels, shape }, volumesMl, warnings };
+}
+
+export interface SegmentBatchOptions extends SegmentCaseOptions {
+  outDir: string;
+  formats?: SegFormat[];
+  resume?: boolean;
+  part?: string;
+  /** Identifies the model in records (a name or folder). */
+  modelName: string;
+  device: string;
+  load?: LoadOptions;
+  report?: boolean;
+  onCase?: (done: number, total: number, name: string, record: RunRecord) => void;
+  onSlices?: (done: number, total: number, name: string) => void;
+}
+
+export interface BatchSummary {
+  total: number;
+  done: number;
+  skipped: number;
+  rejected: number;
+  failed: number;
+  manifest: string;
+  report?: string;
+  records: RunRecord[];
+}
+
+interface CaseInput {
+  path: string;
+  /** Stable name for outputs: from the input's path relative to its argument, never from identifiers inside it. */
+  name: string;
+  id: string;
+}
+
+export async function segmentBatch(inputs: string[], model: TaskModel, opts: SegmentBatchOptions): Promise<BatchSummary> {
+  const outDir = resolve(opts.outDir);
+  await mkdir(outDir, { recursive: true });
+  let cases = await collectCases(inputs);
+  if (opts.part) cases = shard(cases, opts.part, (c) => c.name);
+  const manifest = await RunManifest.open(join(outDir, 'manifest.jsonl'));
+  const records: RunRecord[] = [];
+  const reportCases: ReportCase[] = [];
+  let skipped = 0;
+  const started = new Date().toISOString();
+  for (let i = 0; i < cases.length; i++) {
+    const c = cases[i]!;
+    if (opts.resume && manifest.isDone(c.id)) {
+      skipped++;
+      const r = manifest.last(c.id)!;
+      records.push(r);
+      reportCases.push({ name: c.name, status: 'done', outputs: r.outputs.filter((o) => !o.endsWith('.png') || !o.includes('/previews/')).map((o) => relative(outDir, o)), previews: r.outputs.filter((o) => o.includes('/previews/')).map((o) => relative(outDir, o)), ms: r.ms, warnings: ['(from an earlier run)'] });
+      opts.onCase?.(i + 1, cases.length, c.name, r);
+      continue;
+    }
+    const t0 = Date.now();
+    let record: RunRecord;
+    let rc: ReportCase;
+    try {
+      const res = await segmentCase(c, model, outDir, opts);
+      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      rc = { name: c.name, status: 'done', outputs: res.outputs.filter((o) => !o.includes('/previews/')).map((o) => relative(outDir, o)), previews: res.previews.map((o) => relative(outDir, o)), volumesMl: res.volumesMl, ms: record.ms, warnings: res.warnings };
+    } catch (e) {
+      const err = toGatedError(e, 'internal');
+      const inputFault = err.code !== 'internal' && err.code !== 'kernel' && err.code !== 'io_error' && err.code !== 'missing_dependency';
+      record = { id: c.id, input: c.path, status: inputFault ? 'rejected' : 'failed', code: err.code, message: err.message, outputs: [], ms: Date.now() - t0, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      rc = { name: c.name, status: record.status, code: err.code, message: err.message, outputs: [], previews: [], ms: record.ms, warnings: [] };
+    }
+    await manifest.append(record);
+    records.push(record);
+    reportCases.push(rc);
+    opts.onCase?.(i + 1, cases.length, c.name, record);
+  }
+  let report: string | undefined;
+  if (opts.report ?? true) {
+    report = join(outDir, 'report.html');
+    await writeFileAtomic(report, reportHtml({ title: 'gatedvision segmentation report', model: opts.modelName, sha256: model.sha256, device: opts.device, version: VERSION, started }, reportCases, model.manifest.classes));
+  }
+  const count = (s: string) => records.filter((r) => r.status === s).length;
+  return { total: cases.length, done: count('done') - skipped, skipped, rejected: count('rejected'), failed: count('failed'), manifest: manifest.path, ...(report ? { report } : {}), records };
+}
+
+/** Turns the command-line inputs into cases: files as they are, each folder's DICOM files as one case. */
+export async function collectCases(inputs: string[]): Promise<CaseInput[]> {
+  const out: CaseInput[] = [];
+  for (const arg of inputs) {
+    let info;
+    try {
+      info = await stat(arg);
+    } catch (e) {
+      throw toGatedError(e, 'not_found', `cannot open input '${arg}'`);
+    }
+    if (info.isFile()) {
+      out.push({ path: resolve(arg), name: stem(basename(arg)), id: inputId(resolve(arg), info.size, info.mtimeMs) });
+      continue;
+    }
+    if (!info.isDirectory()) throw new GatedError('unsupported_format', `'${arg}' is neither a file nor a folder`);
+    const files = await walk(arg);
+    let dicomSize = 0;
+    let dicomMtime = 0;
+    let dicomCount = 0;
+    for (const f of files) {
+      const head = await readHead(f.path);
+      const kind = sniffFormat(head);
+      if (kind === 'dicom') {
+        dicomCount++;
+        dicomSize += f.size;
+        dicomMtime = Math.max(dicomMtime, f.mtimeMs);
+      } else if (kind !== 'unknown') {
+        const rel = relative(arg, f.path);
+        out.push({ path: resolve(f.path), name: stem(rel.replace(/[\\/]/g, '_')), id: inputId(resolve(f.path), f.size, f.mtimeMs) });
+      }
+    }
+    if (dicomCount > 0) out.push({ path: resolve(arg), name: stem(basename(resolve(arg))), id: inputId(`${resolve(arg)}#dicom${dicomCount}`, dicomSize, dicomMtime) });
+  }
+  out.sort((a, b) => a.path.localeCompare(b.path));
+  // two inputs with one stem (a/x.nii.gz, b/x.nii.gz) get their id as a suffix so neither overwrites the other
+  const seen = new Map<string, number>();
+  for (const c of out) seen.set(c.name, (seen.get(c.name) ?? 0) + 1);
+  const uniq = new Set<string>();
+  return out.filter((c) => (uniq.has(c.id) ? false : (uniq.add(c.id), true))).map((c) => (seen.get(c.name)! > 1 ? { ...c, name: `${c.name}-${c.id.slice(0, 8)}` } : c));
+}
+
+// --- internal ---
+
+async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[] }> {
+  const loaded = await loadInput(c.path, opts.load ?? {});
+  if (loaded.volumes.length === 0) {
+    const first = loaded.rejected[0];
+    throw new GatedError((first?.code as never) ?? 'unsupported_format', first ? `no usable volume (${loaded.rejected.length} file(s) rejected; first: ${first.code}: ${first.message})` : 'no usable volume in this input');
+  }
+  const formats = opts.formats ?? ['nifti'];
+  const outputs: string[] = [];
+  const previews: string[] = [];
+  const warnings: string[] = loaded.warnings.map((w: IoWarning) => `${w.code}: ${w.message}`);
+  if (loaded.rejected.length) warnings.push(`${loaded.rejected.length} file(s) in this input were not used (first: ${loaded.rejected[0]!.code})`);
+  const volumesMl: Record<string, number> = {};
+  const multi = loaded.volumes.length > 1;
+  for (let s = 0; s < loaded.volumes.length; s++) {
+    const vol = loaded.volumes[s]!;
+    const name = multi ? `${c.name}_s${String(s + 1).padStart(2, '0')}` : c.name;
+    const res = await segmentVolume(vol, model, { ...opts, onProgress: (d, t) => opts.onSlices?.(d, t, name) });
+    warnings.push(...res.warnings);
+    for (const [k, v] of Object.entries(res.volumesMl)) volumesMl[multi ? `${k} (${s + 1})` : k] = v;
+    const is2d = (vol.shape[2] ?? 1) === 1;
+    if (formats.includes('nifti') || (formats.includes('png') && !is2d)) {
+      const p = join(outDir, `${name}.seg.nii.gz`);
+      await writeFileAtomic(p, niftiParts(res.labels, { gzip: true, description: `gatedvision ${model.manifest.name}` }));
+      outputs.push(p);
+    }
+    if (formats.includes('png') && is2d) {
+      const p = join(outDir, `${name}.seg.png`);
+      await writeFileAtomic(p, await writePng(res.labels, { bitDepth: 8 }));
+      outputs.push(p);
+    }
+    if (formats.includes('dicom-seg')) {
+      if (vol.meta.format !== 'dicom') warnings.push('DICOM SEG needs a DICOM source; written as NIfTI only');
+      else {
+        const p = join(outDir, `${name}.seg.dcm`);
+        await writeFileAtomic(p, dicomSeg(res.labels, vol, model, c));
+        outputs.push(p);
+      }
+    }
+    await mkdir(join(outDir, 'previews'), { recursive: true });
+    const zs = representativeSlices(res.canonical.labels, res.canonical.shape);
+    for (const z of zs) {
+      const p = join(outDir, 'previews', `${name}_z${String(z).padStart(3, '0')}.png`);
+      await writeFileAtomic(p, await overlayPng(res.canonical.image, res.canonical.labels, res.canonical.shape, z));
+      previews.push(p);
+    }
+    loaded.volumes[s] = undefined as never; // let the voxels go before the next series
+  }
+  if (outputs.length === 0) throw new GatedError('config', `no output format applies to this input (asked for ${formats.join(', ')})`);
+  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings };
+}
+
+function dicomSeg(labels: Volume, src: Volume, model: TaskModel, c: CaseInput): Uint8Array {
+  const m = src.meta;
+  if (!m.studyInstanceUID || !m.seriesInstanceUID || !m.sopInstanceUIDs?.length || !m.sopClassUID) throw new GatedError('bad_geometry', 'the DICOM source lacks the UIDs a SEG must reference');
+  const segments: SegmentDef[] = model.manifest.classes.slice(1).map((n, i) => ({ label: i + 1, name: n, algorithmName: model.manifest.name, color: colorOf(i + 1) }));
+  return writeDicomSeg(
+    labels,
+    { studyInstanceUID: m.studyInstanceUID, seriesInstanceUID: m.seriesInstanceUID, frameOfReferenceUID: m.frameOfReferenceUID ?? m.studyInstanceUID, sopClassUID: m.sopClassUID, sopInstanceUIDs: m.sopInstanceUIDs, shape: src.shape.slice(0, 3), affine: src.affine, ...(m.patient ? { patient: m.patient } : {}) },
+    segments,
+    { seriesDescription: `${model.manifest.name} segmentation`, softwareVersion: VERSION, uidSeed: `${c.id}:${model.sha256}:${m.seriesInstanceUID}`, contentDateTime: new Date(0) },
+  );
+}
+
+function inverse(map: AxisMap): AxisMap {
+  const perm: [number, number, number] = [0, 1, 2];
+  const flip: [boolean, boolean, boolean] = [false, false, false];
+  for (let o = 0; o < 3; o++) {
+    perm[map.perm[o]!] = o;
+    flip[map.perm[o]!] = map.flip[o]!;
+  }
+  return { perm, flip };
+}
+
+function toLuma(v: Volume): Volume {
+  const n = (v.shape[0] ?? 1) * (v.shape[1] ?? 1) * (v.shape[2] ?? 1);
+  const real = realValues(v);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = 0.299 * real[i]! + 0.587 * real[n + i]! + 0.114 * real[2 * n + i]!;
+  const { rescale: _r, ...meta } = v.meta;
+  return { ...v, data, dtype: 'float32', shape: v.shape.slice(0, 3), spacing: v.spacing.slice(0, 3), meta: { ...meta, components: 'scalar' } };
+}
+
+function firstVolume(v: Volume): Volume {
+  const n = (v.shape[0] ?? 1) * (v.shape[1] ?? 1) * (v.shape[2] ?? 1);
+  return { ...v, data: v.data.slice(0, n), shape: v.shape.slice(0, 3), spacing: v.spacing.slice(0, 3) };
+}
+
+function stem(name: string): string {
+  const s = name.replace(/\.(nii\.gz|nii|dcm|dicom|zip|png|jpe?g|tiff?|webp|gz)$/i, '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._]+/, '');
+  return s.length ? s.slice(0, 120) : 'input';
+}
+
+async function walk(dir: string, limit = 200_000): Promise<{ path: string; size: number; mtimeMs: number }[]> {
+  const out: { path: string; size: number; mtimeMs: number }[] = [];
+  const stack = [dir];
+  while (stack.length) {
+    const d = stack.pop()!;
+    const entries = await readdir(d, { withFileTypes: true });
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      if (e.name.startsWith('.')) continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) stack.push(p);
+      else if (e.isFile()) {
+        const s = await stat(p);
+        out.push({ path: p, size: s.size, mtimeMs: s.mtimeMs });
+        if (out.length > limit) throw new GatedError('too_large', `more than ${limit} files under ${dir}`);
+      }
+    }
+  }
+  return out;
+}
+
+async function readHead(path: string): Promise<Uint8Array> {
+  const fh = await openFile(path, 'r');
+  try {
+    const buf = new Uint8Array(512);
+    const { bytesRead } = await fh.read(buf, 0, 512, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Augmentation of one 2.5D training sample, on the CPU and in place of the crop: a random similarity warp
+ * (rotation, isotropic scale, left-right flip) sampled bilinearly for the image and by nearest neighbour for
+ * the labels, then intensity changes relative to the background level (contrast, brightness, gamma, a smooth
+ * multiplicative bias field, Gaussian noise) — what MR users feed us: other scanners, other gains, other coils.
+ */
+import type { Rng } from './rng.ts';
+
+export interface AugmentConfig {
+  rotateDeg: number;
+  scale: [number, number];
+  flipLR: boolean;
+  contrast: [number, number];
+  brightness: number;
+  gamma: [number, number];
+  biasField: number;
+  noise: number;
+  /** Probability of applying the intensity changes to a sample. */
+  intensityP: number;
+}
+
+export const AUGMENT_DEFAULTS: AugmentConfig = { rotateDeg: 15, scale: [0.7, 1.4], flipLR: true, contrast: [0.75, 1.25], brightness: 0.1, gamma: [0.7, 1.5], biasField: 0.3, noise: 0.05, intensityP: 0.8 };
+export const AUGMENT_NONE: AugmentConfig = { rotateDeg: 0, scale: [1, 1], flipLR: false, contrast: [1, 1], brightness: 0, gamma: [1, 1], biasField: 0, noise: 0, intensityP: 0 };
+
+/**
+ * Samples src [H, W, C] (labels [H, W]) into out [P, P, C] / outLab [P, P], centred on (cy, cx) of the source.
+ * Pixels falling outside the source take `fill` (image) and 0 (labels).
+ */
+export function warpSample(
+  src: Float32Array, lab: Uint8Array | null, H: number, W: number, C: number,
+  out: Float32Array, outLab: Uint8Array | null, P: number, cy: number, cx: number, fill: number,
+  cfg: AugmentConfig, rng: Rng,
+): void {
+  const ang = (rng.uniform(-cfg.rotateDeg, cfg.rotateDeg) * Math.PI) / 180;
+  const s = Math.exp(rng.uniform(Math.log(cfg.scale[0]), Math.log(cfg.scale[1])));
+  const flip = cfg.flipLR && rng.next() < 0.5 ? -1 : 1;
+  // output pixel (u, v) about the patch centre → source (y, x): inverse of scale·rotation, flip on x
+  const cos = Math.cos(ang) / s;
+  const sin = Math.sin(ang) / s;
+  const half = (P - 1) / 2;
+  for (let v = 0; v < P; v++) {
+    for (let u = 0; u < P; u++) {
+      const du = (u - half) * flip;
+      const dv = v - half;
+      const x = cx + cos * du - sin * dv;
+      const y = cy + sin * du + cos * dv;
+      const o = (v * P + u) * C;
+      const x0 = Math.floor(x);
+      const y0 = Math.floor(y);
+      const fx = x - x0;
+      const fy = y - y0;
+      for (let c = 0; c < C; c++) {
+        const at = (yy: number, xx: number) => (yy >= 0 && yy < H && xx >= 0 && xx < W ? src[(yy * W + xx) * C + c]! : fill);
+        out[o + c] = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+      }
+      if (lab && outLab) {
+        const xi = Math.round(x);
+        const yi = Math.round(y);
+        outLab[v * P + u] = yi >= 0 && yi < H && xi >= 0 && xi < W ? lab[yi * W + xi]! : 0;
+      }
+    }
+  }
+}
+
+/** Intensity changes on out [P, P, C] relative to the background level `bg`. */
+export function augmentIntensity(out: Float32Array, P: number, C: number, bg: number, cfg: AugmentConfig, rng: Rng): void {
+  if (rng.next() >= cfg.intensityP) return;
+  const a = rng.uniform(cfg.contrast[0], cfg.contrast[1]);
+  const b = rng.uniform(-cfg.brightness, cfg.brightness);
+  const g = Math.exp(rng.uniform(Math.log(cfg.gamma[0]), Math.log(cfg.gamma[1])));
+  // a smooth field: exp of a random second-order polynomial over the patch, amplitude biasField
+  const k = Array.from({ length: 6 }, () => rng.uniform(-cfg.biasField, cfg.biasField));
+  const sd = cfg.noise * rng.next();
+  let hi = -Infinity;
+  for (let i = 0; i < out.length; i++) if (out[i]! > hi) hi = out[i]!;
+  const range = Math.max(hi - bg, 1e-6);
+  for (let v = 0; v < P; v++) {
+    const y = (2 * v) / Math.max(P - 1, 1) - 1;
+    for (let u = 0; u < P; u++) {
+      const x = (2 * u) / Math.max(P - 1, 1) - 1;
+      const field = Math.exp(k[0]! * x + k[1]! * y + k[2]! * x * y + k[3]! * x * x + k[4]! * y * y + k[5]! * 0.5);
+      for (let c = 0; c < C; c++) {
+        const i = (v * P + u) * C + c;
+        const t = Math.max(0, (out[i]! - bg) / range);
+        out[i] = bg + range * (Math.pow(t, g) * a * field + b) + sd * rng.normal();
+      }
+    }
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The training loop shared by every task: epochs of steps on batches the task draws, AdamW with warmup +
+ * cosine, validation after each epoch with the best model saved (model.json + weights, loadable at once),
+ * a checkpoint after each epoch for --resume, and progress lines with loss, learning rate and ETA.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { saveTaskModel, type TaskModel } from '../task_model.ts';
+import { loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.ts';
+import { AdamW, ADAMW_DEFAULTS, type AdamWConfig } from './optim.ts';
+import { Rng } from './rng.ts';
+
+export interface TrainTask {
+  /** Steps per epoch. */
+  stepsPerEpoch: number;
+  /** Loss of one freshly drawn batch (called inside the gradient tape). */
+  batchLoss(model: TaskModel, rng: Rng): () => tf.Scalar;
+  /** Validation after an epoch: the score to maximise and metrics to record. */
+  validate(model: TaskModel): Promise<{ score: number; metrics: Record<string, number> }>;
+}
+
+export interface LoopOptions {
+  outDir: string;
+  epochs: number;
+  seed: number;
+  resume: boolean;
+  optim?: Partial<AdamWConfig>;
+  log?: (line: string) => void;
+  /** Wall-clock budget: after the first epoch the number of epochs is cut to fit it (schedule included). */
+  maxSeconds?: number;
+  /** Stops cleanly after the epoch in progress (its checkpoint written), e.g. on Ctrl-C. */
+  signal?: AbortSignal;
+  /** Model card fields saved with the best model. */
+  card: Record<string, unknown>;
+}
+
+export interface LoopResult {
+  bestScore: number;
+  /** Epochs actually planned (after any time-budget cut). */
+  epochs: number;
+  bestEpoch: number;
+  steps: number;
+  history: LoopState['history'];
+}
+
+export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOptions): Promise<LoopResult> {
+  const log = opts.log ?? (() => undefined);
+  let epochs = opts.epochs;
+  let totalSteps = task.stepsPerEpoch * epochs;
+  const opt = new AdamW({ ...ADAMW_DEFAULTS, warmupSteps: Math.min(200, Math.ceil(totalSteps * 0.05)), ...opts.optim, totalSteps });
+  const ckptDir = `${opts.outDir}/checkpoint`;
+  let state: LoopState = { step: 0, epoch: 0, rng: opts.seed, bestScore: -Infinity, history: [] };
+  if (opts.resume) {
+    const restored = await loadCheckpoint(ckptDir, model, opt);
+    if (restored) {
+      state = restored;
+      log(`resumed at epoch ${state.epoch}, step ${state.step} (best score so far ${state.bestScore.toFixed(4)})`);
+    }
+  }
+  const rng = new Rng(state.rng);
+  const vars = model.variables();
+  const t0 = Date.now();
+  const stepAtStart = state.step;
+  const epochAtStart = state.epoch;
+  let bestEpoch = state.history.reduce((b, h) => (h.score === state.bestScore ? Number(h.epoch) : b), -1);
+  try {
+    for (let epoch = state.epoch; epoch < epochs; epoch++) {
+      let lossSum = 0;
+      let dataMs = 0;
+      let stepMs = 0;
+      for (let s = 0; s < task.stepsPerEpoch; s++) {
+        const tData = Date.now();
+        const f = task.batchLoss(model, rng);
+        const tStep = Date.now();
+        dataMs += tStep - tData;
+        const { value, grads } = tf.variableGrads(f, vars);
+        const lossValue = (await value.data())[0]!;
+        stepMs += Date.now() - tStep;
+        const lr = opt.apply(new Map(vars.filter((v) => grads[v.name]).map((v) => [v, grads[v.name]!])));
+        tf.dispose([value, ...Object.values(grads)]);
+        if (!Number.isFinite(lossValue)) throw new Error(`the loss became ${lossValue} at step ${state.step}`);
+        lossSum += lossValue;
+        state.step++;
+        if (state.step % 20 === 0 || state.step === totalSteps) {
+          const rate = (state.step - stepAtStart) / ((Date.now() - t0) / 1000);
+          const eta = (totalSteps - state.step) / Math.max(rate, 1e-9);
+          log(`step ${state.step}/${totalSteps} epoch ${epoch + 1} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)} ${rate.toFixed(2)} it/s ETA ${Math.round(eta)} s`);
+        }
+      }
+      const tVal = Date.now();
+      const { score, metrics } = await task.validate(model);
+      const valMs = Date.now() - tVal;
+      const record = { epoch: epoch + 1, step: state.step, loss: lossSum / task.stepsPerEpoch, score, ...metrics, seconds: Math.round((Date.now() - t0) / 1000) };
+      state.history.push(record);
+      log(`epoch ${epoch + 1}/${epochs}: train loss ${record.loss.toFixed(4)}, validation score ${score.toFixed(4)} (batches ${(dataMs / 1000).toFixed(1)} s, steps ${(stepMs / 1000).toFixed(1)} s, validation ${(valMs / 1000).toFixed(1)} s)`);
+      if (score > state.bestScore) {
+        state.bestScore = score;
+        bestEpoch = epoch + 1;
+        await saveTaskModel(opts.outDir, model, { ...opts.card, validation: { epoch: epoch + 1, score, ...metrics }, history: state.history });
+      }
+      state.epoch = epoch + 1;
+      state.rng = rng.state;
+      if (opts.maxSeconds && epoch === epochAtStart) {
+        const perEpoch = (Date.now() - t0) / 1000;
+        const fit = Math.max(state.epoch, epochAtStart + Math.floor(opts.maxSeconds / perEpoch));
+        if (fit < epochs) {
+          epochs = fit;
+          totalSteps = task.stepsPerEpoch * epochs;
+          opt.config.totalSteps = totalSteps;
+          log(`time budget ${opts.maxSeconds} s at ${perEpoch.toFixed(1)} s per epoch: training for ${epochs} epochs`);
+        }
+      }
+      await saveCheckpoint(ckptDir, model, opt, state);
+      if (opts.signal?.aborted && state.epoch < epochs) {
+        log(`stopped after epoch ${state.epoch}; continue with --resume`);
+        break;
+      }
+    }
+  } finally {
+    opt.dispose();
+  }
+  return { bestScore: state.bestScore, bestEpoch, steps: state.step, epochs, history: state.history };
+}

@@ -1,0 +1,62 @@
+/**
+ * Named task-model presets for `gatedvision train --model`: a backbone variant (any registered name, with
+ * config overrides) plus a head and the input recipe. A plain backbone name gets the FPN head and the default
+ * recipe of the task.
+ */
+import { getVariant } from '../../backbones/_registry.ts';
+import type { Normalization } from '../preprocess.ts';
+import type { Task, TaskSpec } from '../task_model.ts';
+
+const MR_ZSCORE: Normalization = { kind: 'percentile_zscore', lowPercentile: 0.5, highPercentile: 99.5 };
+
+interface Preset {
+  task: Task;
+  description: string;
+  backbone: { arch: string; config: Record<string, unknown> };
+  head: { kind: string; config: Record<string, unknown> };
+  context: number;
+  multipleOf: number;
+  normalization: Normalization;
+  /** In-plane spacing [x, y] in mm the model is trained and run at. */
+  spacing?: [number, number];
+}
+
+export const PRESETS: Record<string, Preset> = {
+  seg_vig_h_small: {
+    task: 'segment',
+    description: 'small hierarchical ViG (BiGLA, strides 4-32) + FPN, 2.5D (3 slices)',
+    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0 } },
+    head: { kind: 'fpn', config: { dim: 48, detailChannels: 16 } },
+    context: 1,
+    multipleOf: 32,
+    normalization: MR_ZSCORE,
+    spacing: [1, 1],
+  },
+  seg_test: {
+    task: 'segment',
+    description: 'tiny ViG-H + FPN for tests',
+    backbone: { arch: 'test_vig_h', config: { numClasses: 0 } },
+    head: { kind: 'fpn', config: { dim: 8, detailChannels: 4 } },
+    context: 1,
+    multipleOf: 32,
+    normalization: MR_ZSCORE,
+  },
+};
+
+export function specFromPreset(model: string, task: Task, name: string, classes: string[]): TaskSpec {
+  const p = PRESETS[model];
+  if (p) {
+    return {
+      name, task, description: p.description, backbone: p.backbone, head: p.head, classes,
+      input: { channels: 2 * p.context + 1, context: p.context, multipleOf: p.multipleOf, normalization: p.normalization, canonical: true, ...(p.spacing ? { spacing: p.spacing } : {}) },
+    };
+  }
+  const v = getVariant(model); // throws unknown_name with suggestions
+  return {
+    name, task, description: `${v.description} + FPN`,
+    backbone: { arch: model, config: { numClasses: 0 } },
+    head: { kind: 'fpn', config: {} },
+    classes,
+    input: { channels: 3, context: 1, multipleOf: Math.max(32, v.input.multipleOf), normalization: MR_ZSCORE, canonical: true },
+  };
+}
