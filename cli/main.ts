@@ -10,12 +10,13 @@ import { reportError } from './output.ts';
 import { trainCommand } from './train.ts';
 import { segmentCommand } from './segment.ts';
 import { demoCommand } from './demo.ts';
+import { evaluateCommand } from './evaluate.ts';
 
 export { VERSION };
 
 export const mainCommand = defineCommand({
   meta: { name: 'gatedvision', version: VERSION, description: 'Exact-geometry medical image I/O and gated linear-attention models' },
-  subCommands: { info: infoCommand, convert: convertCommand, models: modelsCommand, bench: benchCommand, train: trainCommand, segment: segmentCommand, demo: demoCommand },
+  subCommands: { info: infoCommand, convert: convertCommand, models: modelsCommand, bench: benchCommand, train: trainCommand, segment: segmentCommand, demo: demoCommand, evaluate: evaluateCommand },
 });
 
 /** Runs the CLI and returns the exit status; never throws. */

@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   unknown_name: { exit: 2, http: 400, hint: 'list the known names with `gatedvision models`' },
   config: { exit: 2, http: 400, hint: 'check the options' },
   shape: { exit: 2, http: 400, hint: 'check the tensor shapes' },
+  geometry_mismatch: { exit: 2, http: 400, hint: 'the prediction must lie on the reference grid (same shape and affine); resample it first' },
   // environment and internals
   io_error: { exit: 6, http: 500, hint: 'check permissions and free disk space' },
   missing_dependency: { exit: 6, http: 500, hint: 'install the optional package named in the message' },
