@@ -30,7 +30,23 @@ const kernelsCommand = defineCommand({
   },
 });
 
+const segmentBench = defineCommand({
+  meta: { name: 'segment', description: 'End-to-end segment of a 0.5 mm brain MRI and a 512x512x300 volume: wall time and peak RSS of the process tree' },
+  args: {
+    device: { type: 'string', default: 'auto', description: `backend: ${DEVICES.join(', ')}` },
+    model: { type: 'string', default: 'brain' },
+    ch2better: { type: 'string', default: '/usr/share/mricron/templates/ch2better.nii.gz', description: "mricron-data's 0.5 mm Colin27" },
+    report: { type: 'boolean', default: true, description: '--no-report: segment without previews/report (no image codec needed)' },
+    json: { type: 'boolean', description: 'print JSON' },
+  },
+  async run({ args }) {
+    const { runSegmentBench, formatSegmentRows } = await import('../bench/segment.ts');
+    const rows = await runSegmentBench({ device: args.device, model: args.model, ch2better: args.ch2better, noReport: args.report === false, cli: [process.execPath, ...process.execArgv, process.argv[1]!], log: (l) => process.stderr.write(`${l}\n`) });
+    process.stdout.write(args.json ? `${JSON.stringify(rows)}\n` : `${formatSegmentRows(rows)}\n`);
+  },
+});
+
 export const benchCommand = defineCommand({
   meta: { name: 'bench', description: 'Benchmarks' },
-  subCommands: { kernels: kernelsCommand },
+  subCommands: { kernels: kernelsCommand, segment: segmentBench },
 });

@@ -25,6 +25,7 @@ export const segmentCommand = defineCommand({
     tta: { type: 'boolean', description: 'average with the left-right mirrored prediction' },
     lcc: { type: 'boolean', description: 'keep only the largest connected component per class (default: as the model says)' },
     'max-side': { type: 'string', description: 'slices larger than this are tiled (default 1024)' },
+    report: { type: 'boolean', default: true, description: 'write previews and report.html (--no-report skips them)' },
     json: { type: 'boolean', description: 'print the summary as JSON' },
   },
   async run({ args }) {
@@ -50,6 +51,7 @@ export const segmentCommand = defineCommand({
         ...(args.tta ? { tta: true } : {}),
         ...(args.lcc ? { largestComponent: true } : {}),
         ...(maxSide ? { maxSide } : {}),
+        report: args.report !== false,
         modelName: String(args.model),
         device: choice.backend,
         onCase: (done, total, name) => cases.onProgress(done, total, name),

@@ -2,15 +2,36 @@
  * Model input preparation, driven by the model's manifest (never hard-coded): reorientation to the closest
  * RAS grid, then intensity normalisation by modality — a CT window clipped and scaled to [0, 1], or an MR
  * percentile z-score (robust to intensity scaling and bias, which is what MR users feed us).
+ *
+ * Normalisation is a clip plus an affine map, so inference keeps the volume in its stored type and applies the
+ * map while it builds each batch of slices (`prepare` + `Normalizer`): no float copy of a large volume ever
+ * exists. Statistics of integer volumes come from a histogram (exact, and no sorted copy either).
  */
 import { GatedError } from '../core/errors.ts';
-import { toCanonical } from '../io/orient.ts';
-import { realValues, type Volume } from '../io/volume.ts';
+import { axisMapTo, toCanonical } from '../io/orient.ts';
+import type { Volume } from '../io/volume.ts';
 
 export type Normalization =
   | { kind: 'window'; lo: number; hi: number }
   | { kind: 'percentile_zscore'; lowPercentile: number; highPercentile: number; nonzeroOnly?: boolean }
   | { kind: 'none' };
+
+/** normalised = clamp(stored·slope + inter, lo, hi)·scale + offset (and 0 stays 0 when keepZero). */
+export interface Normalizer {
+  slope: number;
+  inter: number;
+  lo: number;
+  hi: number;
+  scale: number;
+  offset: number;
+  keepZero: boolean;
+}
+
+export interface Prepared {
+  /** The volume on the canonical grid, still in its stored type (the input itself when already canonical). */
+  volume: Volume;
+  norm: Normalizer;
+}
 
 export interface Preprocessed {
   /** Real values after normalisation, float32, on the canonical grid. */
@@ -18,55 +39,141 @@ export interface Preprocessed {
   volume: Volume;
 }
 
-export function preprocess(volume: Volume, norm: Normalization, opts: { canonical?: boolean } = {}): Preprocessed {
+export function prepare(volume: Volume, norm: Normalization, opts: { canonical?: boolean } = {}): Prepared {
   if (volume.meta.components === 'rgb') throw new GatedError('config', 'intensity normalisation expects a scalar volume');
-  const v = opts.canonical === false ? volume : toCanonical(volume);
-  const real = realValues(v);
-  return { data: normalize(real, norm), volume: v };
+  let v = volume;
+  if (opts.canonical !== false) {
+    const map = axisMapTo(volume.affine);
+    const identity = map.perm.every((p, i) => p === i) && map.flip.every((f) => !f);
+    if (!identity) v = toCanonical(volume);
+  }
+  return { volume: v, norm: normalizerFor(v.data, v.meta.rescale?.slope ?? 1, v.meta.rescale?.intercept ?? 0, norm, isIntegerArray(v.data)) };
+}
+
+/** The normalised volume as float32 (training, small volumes). */
+export function preprocess(volume: Volume, norm: Normalization, opts: { canonical?: boolean } = {}): Preprocessed {
+  const p = prepare(volume, norm, opts);
+  const out = new Float32Array(p.volume.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = normalized(p.volume.data[i] as number, p.norm);
+  return { data: out, volume: p.volume };
 }
 
 export function normalize(values: ArrayLike<number>, norm: Normalization): Float32Array {
+  const n = normalizerFor(values, 1, 0, norm, false);
   const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = normalized(values[i]!, n);
+  return out;
+}
+
+export function normalized(stored: number, n: Normalizer): number {
+  const x = stored * n.slope + n.inter;
+  if (n.keepZero && x === 0) return 0;
+  return (x < n.lo ? n.lo : x > n.hi ? n.hi : x) * n.scale + n.offset;
+}
+
+export function normalizerFor(values: ArrayLike<number>, slope: number, inter: number, norm: Normalization, integer: boolean): Normalizer {
   switch (norm.kind) {
     case 'none':
-      for (let i = 0; i < values.length; i++) out[i] = values[i]!;
-      return out;
+      return { slope, inter, lo: -Infinity, hi: Infinity, scale: 1, offset: 0, keepZero: false };
     case 'window': {
       if (!(norm.hi > norm.lo)) throw new GatedError('config', `window [${norm.lo}, ${norm.hi}] is empty`);
       const w = norm.hi - norm.lo;
-      for (let i = 0; i < values.length; i++) out[i] = (Math.min(norm.hi, Math.max(norm.lo, values[i]!)) - norm.lo) / w;
-      return out;
+      return { slope, inter, lo: norm.lo, hi: norm.hi, scale: 1 / w, offset: -norm.lo / w, keepZero: false };
     }
     case 'percentile_zscore': {
-      const pool: number[] = [];
-      for (let i = 0; i < values.length; i++) if (!norm.nonzeroOnly || values[i] !== 0) pool.push(values[i]!);
-      if (pool.length === 0) return out;
-      pool.sort((a, b) => a - b);
-      const lo = quantile(pool, norm.lowPercentile / 100);
-      const hi = quantile(pool, norm.highPercentile / 100);
-      // mean and std of the clipped foreground, as nnU-Net does for MR
-      let sum = 0;
-      let sq = 0;
-      for (const x of pool) {
-        const c = Math.min(hi, Math.max(lo, x));
-        sum += c;
-        sq += c * c;
-      }
-      const mean = sum / pool.length;
-      const std = Math.sqrt(Math.max(sq / pool.length - mean * mean, 0)) || 1;
-      for (let i = 0; i < values.length; i++) {
-        const x = values[i]!;
-        out[i] = norm.nonzeroOnly && x === 0 ? 0 : (Math.min(hi, Math.max(lo, x)) - mean) / std;
-      }
-      return out;
+      const keepZero = norm.nonzeroOnly ?? false;
+      const s = integer && slope > 0 && values.length > 0 ? histogramStats(values, slope, inter, norm, keepZero) : sortedStats(values, slope, inter, norm, keepZero);
+      if (!s) return { slope, inter, lo: 0, hi: 0, scale: 0, offset: 0, keepZero };
+      return { slope, inter, lo: s.lo, hi: s.hi, scale: 1 / s.std, offset: -s.mean / s.std, keepZero };
     }
   }
 }
 
-/** numpy.quantile's default linear interpolation on sorted data. */
-function quantile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const i = Math.floor(pos);
-  const j = Math.min(sorted.length - 1, i + 1);
-  return sorted[i]! + (sorted[j]! - sorted[i]!) * (pos - i);
+// --- internal ---
+
+interface Stats {
+  lo: number;
+  hi: number;
+  mean: number;
+  std: number;
+}
+
+function isIntegerArray(a: ArrayLike<number>): boolean {
+  return a instanceof Uint8Array || a instanceof Int8Array || a instanceof Uint16Array || a instanceof Int16Array;
+}
+
+/** Exact numpy-style quantiles and clipped moments from a histogram of stored integers (slope > 0). */
+function histogramStats(values: ArrayLike<number>, slope: number, inter: number, norm: { lowPercentile: number; highPercentile: number }, keepZero: boolean): Stats | null {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const counts = new Float64Array(max - min + 1);
+  for (let i = 0; i < values.length; i++) counts[values[i]! - min]!++;
+  const real = (k: number) => (k + min) * slope + inter;
+  if (keepZero) for (let k = 0; k < counts.length; k++) if (real(k) === 0) counts[k] = 0;
+  let n = 0;
+  for (let k = 0; k < counts.length; k++) n += counts[k]!;
+  if (n === 0) return null;
+  // value of the r-th order statistic (0-based)
+  const order = (r: number) => {
+    let acc = 0;
+    for (let k = 0; k < counts.length; k++) {
+      acc += counts[k]!;
+      if (acc > r) return real(k);
+    }
+    return real(counts.length - 1);
+  };
+  const q = (p: number) => {
+    const pos = (n - 1) * p;
+    const i = Math.floor(pos);
+    const a = order(i);
+    return a + (order(Math.min(n - 1, i + 1)) - a) * (pos - i);
+  };
+  const lo = q(norm.lowPercentile / 100);
+  const hi = q(norm.highPercentile / 100);
+  let sum = 0;
+  let sq = 0;
+  for (let k = 0; k < counts.length; k++) {
+    if (counts[k] === 0) continue;
+    const c = Math.min(hi, Math.max(lo, real(k)));
+    sum += counts[k]! * c;
+    sq += counts[k]! * c * c;
+  }
+  const mean = sum / n;
+  return { lo, hi, mean, std: Math.sqrt(Math.max(sq / n - mean * mean, 0)) || 1 };
+}
+
+function sortedStats(values: ArrayLike<number>, slope: number, inter: number, norm: { lowPercentile: number; highPercentile: number }, keepZero: boolean): Stats | null {
+  let count = 0;
+  for (let i = 0; i < values.length; i++) if (!keepZero || values[i]! * slope + inter !== 0) count++;
+  if (count === 0) return null;
+  // a typed-array sort: numeric, in place, and no boxed JS array (float32 data keeps 4 bytes per voxel)
+  const pool = values instanceof Float32Array && slope === 1 && inter === 0 ? new Float32Array(count) : new Float64Array(count);
+  let k = 0;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]! * slope + inter;
+    if (!keepZero || x !== 0) pool[k++] = x;
+  }
+  pool.sort();
+  const quantile = (p: number) => {
+    const pos = (pool.length - 1) * p;
+    const i = Math.floor(pos);
+    const j = Math.min(pool.length - 1, i + 1);
+    return pool[i]! + (pool[j]! - pool[i]!) * (pos - i);
+  };
+  const lo = quantile(norm.lowPercentile / 100);
+  const hi = quantile(norm.highPercentile / 100);
+  let sum = 0;
+  let sq = 0;
+  for (let i = 0; i < pool.length; i++) {
+    const c = Math.min(hi, Math.max(lo, pool[i]!));
+    sum += c;
+    sq += c * c;
+  }
+  const mean = sum / pool.length;
+  return { lo, hi, mean, std: Math.sqrt(Math.max(sq / pool.length - mean * mean, 0)) || 1 };
 }

@@ -37,10 +37,10 @@ export function representativeSlices(labels: ArrayLike<number>, shape: readonly 
 }
 
 /** One overlay PNG of slice z: image windowed to its 1-99 % range, labels blended at `alpha`, boundaries opaque. */
-export async function overlayPng(image: Float32Array, labels: ArrayLike<number>, shape: readonly number[], z: number, alpha = 0.35): Promise<Uint8Array> {
+export async function overlayPng(image: ArrayLike<number>, labels: ArrayLike<number>, shape: readonly number[], z: number, alpha = 0.35): Promise<Uint8Array> {
   const [nx = 1, ny = 1] = shape;
   const plane = nx * ny;
-  const img = image.subarray(z * plane, (z + 1) * plane);
+  const img = Float32Array.from({ length: plane }, (_, i) => image[z * plane + i]!);
   const sorted = Float32Array.from(img).sort();
   const lo = sorted[Math.floor(0.01 * (plane - 1))]!;
   const hi = Math.max(sorted[Math.floor(0.99 * (plane - 1))]!, lo + 1e-6);

@@ -6,7 +6,7 @@
  * temp file, fsynced and renamed, and the run manifest line is appended only after them, so a kill at any
  * moment leaves no partial file and `--resume` redoes exactly the unfinished inputs; reruns are byte-identical.
  */
-import { mkdir, readdir, stat, open as openFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink, open as openFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.ts';
 import { GatedError, toGatedError } from '../core/errors.ts';
@@ -20,7 +20,7 @@ import { sniffFormat } from '../io/sniff.ts';
 import { realValues, type IoWarning, type Volume } from '../io/volume.ts';
 import { inputId, RunManifest, shard, type RunRecord } from './manifest.ts';
 import { fillHoles, keepLargestComponent } from './postprocess.ts';
-import { preprocess } from './preprocess.ts';
+import { prepare } from './preprocess.ts';
 import { overlayPng, reportHtml, representativeSlices, colorOf, type ReportCase } from './report.ts';
 import { predictLabels } from './segment_volume.ts';
 import type { TaskModel } from './task_model.ts';
@@ -39,8 +39,8 @@ export interface SegmentCaseOptions {
 export interface SegmentedVolume {
   /** Labels on the source grid (same shape and affine as the input volume). */
   labels: Volume;
-  /** The preprocessed image and labels on the canonical grid (for previews). */
-  canonical: { image: Float32Array; labels: Uint8Array | Uint16Array; shape: number[] };
+  /** The image (stored values) and labels on the canonical grid (for previews). */
+  canonical: { image: ArrayLike<number>; labels: Uint8Array | Uint16Array; shape: number[] };
   volumesMl: Record<string, number>;
   warnings: string[];
 }
@@ -60,9 +60,13 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
     v = firstVolume(v);
   }
   const map: AxisMap = m.input.canonical ? axisMapTo(v.affine) : { perm: [0, 1, 2], flip: [false, false, false] };
-  const pre = preprocess(v, m.input.normalization, { canonical: m.input.canonical });
+  const header = { shape: v.shape.slice(0, 3), spacing: v.spacing.slice(0, 3), affine: v.affine.map((r) => [...r]) };
+  const pre = prepare(v, m.input.normalization, { canonical: m.input.canonical });
+  // from here on only the canonical copy is needed: drop our references so a large input can be collected
+  volume = undefined as never;
+  v = undefined as never;
   const shape = pre.volume.shape.slice(0, 3);
-  const labels = await predictLabels(model, pre.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  const labels = await predictLabels(model, pre.volume.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }, undefined, pre.norm);
   const K = m.classes.length;
   for (let c = 1; c < K; c++) {
     if (opts.largestComponent ?? m.postprocess?.largestComponent ?? false) keepLargestComponent(labels, shape, c);
@@ -76,8 +80,8 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
   // back to the source grid: the inverse permutation/flips, then the source's own affine, exactly
   const canon: Volume = { data: labels, shape, spacing: pre.volume.spacing.slice(0, 3), affine: pre.volume.affine, dtype: labels instanceof Uint8Array ? 'uint8' : 'uint16', meta: { format: 'nifti', components: 'scalar', warnings: [] } };
   const back = reorient(canon, inverse(map));
-  const out: Volume = { ...back, shape: v.shape.slice(0, 3), spacing: v.spacing.slice(0, 3), affine: v.affine.map((r) => [...r]), meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
-  return { labels: out, canonical: { image: pre.data, labels, shape }, volumesMl, warnings };
+  const out: Volume = { ...back, shape: header.shape, spacing: header.spacing, affine: header.affine, meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
+  return { labels: out, canonical: { image: pre.volume.data, labels, shape }, volumesMl, warnings };
 }
 
 export interface SegmentBatchOptions extends SegmentCaseOptions {
@@ -118,6 +122,7 @@ export async function segmentBatch(inputs: string[], model: TaskModel, opts: Seg
   let cases = await collectCases(inputs);
   if (opts.part) cases = shard(cases, opts.part, (c) => c.name);
   const manifest = await RunManifest.open(join(outDir, 'manifest.jsonl'));
+  await removeStaleTemps(outDir);
   const records: RunRecord[] = [];
   const reportCases: ReportCase[] = [];
   let skipped = 0;
@@ -216,9 +221,10 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
   const volumesMl: Record<string, number> = {};
   const multi = loaded.volumes.length > 1;
   for (let s = 0; s < loaded.volumes.length; s++) {
-    const vol = loaded.volumes[s]!;
     const name = multi ? `${c.name}_s${String(s + 1).padStart(2, '0')}` : c.name;
-    const res = await segmentVolume(vol, model, { ...opts, onProgress: (d, t) => opts.onSlices?.(d, t, name) });
+    // the voxels go to segmentVolume alone (it lets them go once normalised); we keep a header copy
+    const vol = { ...loaded.volumes[s]!, data: new Uint8Array(0) };
+    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, onProgress: (d, t) => opts.onSlices?.(d, t, name) });
     warnings.push(...res.warnings);
     for (const [k, v] of Object.entries(res.volumesMl)) volumesMl[multi ? `${k} (${s + 1})` : k] = v;
     const is2d = (vol.shape[2] ?? 1) === 1;
@@ -240,14 +246,12 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
         outputs.push(p);
       }
     }
-    await mkdir(join(outDir, 'previews'), { recursive: true });
-    const zs = representativeSlices(res.canonical.labels, res.canonical.shape);
+    const zs = opts.report === false ? [] : representativeSlices(res.canonical.labels, res.canonical.shape);
     for (const z of zs) {
       const p = join(outDir, 'previews', `${name}_z${String(z).padStart(3, '0')}.png`);
       await writeFileAtomic(p, await overlayPng(res.canonical.image, res.canonical.labels, res.canonical.shape, z));
       previews.push(p);
     }
-    loaded.volumes[s] = undefined as never; // let the voxels go before the next series
   }
   if (outputs.length === 0) throw new GatedError('config', `no output format applies to this input (asked for ${formats.join(', ')})`);
   return { outputs: [...outputs, ...previews], previews, volumesMl, warnings };
@@ -263,6 +267,20 @@ function dicomSeg(labels: Volume, src: Volume, model: TaskModel, c: CaseInput): 
     segments,
     { seriesDescription: `${model.manifest.name} segmentation`, softwareVersion: VERSION, uidSeed: `${c.id}:${model.sha256}:${m.seriesInstanceUID}`, contentDateTime: new Date(0) },
   );
+}
+
+/** Temp files of writes cut short by a kill (core/atomic.ts names them .<name>.<12 hex>.tmp). */
+async function removeStaleTemps(outDir: string): Promise<void> {
+  for (const d of [outDir, join(outDir, 'previews')]) {
+    const names = await readdir(d).catch(() => [] as string[]);
+    for (const n of names) if (/^\..+\.[0-9a-f]{12}\.tmp$/.test(n)) await unlink(join(d, n)).catch(() => undefined);
+  }
+}
+
+function takeVolume(volumes: Volume[], i: number): Volume {
+  const v = volumes[i]!;
+  volumes[i] = undefined as never;
+  return v;
 }
 
 function inverse(map: AxisMap): AxisMap {

@@ -9,6 +9,7 @@ import { GatedError } from '../core/errors.ts';
 import { argmaxInto, slidingWindowSlice } from './sliding_window.ts';
 import { resize } from '../heads/fpn.ts';
 import { backgroundLevel, resampledSize, writeSliceStack, type SliceGeometry } from './slices.ts';
+import type { Normalizer } from './preprocess.ts';
 import type { TaskModel } from './task_model.ts';
 
 export interface InferOptions {
@@ -25,9 +26,10 @@ export interface InferOptions {
 /**
  * Labels [nx·ny·nz] for the slices `zs` (all when omitted); the others stay 0. `spacing` is the volume's
  * voxel size: when the model declares an in-plane spacing, each slice is resampled to it on the device and
- * the class probabilities are resampled back before the argmax (nnU-Net's target-spacing practice).
+ * the class probabilities are resampled back before the argmax (nnU-Net's target-spacing practice). With a
+ * normaliser, `data` holds stored values that are normalised slice by slice.
  */
-export async function predictLabels(model: TaskModel, data: Float32Array, shape: readonly number[], spacing: readonly number[], opts: InferOptions = {}, zs?: number[]): Promise<Uint8Array | Uint16Array> {
+export async function predictLabels(model: TaskModel, data: ArrayLike<number>, shape: readonly number[], spacing: readonly number[], opts: InferOptions = {}, zs?: number[], norm?: Normalizer): Promise<Uint8Array | Uint16Array> {
   const { channels, context, multipleOf: m } = model.manifest.input;
   const C = 2 * context + 1;
   if (channels !== C) throw new GatedError('config', `model '${model.manifest.name}' takes ${channels} channels per slice stack; only scalar volumes are supported`);
@@ -38,7 +40,7 @@ export async function predictLabels(model: TaskModel, data: Float32Array, shape:
   const up = (n: number) => Math.max(m, Math.ceil(n / m) * m);
   const [Hp, Wp] = [up(oy), up(ox)];
   const slices = zs ?? Array.from({ length: nz }, (_, z) => z);
-  const fill = backgroundLevel(data);
+  const fill = backgroundLevel(data, norm);
   const plane = nx * ny;
   const labels = K <= 256 ? new Uint8Array(plane * nz) : new Uint16Array(plane * nz);
   const probs = (x: tf.Tensor4D) => probabilities(model, x, opts.tta ?? false);
@@ -52,11 +54,12 @@ export async function predictLabels(model: TaskModel, data: Float32Array, shape:
   };
   const maxSide = opts.maxSide ?? 1024;
   if (Hp <= maxSide && Wp <= maxSide) {
-    const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor((512 * 512 * 8) / (Hp * Wp))));
+    // about 256k pixels per call: full-resolution activations stay near 64 MiB each whatever the slice size
+    const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor((512 * 512) / (Hp * Wp))));
     for (let b = 0; b < slices.length; b += batch) {
       const group = slices.slice(b, b + batch);
       const input = new Float32Array(group.length * plane * C);
-      group.forEach((z, i) => writeSliceStack(data, native, z, context, fill, input, i * plane * C));
+      group.forEach((z, i) => writeSliceStack(data, native, z, context, fill, input, i * plane * C, norm));
       const out = tf.tidy(() => toNative(probs(toModelGrid(tf.tensor4d(input, [group.length, ny, nx, C])))));
       try {
         await store(out, group);
@@ -70,7 +73,7 @@ export async function predictLabels(model: TaskModel, data: Float32Array, shape:
     const stack = new Float32Array(plane * C);
     for (let i = 0; i < slices.length; i++) {
       const z = slices[i]!;
-      writeSliceStack(data, native, z, context, fill, stack);
+      writeSliceStack(data, native, z, context, fill, stack, 0, norm);
       const grid = tf.tidy(() => toModelGrid(tf.tensor4d(stack, [1, ny, nx, C])));
       const gridData = (await grid.data()) as Float32Array;
       grid.dispose();

@@ -1,8 +1,10 @@
 /**
  * 2.5D slice stacks from a volume on its canonical grid: slice z with `context` neighbours on each side as
  * channels (clamped at the ends), laid out [H = ny, W = nx, C] and padded at the bottom/right to a multiple
- * of the model's size multiple. Training and inference build their inputs here, so they cannot disagree.
+ * of the model's size multiple. With a normaliser, stored values are normalised as they are copied. Training and inference build their inputs here, so they cannot disagree.
  */
+import { normalized, type Normalizer } from './preprocess.ts';
+
 export interface SliceGeometry {
   nx: number;
   ny: number;
@@ -22,7 +24,7 @@ export function sliceGeometry(shape: readonly number[], multipleOf: number): Sli
  * Writes the stack for slice z into out[offset ...] as [H, W, 2·context+1]; padding takes `fill`
  * (the normalised background level, so padding looks like air rather than tissue).
  */
-export function writeSliceStack(data: Float32Array, g: SliceGeometry, z: number, context: number, fill: number, out: Float32Array, offset = 0): void {
+export function writeSliceStack(data: ArrayLike<number>, g: SliceGeometry, z: number, context: number, fill: number, out: Float32Array, offset = 0, norm?: Normalizer): void {
   const C = 2 * context + 1;
   const { nx, ny, nz, H, W } = g;
   const plane = nx * ny;
@@ -36,17 +38,19 @@ export function writeSliceStack(data: Float32Array, g: SliceGeometry, z: number,
         continue;
       }
       const s = src + y * nx;
-      for (let x = 0; x < nx; x++) out[row + x * C] = data[s + x]!;
+      if (norm) for (let x = 0; x < nx; x++) out[row + x * C] = normalized(data[s + x]!, norm);
+      else for (let x = 0; x < nx; x++) out[row + x * C] = data[s + x]!;
       for (let x = nx; x < W; x++) out[row + x * C] = fill;
     }
   }
 }
 
-/** The lowest value of the data: what background turns into after normalisation. */
-export function backgroundLevel(data: Float32Array): number {
+/** The lowest (normalised) value of the data: what background turns into after normalisation. */
+export function backgroundLevel(data: ArrayLike<number>, norm?: Normalizer): number {
   let lo = Infinity;
   for (let i = 0; i < data.length; i++) if (data[i]! < lo) lo = data[i]!;
-  return Number.isFinite(lo) ? lo : 0;
+  if (!Number.isFinite(lo)) return 0;
+  return norm ? normalized(lo, norm) : lo;
 }
 
 /** In-plane size of a slice resampled from `spacing` to `target` (x, y in mm). */

@@ -42,3 +42,19 @@ print(json.dumps({'stats': [float(z.mean()), float(z.std())], 'probe': [float(z[
     expect(() => normalize([1], { kind: 'window', lo: 5, hi: 5 })).toThrow(/empty/);
   });
 });
+
+describe('normaliser statistics', () => {
+  it('histogram statistics of integer volumes equal sorted statistics of their real values', async () => {
+    const { normalizerFor } = await import('../../pipelines/preprocess.ts');
+    const stored = Int16Array.from({ length: 20011 }, (_, i) => ((i * 7919) % 3001) - 1000 + (i % 13 === 0 ? 0 : 17));
+    const slope = 0.5;
+    const inter = 3;
+    const real = Float64Array.from(stored, (x) => x * slope + inter);
+    for (const nonzeroOnly of [false, true]) {
+      const norm = { kind: 'percentile_zscore', lowPercentile: 0.5, highPercentile: 99.5, nonzeroOnly } as const;
+      const h = normalizerFor(stored, slope, inter, norm, true);
+      const s = normalizerFor(real, 1, 0, norm, false);
+      for (const k of ['lo', 'hi', 'scale', 'offset'] as const) expect(h[k]).toBeCloseTo(s[k], 9);
+    }
+  });
+});
