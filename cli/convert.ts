@@ -2,11 +2,11 @@
  * `gatedvision convert <input> <output>`: NIfTI (.nii/.nii.gz) from any input, PNG from 2D inputs.
  * A folder output receives one file per series, named by position (never by identifiers from the file).
  */
-import { defineCommand } from 'citty';
+import { defineCommand, runCommand } from 'citty';
 import { stat } from 'node:fs/promises';
 import { GatedError } from '../core/errors.ts';
 import { convertInput, type ConvertTarget } from '../pipelines/convert.ts';
-import { progressReporter } from './output.ts';
+import { progressReporter, reportError } from './output.ts';
 
 export const convertCommand = defineCommand({
   meta: { name: 'convert', description: 'Convert an input to NIfTI (.nii/.nii.gz) or PNG (2D)' },
@@ -41,4 +41,20 @@ async function resolveTarget(output: string): Promise<ConvertTarget> {
   const isDir = await stat(output).then((s) => s.isDirectory(), () => false);
   if (isDir || output.endsWith('/')) return { kind: 'folder', path: output };
   throw new GatedError('usage', `cannot tell the output format of '${output}': use .nii, .nii.gz, .png or an existing folder`);
+}
+
+/**
+ * `gatedvision convert ...` without the rest of the CLI (models, kernels, tfjs): what bin/gatedvision.mjs
+ * runs for this command, so a conversion pays only for the code it uses. Same exit codes and error lines
+ * as cli/main.ts.
+ */
+export async function convertMain(argv: string[]): Promise<number> {
+  try {
+    await runCommand(convertCommand, { rawArgs: argv });
+    return 0;
+  } catch (e) {
+    // citty reports missing positionals as its own error class; those are usage errors
+    const err = e instanceof Error && e.name === 'CLIError' ? new GatedError('usage', e.message) : e;
+    return reportError(err, argv.includes('--json'));
+  }
 }

@@ -1,14 +1,13 @@
 /**
  * Input → NIfTI/PNG files. Runs inside the decoding sandbox, so the decoded volume never crosses into
  * the caller: only the written paths and the findings come back (the caller's memory stays flat).
+ * The readers and writers are imported where they run (in the child), so the calling process starts
+ * with nothing but the sandbox supervisor loaded.
  */
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/atomic.ts';
 import { GatedError } from '../core/errors.ts';
 import { resolveLimits } from '../core/limits.ts';
-import { writePng } from '../io/image/write.ts';
-import { loadInputDirect, type LoadOptions } from '../io/load.ts';
-import { niftiParts } from '../io/nifti/write.ts';
+import type { LoadOptions } from '../io/load.ts';
 import { runSandboxed } from '../io/sandbox.ts';
 import type { LoadResult } from '../io/types.ts';
 import type { Volume } from '../io/volume.ts';
@@ -31,6 +30,7 @@ export async function convertInput(input: string, target: ConvertTarget, opts: L
 }
 
 export async function convertInputDirect(input: string, target: ConvertTarget, opts: LoadOptions = {}): Promise<ConvertResult> {
+  const [{ loadInputDirect }, { writeFileAtomic }] = await Promise.all([import('../io/load.ts'), import('../core/atomic.ts')]);
   const res = await loadInputDirect(input, { ...opts, sandbox: false });
   if (target.kind === 'file' && res.volumes.length > 1) {
     throw new GatedError('usage', `the input holds ${res.volumes.length} series; give a folder as output to write one file per series`);
@@ -49,7 +49,10 @@ export async function convertInputDirect(input: string, target: ConvertTarget, o
 
 /** The description of an input without its voxels (what `info` needs), decoded in the sandbox. */
 export async function describeInput(input: string, opts: LoadOptions = {}): Promise<LoadResult> {
-  if (opts.sandbox === false) return stripVoxels(await loadInputDirect(input, opts));
+  if (opts.sandbox === false) {
+    const { loadInputDirect } = await import('../io/load.ts');
+    return stripVoxels(await loadInputDirect(input, opts));
+  }
   const limits = resolveLimits(opts.limits);
   const { onProgress, signal, ...rest } = opts;
   return runSandboxed<LoadResult>('describe', { input, opts: { ...rest, limits, sandbox: false } }, { limits, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) });
@@ -64,8 +67,10 @@ export function stripVoxels(res: LoadResult): LoadResult {
 async function encode(v: Volume, kind: OutKind): Promise<Uint8Array | Uint8Array[]> {
   if (kind === 'png') {
     if ((v.shape[2] ?? 1) !== 1) throw new GatedError('usage', `PNG output needs a 2D input; this one has ${v.shape[2]} slices (write .nii.gz instead)`);
+    const { writePng } = await import('../io/image/write.ts');
     return writePng(v, pngWindow(v));
   }
+  const { niftiParts } = await import('../io/nifti/write.ts');
   return niftiParts(v, { gzip: kind === 'nii.gz' });
 }
 

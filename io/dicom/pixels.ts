@@ -20,6 +20,18 @@ export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax,
   const spp = h.samplesPerPixel;
   const bps = Math.max(1, h.bitsAllocated / 8);
   const frameBytes = pixelsPerFrame * spp * bps;
+  if (ts.codec === 'native' && spp === 1 && h.bitsAllocated >= 8 && (ts.littleEndian || bps === 1)) {
+    const src = ds.byteArray;
+    const at = src.byteOffset + el.dataOffset;
+    // Aligned native pixels are used where they lie in the file's buffer: no second copy of every slice.
+    // BitsStored masking then edits those bytes in place; it is idempotent, so bytes that are decoded
+    // again (a zip entry held in memory) give the same values.
+    if (at % bps === 0 && el.length >= frameBytes * h.numberOfFrames) {
+      const out = typed(new Uint8Array(src.buffer, at, frameBytes * h.numberOfFrames), h.bitsAllocated, h.pixelRepresentation);
+      applyBitsStored(out, h.bitsStored, h.bitsAllocated, h.pixelRepresentation);
+      return out;
+    }
+  }
   const raw = new Uint8Array(frameBytes * h.numberOfFrames); // fresh, aligned buffer for typed views
   let interleaved = h.planarConfiguration === 0;
   let ybr = h.photometric === 'YBR_FULL' || h.photometric === 'YBR_FULL_422';
@@ -59,9 +71,10 @@ export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax,
 
 function typed(raw: Uint8Array, bitsAllocated: number, signed: 0 | 1): VoxelArray {
   const b = raw.buffer;
-  if (bitsAllocated <= 8) return signed ? new Int8Array(b) : raw;
-  if (bitsAllocated === 16) return signed ? new Int16Array(b) : new Uint16Array(b);
-  return signed ? new Int32Array(b) : new Uint32Array(b);
+  const o = raw.byteOffset;
+  if (bitsAllocated <= 8) return signed ? new Int8Array(b, o, raw.length) : raw;
+  if (bitsAllocated === 16) return signed ? new Int16Array(b, o, raw.length >> 1) : new Uint16Array(b, o, raw.length >> 1);
+  return signed ? new Int32Array(b, o, raw.length >> 2) : new Uint32Array(b, o, raw.length >> 2);
 }
 
 function applyBitsStored(a: VoxelArray, stored: number, allocated: number, signed: 0 | 1): void {
