@@ -16,7 +16,7 @@ import { GatedError } from '../core/errors.ts';
 import { blockPartition, blockUnpartition, gridPartition, gridUnpartition } from '../kernels/multi_axis/op.ts';
 import { normal, ones, Param, ParamStore, ScopedStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
-import { geluTanh, layerNorm } from './layers/ops.ts';
+import { geluTanh, layerNorm, localAvgPool } from './layers/ops.ts';
 import { jaxLinearMatrix, resizeSeparable } from './layers/resize.ts';
 import type { StateDict } from './weights/tensors.ts';
 
@@ -212,9 +212,17 @@ function mabApply(x: tf.Tensor4D, p: Mab): tf.Tensor4D {
   });
 }
 
+/**
+ * Set while a forward pass runs with TLC local pooling: the window (training size) and the input size, so each
+ * level scales the window to its own resolution. The forward pass is synchronous, so one pass owns it.
+ */
+let localPooling: { window: [number, number]; input: [number, number] } | null = null;
+
 function caApply(x: tf.Tensor4D, a: Dense, b: Dense): tf.Tensor4D {
   return tf.tidy(() => {
-    const y = tf.mean(x, [1, 2], true) as tf.Tensor4D;
+    const lp = localPooling;
+    const win = (i: 0 | 1) => Math.max(1, Math.round((lp!.window[i] * x.shape[i + 1]!) / lp!.input[i]));
+    const y = lp ? localAvgPool(x, [win(0), win(1)]) : (tf.mean(x, [1, 2], true) as tf.Tensor4D);
     return tf.mul(x, tf.sigmoid(convApply(tf.relu(convApply(y, a)), b))) as tf.Tensor4D;
   });
 }
@@ -311,6 +319,11 @@ export class MaximModel implements Backbone {
   readonly arch = 'maxim';
   readonly featureInfo: readonly FeatureInfo[];
   readonly #stages: Stage[] = [];
+  /**
+   * TLC: channel attention pools over this window (the training crop size, in input pixels) instead of the
+   * whole image. Off (null) by default, which is the official model exactly.
+   */
+  localPooling: [number, number] | null = null;
 
   constructor(
     readonly config: MaximConfig,
@@ -400,6 +413,16 @@ export class MaximModel implements Backbone {
   }
 
   #run(x: tf.Tensor4D): { outputs: tf.Tensor4D[][]; decoder: tf.Tensor4D[] } {
+    const [, H, W] = x.shape;
+    localPooling = this.localPooling ? { window: this.localPooling, input: [H, W] } : null;
+    try {
+      return this.#runStages(x);
+    } finally {
+      localPooling = null;
+    }
+  }
+
+  #runStages(x: tf.Tensor4D): { outputs: tf.Tensor4D[][]; decoder: tf.Tensor4D[] } {
     const c = this.config;
     const m = inputMultiple(c);
     const [, H, W] = x.shape;

@@ -6,9 +6,11 @@
 import { GatedError } from '../core/errors.ts';
 import type { HeadSpec } from './_types.ts';
 import { fpnSpec } from './fpn.ts';
+import { residualSpec } from './restore_residual.ts';
 
 export const HEADS: Record<string, HeadSpec<any>> = {
   fpn: fpnSpec,
+  residual: residualSpec,
 };
 
 export const NATIVE_HEAD = 'native';

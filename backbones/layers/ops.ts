@@ -63,3 +63,24 @@ export function conv2d(x: tf.Tensor4D, k: Param, b: Param | null, stride: number
 export function globalAvgPool(x: tf.Tensor4D): tf.Tensor2D {
   return tf.mean(x, [1, 2]) as tf.Tensor2D;
 }
+
+/**
+ * TLC's local average pooling (Chu et al., ECCV 2022): the mean over a window the size the model was trained
+ * at, at every position, with the border rows/columns replicated, instead of one mean over the whole image.
+ * A model that learnt its global statistics on training crops then sees the same statistics on a large
+ * image. A window covering the input is the global mean itself ([B, 1, 1, C], broadcast by the caller).
+ */
+export function localAvgPool(x: tf.Tensor4D, window: [number, number]): tf.Tensor4D {
+  const [, H, W] = x.shape;
+  if (window[0] >= H && window[1] >= W) return tf.mean(x, [1, 2], true) as tf.Tensor4D;
+  const kh = Math.max(1, Math.min(window[0], H));
+  const kw = Math.max(1, Math.min(window[1], W));
+  return tf.tidy(() => {
+    const p = tf.avgPool(x, [kh, kw], 1, 'valid') as tf.Tensor4D;
+    const replicate = (n: number, m: number) => {
+      const before = Math.floor((n - m) / 2);
+      return tf.tensor1d(Array.from({ length: n }, (_, i) => Math.min(m - 1, Math.max(0, i - before))), 'int32');
+    };
+    return tf.gather(tf.gather(p, replicate(H, H - kh + 1), 1), replicate(W, W - kw + 1), 2) as tf.Tensor4D;
+  });
+}

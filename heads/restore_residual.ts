@@ -1,0 +1,82 @@
+/**
+ * A small residual restoration head for backbones that do not restore natively (ViG, ViG-H, Activator, DeiT):
+ * backbone features are projected, upsampled to the input and fused with a full-resolution branch from the
+ * input; the head predicts a residual that is added to the input (the centre slice when the model has 2.5D
+ * context). The last conv starts at zero, so an untrained model is the identity and training only has to
+ * learn the correction — the usual start for denoisers (DnCNN, NAFNet).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { fanInUniform, zeros, type Param } from '../backbones/_params.ts';
+import { conv2d, gelu } from '../backbones/layers/ops.ts';
+import { GatedError } from '../core/errors.ts';
+import type { Head, HeadContext, HeadSpec } from './_types.ts';
+import { resize } from './fpn.ts';
+
+export interface ResidualConfig {
+  /** Channels of the fused features. */
+  dim: number;
+  /** 3×3 conv layers at full resolution after the fusion. */
+  depth: number;
+}
+
+export const RESIDUAL_DEFAULTS: ResidualConfig = { dim: 32, depth: 2 };
+
+interface ConvP {
+  k: Param;
+  b: Param;
+}
+
+export class ResidualHead implements Head {
+  readonly kind = 'residual';
+  readonly #lateral: ConvP[];
+  readonly #inConv: ConvP;
+  readonly #body: ConvP[];
+  readonly #out: ConvP;
+  readonly #centre: number;
+  readonly #outChannels: number;
+
+  constructor(
+    readonly config: ResidualConfig,
+    ctx: HeadContext,
+  ) {
+    const { dim, depth } = config;
+    if (!(Number.isInteger(dim) && dim > 0) || !(Number.isInteger(depth) && depth >= 1)) throw new GatedError('config', 'residual head: dim must be > 0 and depth ≥ 1 (whole numbers)');
+    if (ctx.inChannels % ctx.outChannels !== 0) throw new GatedError('config', `residual head: ${ctx.inChannels} input channels are not whole slices of ${ctx.outChannels}`);
+    const s = ctx.store;
+    const conv = (name: string, kh: number, cin: number, cout: number, init = fanInUniform(kh * kh * cin)): ConvP => ({
+      k: s.add(`${name}.kernel`, [kh, kh, cin, cout], init),
+      b: s.add(`${name}.bias`, [cout], zeros),
+    });
+    this.#lateral = ctx.featureInfo.map((f, i) => conv(`lateral.${i}`, 1, f.channels, dim));
+    this.#inConv = conv('input', 3, ctx.inChannels, dim);
+    this.#body = Array.from({ length: depth }, (_, i) => conv(`body.${i}`, 3, i === 0 ? 2 * dim : dim, dim));
+    this.#out = conv('out', 3, dim, ctx.outChannels, zeros);
+    const slices = ctx.inChannels / ctx.outChannels;
+    this.#centre = ((slices - 1) / 2) * ctx.outChannels;
+    this.#outChannels = ctx.outChannels;
+  }
+
+  forward(features: tf.Tensor4D[], input: tf.Tensor4D): tf.Tensor4D {
+    if (features.length !== this.#lateral.length) throw new GatedError('shape', `residual head expects ${this.#lateral.length} feature maps, got ${features.length}`);
+    return tf.tidy(() => {
+      const [, H, W] = input.shape;
+      let ctx: tf.Tensor4D | null = null;
+      for (let i = 0; i < features.length; i++) {
+        const lat = resize(conv2d(features[i]!, this.#lateral[i]!.k, this.#lateral[i]!.b, 1, 0), H, W);
+        ctx = ctx === null ? lat : (tf.add(ctx, lat) as tf.Tensor4D);
+      }
+      const local = gelu(conv2d(input, this.#inConv.k, this.#inConv.b, 1, 1)) as tf.Tensor4D;
+      let h: tf.Tensor4D = tf.concat([local, ctx ?? tf.zerosLike(local)], -1);
+      for (const c of this.#body) h = gelu(conv2d(h, c.k, c.b, 1, 1)) as tf.Tensor4D;
+      const residual = conv2d(h, this.#out.k, this.#out.b, 1, 1);
+      const centre = this.#centre === 0 && input.shape[3] === this.#outChannels ? input : (tf.slice(input, [0, 0, 0, this.#centre], [-1, -1, -1, this.#outChannels]) as tf.Tensor4D);
+      return tf.add(centre, residual) as tf.Tensor4D;
+    });
+  }
+}
+
+export const residualSpec: HeadSpec<ResidualConfig> = {
+  defaults: RESIDUAL_DEFAULTS,
+  description: 'residual restoration head: input + a residual predicted from backbone features and a full-resolution branch',
+  build: (config, ctx) => new ResidualHead(config, ctx),
+};
