@@ -32,10 +32,15 @@ export function gunzipPrefix(bytes: Uint8Array, want: number): Uint8Array {
   return concatBytes(parts);
 }
 
+const MAX_CHUNK = 1 << 30;
+
 /** Inflates the whole stream, failing with decompressed_too_large past `cap` bytes. */
 export function gunzipCapped(bytes: Uint8Array, cap: number): Uint8Array {
   try {
-    const out = gunzipSync(bytes, { maxOutputLength: Math.max(cap, 1) });
+    // One output chunk as large as the cap (address space only until written, at most 1 GiB): zlib then
+    // returns that chunk itself instead of concatenating 64 KiB pieces into a second copy of the volume.
+    const chunkSize = Math.max(64 * 1024, Math.min(cap + 1, MAX_CHUNK));
+    const out = gunzipSync(bytes, { maxOutputLength: Math.max(cap, 1), chunkSize });
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (e) {
     const code = (e as { code?: string }).code;

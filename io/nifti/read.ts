@@ -1,6 +1,7 @@
 /**
  * NIfTI-1/2 reader (.nii and .nii.gz, either byte order): header validated by header.ts, voxel data
- * copied into a native typed array, stored values kept and scl_slope/scl_inter carried exactly, affine
+ * as a native typed array (a view of the inflated or given bytes when they are aligned little-endian
+ * scalars, so the Volume may share memory with `bytes`; a copy otherwise), stored values kept and scl_slope/scl_inter carried exactly, affine
  * chosen as nibabel's get_best_affine (sform, else qform, else the pixdim fallback). Spacing is the affine's
  * column norms (the Volume invariant) and, for a 4th axis, pixdim[4] in seconds. nifti-reader-js is not used.
  */
@@ -9,7 +10,7 @@ import { swapBytes } from '../bytes.ts';
 import { axisCodes, type Mat4 } from '../geometry.ts';
 import { sniffFormat } from '../sniff.ts';
 import type { ReadContext } from '../types.ts';
-import { allocate, DTYPE_BYTES, type IoWarning, type Rescale, type Volume } from '../volume.ts';
+import { allocate, DTYPE_BYTES, type DType, type IoWarning, type Rescale, type Volume, type VoxelArray } from '../volume.ts';
 import { DATATYPES, dataByteLength, parseNiftiHeader, type NiftiHeader } from './header.ts';
 import { gunzipCapped, gunzipPrefix } from './gunzip.ts';
 import { qformToAffine } from './qform.ts';
@@ -97,10 +98,15 @@ function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
   const n3 = nx * ny * nz;
   const nvox = n3 * extra;
   const isRgb = dt.components === 3;
-  const data = allocate(dt.dtype, nvox * dt.components);
   const bpe = DTYPE_BYTES[dt.dtype];
   const src = raw.subarray(h.voxOffset, h.voxOffset + dataByteLength(h));
-  if (isRgb) {
+  // Stored order is the Volume's order: aligned little-endian voxels are used where they lie, with no
+  // second copy of the volume (nothing here writes to them).
+  const inPlace = !isRgb && (h.littleEndian || bpe === 1) && src.byteOffset % bpe === 0 && src.length === nvox * bpe;
+  const data = inPlace ? viewOf(dt.dtype, src) : allocate(dt.dtype, nvox * dt.components);
+  if (inPlace) {
+    // already in place
+  } else if (isRgb) {
     // RGB24 is interleaved per voxel; the Volume keeps components planar on the 4th axis.
     const out = data as Uint8Array;
     for (let t = 0; t < extra; t++) {
@@ -143,6 +149,28 @@ function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
   };
   if (rescale) volume.meta.rescale = rescale;
   return volume;
+}
+
+function viewOf(dtype: DType, b: Uint8Array): VoxelArray {
+  const n = b.length / DTYPE_BYTES[dtype];
+  switch (dtype) {
+    case 'uint8':
+      return b;
+    case 'int8':
+      return new Int8Array(b.buffer, b.byteOffset, n);
+    case 'uint16':
+      return new Uint16Array(b.buffer, b.byteOffset, n);
+    case 'int16':
+      return new Int16Array(b.buffer, b.byteOffset, n);
+    case 'uint32':
+      return new Uint32Array(b.buffer, b.byteOffset, n);
+    case 'int32':
+      return new Int32Array(b.buffer, b.byteOffset, n);
+    case 'float32':
+      return new Float32Array(b.buffer, b.byteOffset, n);
+    case 'float64':
+      return new Float64Array(b.buffer, b.byteOffset, n);
+  }
 }
 
 /** NIfTI defines xform codes 1..5 (scanner, aligned, Talairach, MNI, other template); nibabel resets any other to 0. */
