@@ -24,6 +24,8 @@ export interface SegmentBenchRow {
   rssOverFloat32: number;
   device: string;
   status: string;
+  /** Milliseconds per stage inside the CLI (load, segment, write). */
+  timings?: Record<string, number>;
 }
 
 export async function runSegmentBench(opts: { device: string; ch2better: string; model: string; cli: string[]; noReport?: boolean; log?: (l: string) => void }): Promise<SegmentBenchRow[]> {
@@ -39,12 +41,18 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
       const n = v.shape.reduce((a, b) => a * b, 1);
       const out = join(dir, `out-${rows.length}`);
       const t0 = performance.now();
-      const { code, peak } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])]);
+      const { code, peak, stdout } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])]);
       const wallS = (performance.now() - t0) / 1000;
       const storedMiB = (n * v.bytes) / 2 ** 20;
       const float32MiB = (n * 4) / 2 ** 20;
       const ok = code === 0 && readdirSync(out).some((f) => f.endsWith('.seg.nii.gz'));
-      rows.push({ input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}` });
+      let timings: Record<string, number> | undefined;
+      try {
+        timings = JSON.parse(stdout).records?.[0]?.timings;
+      } catch {
+        timings = undefined;
+      }
+      rows.push({ ...(timings ? { timings } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}` });
       log(JSON.stringify(rows[rows.length - 1]));
     }
     return rows;
@@ -54,16 +62,18 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
 }
 
 /** Runs a command and samples the summed RSS of it and all its descendants every 20 ms. */
-function runTree(argv: string[]): Promise<{ code: number; peak: number }> {
+function runTree(argv: string[]): Promise<{ code: number; peak: number; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     let peak = 0;
     const timer = setInterval(() => {
       peak = Math.max(peak, treeRss(child.pid!));
     }, 20);
     child.on('exit', (code) => {
       clearInterval(timer);
-      resolve({ code: code ?? -1, peak });
+      resolve({ code: code ?? -1, peak, stdout });
     });
   });
 }
@@ -133,5 +143,5 @@ function resampleTo(v: Volume, shape: [number, number, number], spacing: [number
 }
 
 export function formatSegmentRows(rows: SegmentBenchRow[]): string {
-  return rows.map((r) => `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32  ${r.status}`).join('\n');
+  return rows.map((r) => `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32  ${r.status}${r.timings ? `  (${Object.entries(r.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})` : ''}`).join('\n');
 }

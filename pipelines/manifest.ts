@@ -22,6 +22,8 @@ export interface RunRecord {
   message?: string;
   outputs: string[];
   ms: number;
+  /** Milliseconds per stage (load, segment, write). */
+  timings?: Record<string, number>;
   model?: { name: string; sha256: string };
   device?: string;
   versions?: Record<string, string>;

@@ -142,7 +142,7 @@ export async function segmentBatch(inputs: string[], model: TaskModel, opts: Seg
     let rc: ReportCase;
     try {
       const res = await segmentCase(c, model, outDir, opts);
-      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
       rc = { name: c.name, status: 'done', outputs: res.outputs.filter((o) => !o.includes('/previews/')).map((o) => relative(outDir, o)), previews: res.previews.map((o) => relative(outDir, o)), volumesMl: res.volumesMl, ms: record.ms, warnings: res.warnings };
     } catch (e) {
       const err = toGatedError(e, 'internal');
@@ -207,8 +207,16 @@ export async function collectCases(inputs: string[]): Promise<CaseInput[]> {
 
 // --- internal ---
 
-async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[] }> {
+async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[]; timings: Record<string, number> }> {
+  const timings = { load: 0, segment: 0, write: 0 };
+  let t = Date.now();
+  const lap = (k: keyof typeof timings) => {
+    const now = Date.now();
+    timings[k] += now - t;
+    t = now;
+  };
   const loaded = await loadInput(c.path, opts.load ?? {});
+  lap('load');
   if (loaded.volumes.length === 0) {
     const first = loaded.rejected[0];
     throw new GatedError((first?.code as never) ?? 'unsupported_format', first ? `no usable volume (${loaded.rejected.length} file(s) rejected; first: ${first.code}: ${first.message})` : 'no usable volume in this input');
@@ -224,7 +232,8 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     const name = multi ? `${c.name}_s${String(s + 1).padStart(2, '0')}` : c.name;
     // the voxels go to segmentVolume alone (it lets them go once normalised); we keep a header copy
     const vol = { ...loaded.volumes[s]!, data: new Uint8Array(0) };
-    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, onProgress: (d, t) => opts.onSlices?.(d, t, name) });
+    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, onProgress: (d, total) => opts.onSlices?.(d, total, name) });
+    lap('segment');
     warnings.push(...res.warnings);
     for (const [k, v] of Object.entries(res.volumesMl)) volumesMl[multi ? `${k} (${s + 1})` : k] = v;
     const is2d = (vol.shape[2] ?? 1) === 1;
@@ -252,9 +261,10 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
       await writeFileAtomic(p, await overlayPng(res.canonical.image, res.canonical.labels, res.canonical.shape, z));
       previews.push(p);
     }
+    lap('write');
   }
   if (outputs.length === 0) throw new GatedError('config', `no output format applies to this input (asked for ${formats.join(', ')})`);
-  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings };
+  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings, timings };
 }
 
 function dicomSeg(labels: Volume, src: Volume, model: TaskModel, c: CaseInput): Uint8Array {

@@ -54,17 +54,32 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
   };
   const maxSide = opts.maxSide ?? 1024;
   if (Hp <= maxSide && Wp <= maxSide) {
-    // about 256k pixels per call: full-resolution activations stay near 64 MiB each whatever the slice size
-    const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor((512 * 512) / (Hp * Wp))));
+    // CPU backends keep activations in host memory: about 256k pixels per call keeps each full-resolution map
+    // near 64 MiB. On a GPU they live in device memory and the cost is per call, so calls are made large.
+    const pixels = tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow' ? 4096 * 1024 : 512 * 512;
+    const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor(pixels / (Hp * Wp))));
     for (let b = 0; b < slices.length; b += batch) {
       const group = slices.slice(b, b + batch);
-      const input = new Float32Array(group.length * plane * C);
-      group.forEach((z, i) => writeSliceStack(data, native, z, context, fill, input, i * plane * C, norm));
-      const out = tf.tidy(() => toNative(probs(toModelGrid(tf.tensor4d(input, [group.length, ny, nx, C])))));
+      // the stored slices the group needs go up once; normalising, stacking neighbours and the argmax run on
+      // the device, and only uint labels come back
+      const z0 = Math.max(0, Math.min(...group) - context);
+      const z1 = Math.min(nz - 1, Math.max(...group) + context);
+      const raw = float32Range(data, z0 * plane, (z1 + 1) * plane);
+      const idx = Int32Array.from(group.flatMap((z) => Array.from({ length: C }, (_, c) => Math.min(nz - 1, Math.max(0, z + c - context)) - z0)));
+      const [lab, nan] = tf.tidy(() => {
+        let v: tf.Tensor = tf.tensor3d(raw, [z1 - z0 + 1, ny, nx]);
+        if (norm) v = normalizeTensor(v, norm);
+        const x = tf.transpose(tf.reshape(tf.gather(v, tf.tensor1d(idx, 'int32')), [group.length, C, ny, nx]), [0, 2, 3, 1]) as tf.Tensor4D;
+        const p = toNative(probs(toModelGrid(x)));
+        if (p.shape[3] !== K) throw new GatedError('internal', `model '${model.manifest.name}' gave ${p.shape[3]} channels for ${K} classes`);
+        return [tf.argMax(p, -1), tf.sum(tf.cast(tf.isNaN(p), 'float32'))];
+      });
       try {
-        await store(out, group);
+        const [l, bad] = await Promise.all([lab.data(), nan.data()]);
+        if (bad[0]! > 0) throw new GatedError('kernel', `model '${model.manifest.name}' produced non-finite outputs on this device`);
+        group.forEach((z, i) => labels.set(l.subarray(i * plane, (i + 1) * plane), z * plane));
       } finally {
-        out.dispose();
+        tf.dispose([lab, nan]);
       }
       opts.onProgress?.(Math.min(b + batch, slices.length), slices.length);
     }
@@ -98,6 +113,21 @@ export function probabilities(model: TaskModel, x: tf.Tensor4D, tta: boolean): t
     const q = tf.reverse(tf.softmax(model.predict(tf.reverse(x, 2) as tf.Tensor4D)), 2);
     return tf.mul(tf.add(p, q), 0.5) as tf.Tensor4D;
   });
+}
+
+/** Stored values [from, to) as float32 (a native conversion for typed arrays). */
+function float32Range(data: ArrayLike<number>, from: number, to: number): Float32Array {
+  const sub = (data as Float32Array).subarray;
+  if (typeof sub === 'function') return new Float32Array((data as Float32Array).subarray(from, to));
+  return Float32Array.from({ length: to - from }, (_, i) => data[from + i]!);
+}
+
+/** The Normalizer as tensor ops (same arithmetic as preprocess.normalized). */
+function normalizeTensor(v: tf.Tensor, n: Normalizer): tf.Tensor {
+  const real = n.slope === 1 && n.inter === 0 ? v : tf.add(tf.mul(v, n.slope), n.inter);
+  const clipped = Number.isFinite(n.lo) || Number.isFinite(n.hi) ? tf.clipByValue(real, Number.isFinite(n.lo) ? n.lo : -3.4e38, Number.isFinite(n.hi) ? n.hi : 3.4e38) : real;
+  const out = tf.add(tf.mul(clipped, n.scale), n.offset);
+  return n.keepZero ? tf.where(tf.equal(real, 0), tf.zerosLike(out), out) : out;
 }
 
 // A model that returns NaN must fail loudly, not write an empty mask that looks like a result.
