@@ -11,13 +11,16 @@ import { trainCommand } from './train.ts';
 import { segmentCommand } from './segment.ts';
 import { demoCommand } from './demo.ts';
 import { evaluateCommand } from './evaluate.ts';
+import { keysCommand } from './keys.ts';
+import { serveCommand } from './serve.ts';
+import { workerCommand } from './worker.ts';
 import { restoreCommand } from './restore.ts';
 
 export { VERSION };
 
 export const mainCommand = defineCommand({
   meta: { name: 'gatedvision', version: VERSION, description: 'Exact-geometry medical image I/O and gated linear-attention models' },
-  subCommands: { info: infoCommand, convert: convertCommand, models: modelsCommand, bench: benchCommand, train: trainCommand, segment: segmentCommand, demo: demoCommand, evaluate: evaluateCommand, restore: restoreCommand },
+  subCommands: { info: infoCommand, convert: convertCommand, models: modelsCommand, bench: benchCommand, train: trainCommand, segment: segmentCommand, demo: demoCommand, evaluate: evaluateCommand, serve: serveCommand, keys: keysCommand, worker: workerCommand, restore: restoreCommand },
 });
 
 /** Runs the CLI and returns the exit status; never throws. */

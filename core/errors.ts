@@ -40,6 +40,13 @@ export const ERROR_CODES = {
   config: { exit: 2, http: 400, hint: 'check the options' },
   shape: { exit: 2, http: 400, hint: 'check the tensor shapes' },
   geometry_mismatch: { exit: 2, http: 400, hint: 'the prediction must lie on the reference grid (same shape and affine); resample it first' },
+  // service: who may call, and how much
+  unauthorized: { exit: 2, http: 401, hint: 'send Authorization: Bearer <key>; keys are made with `gatedvision keys add <client>`' },
+  rate_limited: { exit: 8, http: 429, hint: 'too many requests from this client; retry after the Retry-After seconds' },
+  queue_full: { exit: 8, http: 429, hint: 'the job queue is full; retry after the Retry-After seconds' },
+  disk_full: { exit: 6, http: 503, hint: 'the server is low on disk space; retry later' },
+  unavailable: { exit: 6, http: 503, hint: 'the service is starting or shutting down; retry later' },
+  not_ready: { exit: 5, http: 409, hint: 'the job has not finished; poll GET /v1/jobs/{id} until its status is done' },
   // environment and internals
   io_error: { exit: 6, http: 500, hint: 'check permissions and free disk space' },
   missing_dependency: { exit: 6, http: 500, hint: 'install the optional package named in the message' },
