@@ -50,7 +50,9 @@ export class ResidualHead implements Head {
     this.#lateral = ctx.featureInfo.map((f, i) => conv(`lateral.${i}`, 1, f.channels, dim));
     this.#inConv = conv('input', 3, ctx.inChannels, dim);
     this.#body = Array.from({ length: depth }, (_, i) => conv(`body.${i}`, 3, i === 0 ? 2 * dim : dim, dim));
-    this.#out = conv('out', 3, dim, ctx.outChannels, zeros);
+    // the last conv also sees the input itself: a linear filter of the input is the first thing a denoiser
+    // learns, and this path learns it in a few steps instead of through the whole stack
+    this.#out = conv('out', 3, dim + ctx.inChannels, ctx.outChannels, zeros);
     const slices = ctx.inChannels / ctx.outChannels;
     this.#centre = ((slices - 1) / 2) * ctx.outChannels;
     this.#outChannels = ctx.outChannels;
@@ -68,7 +70,7 @@ export class ResidualHead implements Head {
       const local = gelu(conv2d(input, this.#inConv.k, this.#inConv.b, 1, 1)) as tf.Tensor4D;
       let h: tf.Tensor4D = tf.concat([local, ctx ?? tf.zerosLike(local)], -1);
       for (const c of this.#body) h = gelu(conv2d(h, c.k, c.b, 1, 1)) as tf.Tensor4D;
-      const residual = conv2d(h, this.#out.k, this.#out.b, 1, 1);
+      const residual = conv2d(tf.concat([h, input], -1), this.#out.k, this.#out.b, 1, 1);
       const centre = this.#centre === 0 && input.shape[3] === this.#outChannels ? input : (tf.slice(input, [0, 0, 0, this.#centre], [-1, -1, -1, this.#outChannels]) as tf.Tensor4D);
       return tf.add(centre, residual) as tf.Tensor4D;
     });

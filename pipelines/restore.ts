@@ -3,8 +3,8 @@
  * The output keeps the input's grid, format family and stored type: an 8-bit PNG gives an 8-bit PNG, a 16-bit
  * PNG a 16-bit PNG, a NIfTI volume a NIfTI volume of the same dtype and affine (DICOM gives NIfTI).
  *
- * Intensities go to [0, 1] for the model: images by their type's full range (so a 16-bit copy of an 8-bit
- * image is restored exactly like the original), volumes by their own min..max, or by the window the model's
+ * Intensities go to [0, 1] for the model: 8-bit data and 16-bit images by their type's full range (so a 16-bit
+ * copy of an 8-bit image is restored exactly like the original), other volumes by their own min..max, or by the window the model's
  * manifest names; the map is inverted afterwards and integer outputs are rounded and clipped to the type.
  */
 import { readdir, stat } from 'node:fs/promises';
@@ -233,7 +233,7 @@ function intensityRange(v: Volume, norm: TaskModel['manifest']['input']['normali
   if (norm.kind === 'window') return [norm.lo, norm.hi];
   const slope = v.meta.rescale?.slope ?? 1;
   const inter = v.meta.rescale?.intercept ?? 0;
-  if (v.meta.format === 'image' && (v.dtype === 'uint8' || v.dtype === 'uint16')) return [inter, (v.dtype === 'uint8' ? 255 : 65535) * slope + inter];
+  if (v.dtype === 'uint8' || (v.meta.format === 'image' && v.dtype === 'uint16')) return [inter, (v.dtype === 'uint8' ? 255 : 65535) * slope + inter];
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < v.data.length; i++) {

@@ -1,0 +1,308 @@
+/**
+ * `train --task restore`: data and task. A data folder holds either clean images only (`clean/`, or images at
+ * its top level) — degraded on the fly with Gaussian (σ 5-50 on a 0-255 scale) or Rician noise and, when asked,
+ * Gaussian blur — or `clean/` + `noisy/` pairs matched by file name. 8-bit data and 16-bit images are scaled
+ * by their type's range, other volumes by their own min..max, as `restore` does at inference, and
+ * every slice of a volume is one training image. Colour images are reduced to luma for 1-channel models.
+ * Validation: every 10th image (by name) with fixed σ=25 noise, scored by PSNR of the model's output.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { GatedError } from '../../core/errors.ts';
+import { loadInput } from '../../io/load.ts';
+import type { Volume } from '../../io/volume.ts';
+import { psnr } from '../metrics/restoration.ts';
+import { buildTaskModel, loadTaskModel, type TaskModel, type TaskSpec } from '../task_model.ts';
+import { runTiled } from '../tiling.ts';
+import { trainLoop, type LoopResult, type TrainTask } from './loop.ts';
+import { RESTORE_LOSS_DEFAULTS, restoreLoss, type RestoreLossConfig } from './restore_loss.ts';
+import { Rng } from './rng.ts';
+
+export interface RestoreImage {
+  name: string;
+  h: number;
+  w: number;
+  /** [h, w] row-major, 0..1. */
+  clean: Float32Array;
+  /** Paired degraded version, when the data has one. */
+  noisy?: Float32Array;
+}
+
+export interface DegradeConfig {
+  /** Noise σ range on a 0-255 scale. */
+  sigma: [number, number];
+  /** Probability that the noise is Rician (magnitude of complex Gaussian noise, as in MR magnitude images). */
+  ricianP: number;
+  /** Probability of a Gaussian blur before the noise, and its σ range in pixels. */
+  blurP: number;
+  blurSigma: [number, number];
+}
+
+export const DENOISE_DEGRADE: DegradeConfig = { sigma: [5, 50], ricianP: 0.25, blurP: 0, blurSigma: [0.5, 2] };
+export const DEBLUR_DEGRADE: DegradeConfig = { sigma: [0, 5], ricianP: 0, blurP: 1, blurSigma: [0.5, 2.5] };
+
+/** Restoration recipes for `train --task restore --model`: a backbone and the residual head (or a backbone name). */
+export const RESTORE_PRESETS: Record<string, { description: string; backbone: { arch: string; config: Record<string, unknown> }; head: { kind: string; config: Record<string, unknown> }; multipleOf: number }> = {
+  denoise_vig_h_small: {
+    description: 'small hierarchical ViG (BiGLA) features + residual head (8 full-resolution 3x3 layers of 48 channels)',
+    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0 } },
+    head: { kind: 'residual', config: { dim: 48, depth: 8 } },
+    multipleOf: 32,
+  },
+  restore_test: {
+    description: 'tiny ViG-H + residual head for tests',
+    backbone: { arch: 'test_vig_h', config: { numClasses: 0 } },
+    head: { kind: 'residual', config: { dim: 8, depth: 2 } },
+    multipleOf: 32,
+  },
+};
+
+export function restoreSpec(model: string, name: string): TaskSpec {
+  const p = RESTORE_PRESETS[model];
+  const backbone = p ? p.backbone : { arch: model, config: { numClasses: 0 } };
+  return {
+    name,
+    task: 'restore',
+    description: p ? p.description : `${model} + residual restoration head`,
+    backbone,
+    head: p ? p.head : { kind: 'residual', config: {} },
+    input: { channels: 1, context: 0, multipleOf: p ? p.multipleOf : 32, normalization: { kind: 'none' }, canonical: false },
+    classes: [],
+  };
+}
+
+const IMAGE = /\.(png|tif|tiff|jpe?g|webp|nii|nii\.gz)$/i;
+
+/** Clean images (and paired noisy ones) of a data folder, as 0..1 gray planes. */
+export async function loadRestoreDataset(dir: string): Promise<RestoreImage[]> {
+  const cleanDir = (await isDir(join(dir, 'clean'))) ? join(dir, 'clean') : dir;
+  const noisyDir = (await isDir(join(dir, 'noisy'))) ? join(dir, 'noisy') : null;
+  const names = (await readdir(cleanDir)).filter((n) => IMAGE.test(n)).sort();
+  if (names.length === 0) throw new GatedError('not_found', `no images in ${cleanDir} (expected PNG/JPEG/TIFF/NIfTI files, or clean/ [+ noisy/])`);
+  const out: RestoreImage[] = [];
+  for (const n of names) {
+    const clean = await planes(join(cleanDir, n));
+    let noisy: RestoreImage[] | null = null;
+    if (noisyDir) {
+      const partner = (await readdir(noisyDir)).find((m) => m === n);
+      if (!partner) throw new GatedError('not_found', `clean image ${n} has no partner in ${noisyDir}`);
+      noisy = await planes(join(noisyDir, partner));
+      if (noisy.length !== clean.length || noisy.some((p, i) => p.h !== clean[i]!.h || p.w !== clean[i]!.w)) throw new GatedError('geometry_mismatch', `${n}: clean and noisy differ in size`);
+    }
+    clean.forEach((c, i) => out.push({ ...c, name: clean.length > 1 ? `${n}#${i}` : n, ...(noisy ? { noisy: noisy[i]!.clean } : {}) }));
+  }
+  return out;
+}
+
+/** Every 10th image by name (at least one) is held out for validation; the rest trains. */
+export function splitImages(images: RestoreImage[]): { train: RestoreImage[]; val: RestoreImage[] } {
+  if (images.length < 2) return { train: images, val: images };
+  const val = images.filter((_, i) => i % 10 === 5 % Math.min(10, images.length));
+  return { train: images.filter((im) => !val.includes(im)), val };
+}
+
+/** Adds noise (and blur) to a clean plane: Gaussian or Rician, σ on a 0-255 scale. */
+export function degrade(clean: Float32Array, h: number, w: number, cfg: DegradeConfig, rng: Rng): Float32Array {
+  let x = clean;
+  if (cfg.blurP > 0 && rng.next() < cfg.blurP) x = gaussianBlur(x, h, w, rng.uniform(cfg.blurSigma[0], cfg.blurSigma[1]));
+  const s = rng.uniform(cfg.sigma[0], cfg.sigma[1]) / 255;
+  const out = new Float32Array(x.length);
+  if (rng.next() < cfg.ricianP) for (let i = 0; i < x.length; i++) out[i] = Math.hypot(x[i]! + s * rng.normal(), s * rng.normal());
+  else for (let i = 0; i < x.length; i++) out[i] = x[i]! + s * rng.normal();
+  return out;
+}
+
+/** A batch of `patch`² crops with random flips and 90° rotations: x degraded, y clean, both [B, P, P, 1]. */
+export function makeRestoreBatch(images: RestoreImage[], batch: number, patch: number, cfg: DegradeConfig, rng: Rng): { x: Float32Array; y: Float32Array } {
+  const n = patch * patch;
+  const x = new Float32Array(batch * n);
+  const y = new Float32Array(batch * n);
+  for (let b = 0; b < batch; b++) {
+    const im = images[rng.int(images.length)]!;
+    if (im.h < patch || im.w < patch) throw new GatedError('config', `image ${im.name} (${im.w}x${im.h}) is smaller than the ${patch}-pixel training patch`);
+    const y0 = rng.int(im.h - patch + 1);
+    const x0 = rng.int(im.w - patch + 1);
+    const flip = rng.next() < 0.5;
+    const rot = rng.int(4);
+    const crop = (src: Float32Array) => {
+      const c = new Float32Array(n);
+      for (let i = 0; i < patch; i++) for (let j = 0; j < patch; j++) c[i * patch + j] = src[(y0 + i) * im.w + x0 + j]!;
+      return c;
+    };
+    const clean = crop(im.clean);
+    const noisy = im.noisy ? crop(im.noisy) : degrade(clean, patch, patch, cfg, rng);
+    orient(clean, patch, flip, rot, y, b * n);
+    orient(noisy, patch, flip, rot, x, b * n);
+  }
+  return { x, y };
+}
+
+/** Mean PSNR (dB, 0..1 range) of the model's output on the validation images with fixed σ=25 noise (seed 1). */
+export function validatePsnr(model: TaskModel, val: RestoreImage[]): { score: number; metrics: Record<string, number> } {
+  const rng = new Rng(1);
+  let sum = 0;
+  let sumIn = 0;
+  for (const im of val) {
+    const noisy = im.noisy ?? degrade(im.clean, im.h, im.w, { sigma: [25, 25], ricianP: 0, blurP: 0, blurSigma: [0, 0] }, rng);
+    const { out } = runTiled(noisy, im.h, im.w, 1, (t) => tf.tidy(() => model.predict(t)), { multipleOf: model.manifest.input.multipleOf });
+    sum += psnr(im.clean, out, 1);
+    sumIn += psnr(im.clean, noisy, 1);
+  }
+  return { score: sum / val.length, metrics: { psnr: sum / val.length, inputPsnr: sumIn / val.length } };
+}
+
+export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: { batch: number; patch: number; stepsPerEpoch: number; degrade: DegradeConfig; loss?: RestoreLossConfig }): TrainTask {
+  return {
+    stepsPerEpoch: o.stepsPerEpoch,
+    batchLoss: (m, rng) => {
+      const { x, y } = makeRestoreBatch(train, o.batch, o.patch, o.degrade, rng);
+      return () => {
+        const xt = tf.tensor4d(x, [o.batch, o.patch, o.patch, 1]);
+        const yt = tf.tensor4d(y, [o.batch, o.patch, o.patch, 1]);
+        return restoreLoss(m.predict(xt), yt, o.loss ?? RESTORE_LOSS_DEFAULTS);
+      };
+    },
+    validate: async (m) => validatePsnr(m, val),
+  };
+}
+
+export interface TrainRestoreOptions {
+  data: string;
+  model: string;
+  outDir: string;
+  name: string;
+  kind?: 'denoise' | 'deblur';
+  epochs: number;
+  batch: number;
+  patch?: number;
+  stepsPerEpoch?: number;
+  lr?: number;
+  seed: number;
+  resume: boolean;
+  init?: string;
+  maxSeconds?: number;
+  signal?: AbortSignal;
+  loss?: Partial<RestoreLossConfig>;
+  log?: (line: string) => void;
+  command?: string;
+  device?: string;
+}
+
+/** The whole `train --task restore` run (the counterpart of trainSegment). */
+export async function trainRestore(o: TrainRestoreOptions): Promise<LoopResult & { split: string }> {
+  const log = o.log ?? (() => undefined);
+  const images = await loadRestoreDataset(o.data);
+  const { train, val } = splitImages(images);
+  const split = `${val.length} held-out image(s): ${val.map((v) => v.name).join(', ')}`;
+  log(`${images.length} image(s): ${train.length} for training; validation: ${split}`);
+  const spec = restoreSpec(o.model, o.name);
+  const patch = o.patch ?? Math.min(128, ...train.map((t) => Math.min(t.h, t.w)));
+  if (patch % spec.input.multipleOf) throw new GatedError('config', `--patch ${patch} must be a multiple of ${spec.input.multipleOf} for ${o.model}`);
+  const degradeCfg = o.kind === 'deblur' ? DEBLUR_DEGRADE : DENOISE_DEGRADE;
+  const loss = { ...RESTORE_LOSS_DEFAULTS, ...o.loss };
+  const stepsPerEpoch = o.stepsPerEpoch ?? Math.max(1, Math.ceil(train.length / o.batch));
+  const model = buildTaskModel(spec, o.seed);
+  try {
+    if (o.init) {
+      const from = await loadTaskModel(o.init);
+      try {
+        model.loadWeights(await from.exportWeights());
+      } finally {
+        from.dispose();
+      }
+    }
+    const res = await trainLoop(model, restoreTrainTask(train, val, { batch: o.batch, patch, stepsPerEpoch, degrade: degradeCfg, loss }), {
+      outDir: o.outDir,
+      epochs: o.epochs,
+      seed: o.seed,
+      resume: o.resume,
+      ...(o.maxSeconds ? { maxSeconds: o.maxSeconds } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.lr ? { optim: { lr: o.lr } } : {}),
+      log,
+      card: {
+        task: 'restore',
+        patch,
+        data: { folder: o.data, images: images.map((i) => ({ name: i.name, shape: [i.w, i.h] })), validation: split, degradation: degradeCfg, paired: images.some((i) => i.noisy) },
+        training: { preset: o.model, ...(o.init ? { init: o.init } : {}), epochs: o.epochs, batch: o.batch, patch, stepsPerEpoch, seed: o.seed, loss: `Charbonnier (eps ${loss.eps}) + ${loss.fftWeight} x FFT L1`, optimizer: 'AdamW, warmup + cosine', ...(o.device ? { device: o.device } : {}) },
+        ...(o.command ? { command: o.command } : {}),
+      },
+    });
+    return { ...res, split };
+  } finally {
+    model.dispose();
+  }
+}
+
+// --- internal ---
+
+async function isDir(p: string): Promise<boolean> {
+  return stat(p).then((s) => s.isDirectory(), () => false);
+}
+
+/** The gray 0..1 planes of one file: one for an image, one per slice of a volume. */
+async function planes(path: string): Promise<RestoreImage[]> {
+  // training data is the user's own (like seg_data's trusted folders): decoded in this process
+  const v: Volume | undefined = (await loadInput(path, { sandbox: false })).volumes[0];
+  if (!v) throw new GatedError('unsupported_format', `${path} holds no image`);
+  const [nx = 1, ny = 1, nz = 1] = v.shape;
+  const plane = nx * ny;
+  const slope = v.meta.rescale?.slope ?? 1;
+  const inter = v.meta.rescale?.intercept ?? 0;
+  const rgb = v.meta.components === 'rgb';
+  const real = (i: number) => (v.data[i] as number) * slope + inter;
+  // 8-bit data is scaled by 255 in any format, so photographs stored as NIfTI train exactly like their PNGs
+  let lo = 0;
+  let hi = v.dtype === 'uint8' ? 255 : 65535;
+  if (v.dtype !== 'uint8' && (v.meta.format !== 'image' || v.dtype !== 'uint16')) {
+    lo = Infinity;
+    hi = -Infinity;
+    for (let i = 0; i < v.data.length; i++) (lo = Math.min(lo, real(i))), (hi = Math.max(hi, real(i)));
+  }
+  const span = hi > lo ? hi - lo : 1;
+  const out: RestoreImage[] = [];
+  for (let z = 0; z < nz; z++) {
+    const p = new Float32Array(plane);
+    for (let i = 0; i < plane; i++) {
+      const k = z * plane + i;
+      const g = rgb ? 0.299 * real(k) + 0.587 * real(nz * plane + k) + 0.114 * real(2 * nz * plane + k) : real(k);
+      p[i] = (g - lo) / span;
+    }
+    out.push({ name: '', h: ny, w: nx, clean: p });
+  }
+  return out;
+}
+
+/** Writes src [P, P] flipped left-right and/or rotated by rot·90° into dst at offset. */
+function orient(src: Float32Array, P: number, flip: boolean, rot: number, dst: Float32Array, offset: number): void {
+  for (let i = 0; i < P; i++)
+    for (let j = 0; j < P; j++) {
+      let [a, b] = [i, flip ? P - 1 - j : j];
+      for (let r = 0; r < rot; r++) [a, b] = [b, P - 1 - a];
+      dst[offset + a * P + b] = src[i * P + j]!;
+    }
+}
+
+function gaussianBlur(x: Float32Array, h: number, w: number, sigma: number): Float32Array {
+  const r = Math.ceil(3 * sigma);
+  const k = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
+  const s = k.reduce((a, b) => a + b, 0);
+  const kn = k.map((v) => v / s);
+  const clamp = (v: number, n: number) => (v < 0 ? 0 : v >= n ? n - 1 : v);
+  const tmp = new Float32Array(x.length);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++) {
+      let a = 0;
+      for (let d = -r; d <= r; d++) a += kn[d + r]! * x[i * w + clamp(j + d, w)]!;
+      tmp[i * w + j] = a;
+    }
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++) {
+      let a = 0;
+      for (let d = -r; d <= r; d++) a += kn[d + r]! * tmp[clamp(i + d, h) * w + j]!;
+      out[i * w + j] = a;
+    }
+  return out;
+}
