@@ -29,6 +29,9 @@ const convertOnly = argv[0] === 'convert' && !argv.includes('--help') && !argv.i
 let main;
 if (useBuild()) {
   if (convertOnly) {
+    // the decoding child starts first and loads its modules while this process loads the command
+    const { prestartSandbox } = await import(pathToFileURL(join(root, 'dist', 'sandbox.mjs')).href);
+    prestartSandbox('convert');
     const { convertMain } = await import(pathToFileURL(join(root, 'dist', 'convert.mjs')).href);
     main = (a) => convertMain(a.slice(1));
   } else ({ main } = await import(pathToFileURL(join(root, 'dist', 'gatedvision.mjs')).href));

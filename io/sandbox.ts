@@ -7,9 +7,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { GatedError, reviveGatedError } from '../core/errors.ts';
-import type { Limits } from '../core/limits.ts';
+import { resolveLimits, type Limits } from '../core/limits.ts';
 import { removeLeftovers, unpackLarge } from './transfer.ts';
 import type { Progress } from './types.ts';
 
@@ -26,10 +27,27 @@ type ChildMessage =
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+let spare: { child: ChildProcess; heapMb: number } | undefined;
+
+/**
+ * Starts the child for the next runSandboxed call now, so that its start-up (Node and the modules of
+ * `task`) overlaps the caller's own; the first call with the same heap cap takes it. It does not keep
+ * this process alive: unused, it ends when this process does. The limits apply from the call on.
+ */
+export function prestartSandbox(task: string, limits: Limits = resolveLimits()): void {
+  if (spare) return;
+  const child = spawnChild(limits, task);
+  child.on('error', () => undefined); // a failed start is reported by the call that takes the child
+  child.unref();
+  child.channel?.unref();
+  (child.stderr as Socket | null)?.unref();
+  spare = { child, heapMb: limits.sandboxHeapMb };
+}
+
 /** Runs `task` (a name from sandbox_tasks.ts) with `payload` in a fresh child process. */
 export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOptions): Promise<T> {
   const { limits } = opts;
-  const child = spawnChild(limits);
+  const child = takeSpare(limits) ?? spawnChild(limits);
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     let peakRssMb = 0;
@@ -100,7 +118,22 @@ export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOpt
 
 // --- internal ---
 
-function spawnChild(limits: Limits): ChildProcess {
+function takeSpare(limits: Limits): ChildProcess | undefined {
+  const s = spare;
+  spare = undefined;
+  if (!s) return undefined;
+  const c = s.child;
+  if (s.heapMb !== limits.sandboxHeapMb || c.exitCode !== null || c.signalCode !== null || !c.connected) {
+    c.kill('SIGKILL');
+    return undefined;
+  }
+  c.ref();
+  c.channel?.ref();
+  (c.stderr as Socket | null)?.ref();
+  return c;
+}
+
+function spawnChild(limits: Limits, preload?: string): ChildProcess {
   const js = join(here, 'sandbox_child.mjs');
   const ts = join(here, 'sandbox_child.ts');
   const execArgv = [`--max-old-space-size=${limits.sandboxHeapMb}`, '--stack-size=4000'];
@@ -110,7 +143,7 @@ function spawnChild(limits: Limits): ChildProcess {
     entry = ts;
     execArgv.push('--import', pathToFileURL(join(packageRoot(), 'node_modules', 'tsx', 'dist', 'loader.mjs')).href);
   }
-  return fork(entry, [], {
+  return fork(entry, preload ? [preload] : [], {
     execArgv,
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

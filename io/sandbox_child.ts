@@ -1,7 +1,12 @@
 /** The child side of sandbox.ts: runs one named task and reports progress, result or a typed error. */
 import { toGatedError } from '../core/errors.ts';
-import { SANDBOX_TASKS } from './sandbox_tasks.ts';
+import { SANDBOX_PRELOAD, SANDBOX_TASKS } from './sandbox_tasks.ts';
 import { packLarge } from './transfer.ts';
+
+// Started ahead of its task: load that task's modules while the caller is still getting ready. A failure
+// here is reported by the task itself, which imports the same modules.
+const hint = process.argv[2];
+if (hint && Object.hasOwn(SANDBOX_PRELOAD, hint)) SANDBOX_PRELOAD[hint]!().catch(() => undefined);
 
 process.once('message', async (msg: { task: string; payload: unknown }) => {
   const send = (m: unknown) => new Promise<void>((res) => process.send!(m, () => res()));

@@ -24,10 +24,18 @@ export const SANDBOX_TASKS: Record<string, Task> = {
   },
 };
 
+/** The modules each task imports, loaded by a child started ahead of its task (see prestartSandbox). */
+export const SANDBOX_PRELOAD: Record<string, () => Promise<unknown>> = {
+  load: () => import('./load.ts'),
+  convert: () => Promise.all([import('../pipelines/convert.ts'), import('./load.ts'), import('./nifti/write.ts'), import('../core/atomic.ts')]),
+  describe: () => Promise.all([import('../pipelines/convert.ts'), import('./load.ts')]),
+};
+
 // Misbehaving tasks that prove the sandbox contains crashes, hangs and runaway memory; only present when
 // a test asks for them through the environment, never in normal runs.
 if (process.env.GATEDVISION_SANDBOX_SELFTEST === '1') {
   SANDBOX_TASKS.selftest_echo = async (payload) => payload;
+  SANDBOX_TASKS.selftest_argv = async () => process.argv.slice(2);
   SANDBOX_TASKS.selftest_hang = () => new Promise(() => setInterval(() => undefined, 1000));
   SANDBOX_TASKS.selftest_crash = async () => process.abort();
   SANDBOX_TASKS.selftest_alloc = async () => {

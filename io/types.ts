@@ -10,6 +10,11 @@ export interface InputItem {
   read(): Promise<Uint8Array>;
   /** The first `n` bytes (or all, if shorter), when reading a head is cheaper than reading the item. */
   readHead?(n: number): Promise<Uint8Array>;
+  /**
+   * The whole item in a buffer shared by the items of one input: valid only until the next readShared
+   * of any of them. Decoding a series one file at a time this way leaves no file buffers to collect.
+   */
+  readShared?(): Promise<Uint8Array>;
 }
 
 export interface Progress {

@@ -7,7 +7,7 @@
  *   npx tsx bench/io/run.ts /tmp/gv-bench [--repeat 5] [--markdown]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -62,7 +62,20 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** bin/gatedvision.mjs runs the TypeScript through tsx when a source is newer than dist/: not what is measured. */
+function warnIfStale(): void {
+  const built = join(root, 'dist', 'BUILT');
+  const stamp = existsSync(built) ? statSync(built).mtimeMs : 0;
+  const newer = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory() ? e.name !== 'node_modules' && !e.name.startsWith('.') && newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > stamp,
+    );
+  const stale = ['core', 'io', 'kernels', 'backbones', 'heads', 'pipelines', 'service', 'cli'].filter((d) => existsSync(join(root, d)) && newer(join(root, d)));
+  if (stale.length > 0) process.stderr.write(`warning: ${stale.join(', ')} newer than dist/ (run npm run build): our rows would include the TypeScript loader\n`);
+}
+
 async function main(): Promise<void> {
+  warnIfStale();
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string', default: '5' }, markdown: { type: 'boolean' } } });
   const data = positionals[0] ?? '/tmp/gv-bench';
   const repeat = Number(values.repeat);

@@ -29,7 +29,9 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
     const item = items[i]!;
     try {
       const header = await readHeaderOf(item, ctx, i);
-      sources.push({ header, pixels: async () => (await parseDicom(await item.read(), { limits: ctx.limits, name: item.name, index: i })).pixels });
+      // decodePlan copies each object's pixels into the volume before it asks for the next: one shared read buffer serves them all
+      const read = () => (item.readShared ? item.readShared() : item.read());
+      sources.push({ header, pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i })).pixels });
     } catch (e) {
       const err = toGatedError(e, 'not_dicom');
       rejected.push({ name: item.name, code: err.code, message: err.message });

@@ -15,6 +15,7 @@ import type { StackPlan } from './series.ts';
 /** One parsed object: its header now, its stored pixel values on demand (decoding is the costly part). */
 export interface ObjectSource {
   header: DicomHeader;
+  /** Valid until the next pixels() call of any source of the same read (they may share one buffer). */
   pixels(): Promise<VoxelArray>;
 }
 
