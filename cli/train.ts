@@ -2,14 +2,16 @@
 import { defineCommand } from 'citty';
 import { GatedError } from '../core/errors.ts';
 import { DEVICES, selectDevice, type DeviceRequest } from '../kernels/backend.ts';
+import { trainRestore } from '../pipelines/train/restore_data.ts';
 import { trainSegment } from '../pipelines/train/segment.ts';
 
 export const trainCommand = defineCommand({
   meta: { name: 'train', description: 'Train a segmentation or restoration model (checkpoints every epoch; --resume continues)' },
   args: {
     task: { type: 'string', default: 'segment', description: 'segment | restore' },
-    data: { type: 'string', required: true, description: 'imagesTr/ + labelsTr/ (NIfTI) or images/ + masks/' },
-    model: { type: 'string', default: 'seg_vig_h_small', description: 'a preset (seg_vig_h_small, seg_test) or a backbone name' },
+    data: { type: 'string', required: true, description: 'segment: imagesTr/ + labelsTr/ (NIfTI) or images/ + masks/; restore: a folder of clean images (or clean/ + noisy/)' },
+    model: { type: 'string', default: 'seg_vig_h_small', description: 'a preset (segment: seg_vig_h_small, seg_test; restore: denoise_vig_h_small, ...) or a backbone name' },
+    kind: { type: 'string', description: 'restore: denoise (default) or deblur' },
     output: { type: 'string', alias: 'o', required: true, description: 'output model folder' },
     name: { type: 'string', description: 'model name (default: the output folder name)' },
     classes: { type: 'string', description: 'comma-separated class names, background first' },
@@ -35,7 +37,7 @@ export const trainCommand = defineCommand({
     if (!DEVICES.includes(device)) throw new GatedError('usage', `unknown device '${args.device}'; use one of ${DEVICES.join(', ')}`);
     const choice = await selectDevice(device);
     process.stderr.write(`device: ${choice.reason}\n`);
-    if (args.task !== 'segment') throw new GatedError('usage', `--task ${args.task}: only 'segment' is available in this build`);
+    if (args.task !== 'segment' && args.task !== 'restore') throw new GatedError('usage', `--task must be segment or restore; got '${args.task}'`);
     const lr = args.lr === undefined ? undefined : Number(args.lr);
     if (lr !== undefined && !(lr > 0)) throw new GatedError('usage', `--lr must be a positive number; got '${args.lr}'`);
     const out = args.output;
@@ -45,6 +47,29 @@ export const trainCommand = defineCommand({
       process.stderr.write('stopping after this epoch (Ctrl-C again to abort now)\n');
       stop.abort();
     });
+    const common = {
+      data: args.data,
+      outDir: out,
+      name: args.name ?? out.replace(/\/+$/, '').split('/').pop()!,
+      epochs: int(args.epochs, 'epochs')!,
+      batch: int(args.batch, 'batch')!,
+      ...(args.patch ? { patch: int(args.patch, 'patch')! } : {}),
+      ...(args.steps ? { stepsPerEpoch: int(args.steps, 'steps')! } : {}),
+      ...(lr ? { lr } : {}),
+      seed: int(args.seed, 'seed')!,
+      resume: Boolean(args.resume),
+      ...(args['max-minutes'] ? { maxSeconds: Number(args['max-minutes']) * 60 } : {}),
+      ...(args.init ? { init: args.init } : {}),
+      signal: stop.signal,
+      log: (l: string) => process.stderr.write(`${l}\n`),
+      command: `gatedvision train ${rawArgs.join(' ')}`,
+      device: choice.backend,
+    };
+    if (args.task === 'restore') {
+      const res = await trainRestore({ ...common, model: args.model === 'seg_vig_h_small' ? 'denoise_vig_h_small' : args.model, ...(args.kind ? { kind: args.kind as 'denoise' | 'deblur' } : {}) });
+      process.stdout.write(`best validation PSNR ${res.bestScore.toFixed(2)} dB at epoch ${res.bestEpoch}; model in ${out}\n`);
+      return;
+    }
     const res = await trainSegment({
       data: args.data,
       model: args.model,

@@ -8,6 +8,7 @@ import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 
+import { restoreFile } from './restore.ts';
 import { segmentBatch, type SegFormat } from './segment.ts';
 import { loadTaskModel, readTaskManifest, resolveModelDir, shippedModelsDir, type TaskModel } from './task_model.ts';
 
@@ -54,7 +55,10 @@ export async function runTask(req: TaskRequest, cache = new ModelCache()): Promi
   device ??= (await selectDevice(req.device ?? 'auto')).backend;
   const model = await cache.get(req.model);
   if (model.manifest.task !== req.task) throw new GatedError('config', `model '${req.model}' is a ${model.manifest.task} model; the job asked for ${req.task}`);
-  if (req.task === 'restore') throw new GatedError('config', 'restoration jobs are not available in this build');
+  if (req.task === 'restore') {
+    const res = await restoreFile(req.input, req.outDir, model, { onSlices: (d, t) => req.onProgress?.(d, t, 'slices') });
+    return { outputs: res.outputs, warnings: res.warnings, ms: Date.now() - t0, model: { name: model.manifest.name, sha256: model.sha256 }, device };
+  }
   const summary = await segmentBatch([req.input], model, {
     outDir: req.outDir,
     formats: [req.format ?? 'nifti'],
