@@ -35,7 +35,7 @@ export interface ServiceConfig {
   /** How long results are kept after a job ends, and how often the sweeper runs. */
   resultTtlMs: number;
   sweepEveryMs: number;
-  /** Passed to the readers inside each job (pixel count, zip entries, inflated size, ...). */
+  /** Reader caps for each job (pixel count, zip entries, inflated size). Not yet forwarded: runTask takes no limits. */
   limits: Partial<Limits>;
   device: 'auto' | 'webgpu' | 'wasm' | 'cpu' | 'tensorflow';
   /** Reverse-proxy hops in front of the service (express "trust proxy"); never `true`. */

@@ -63,7 +63,12 @@ export class WorkerPool implements Dispatcher {
     clearInterval(this.#tick);
     const exits = [...this.#slots].map((s) => new Promise<void>((r) => (s.child.exitCode !== null ? r() : s.child.once('exit', () => r()))));
     for (const s of this.#slots) {
-      if (s.job) clearTimeout(s.job.timer);
+      if (s.job) {
+        clearTimeout(s.job.timer);
+        // stopped by us, not crashed: the attempt does not count towards poison
+        this.#d.store.release(s.job.id, s.job.attempt);
+        s.job = undefined;
+      }
       s.child.kill('SIGKILL');
     }
     await Promise.all(exits);

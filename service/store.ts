@@ -190,6 +190,11 @@ export class Store {
     return 'queued';
   }
 
+  /** An orderly shutdown interrupted the attempt: back to the queue without counting it. */
+  release(id: string, attempt: number): boolean {
+    return this.db.prepare("UPDATE jobs SET status = 'queued', attempts = attempts - 1, started_at = NULL WHERE id = ? AND status = 'running' AND attempts = ?").run(id, attempt).changes === 1;
+  }
+
   /** At start-up: jobs left running by a dead process go back to the queue (or fail as poison). */
   recoverRunning(maxAttempts: number): { requeued: number; poisoned: number } {
     let requeued = 0;

@@ -105,3 +105,13 @@ describe('job state machine', () => {
     expect(store.deleteUnlessRunning(j.id)).toBe(true);
   });
 });
+
+describe('shutdown', () => {
+  it('releases a running job without counting the attempt', () => {
+    const j = store.createJob(job()).job;
+    store.claimNext();
+    expect(store.release(j.id, 2)).toBe(false);
+    expect(store.release(j.id, 1)).toBe(true);
+    expect(store.get(j.id)).toMatchObject({ status: 'queued', attempts: 0 });
+  });
+});
