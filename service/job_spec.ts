@@ -1,4 +1,5 @@
 /** What a worker is told to do for one attempt of a job, and what it answers. Plain JSON: it crosses IPC and redis. */
+import { isAbsolute, relative } from 'node:path';
 import { ERROR_CODES, isErrorCode, toGatedError } from '../core/errors.ts';
 import type { ServiceConfig } from './config.ts';
 import { inputPath, workDir, type DataPaths } from './paths.ts';
@@ -26,7 +27,9 @@ export async function executeSpec(spec: JobSpec, cache: unknown): Promise<JobOut
   const { runTask, ModelCache } = await import('../pipelines/run_task.ts');
   try {
     const r = await runTask({ task: spec.task, model: spec.model, input: spec.input, outDir: spec.outDir, format: spec.format, device: spec.device }, cache as InstanceType<typeof ModelCache>);
-    return { ok: true, outputs: r.outputs, ms: r.ms };
+    // result names are served by exact match, so they must be relative to the work folder and stay inside it
+    const outputs = r.outputs.map((o) => (isAbsolute(o) ? relative(spec.outDir, o) : o)).filter((o) => o && !o.startsWith('..') && !isAbsolute(o));
+    return { ok: true, outputs, ms: r.ms };
   } catch (e) {
     const err = toGatedError(e, 'internal');
     return { ok: false, error: { code: err.code, message: err.message } };

@@ -4,6 +4,7 @@
  * ids are our job ids, so adding a job twice (after a crash) is a no-op. A worker that dies loses its lock;
  * the stalled job is counted as a crash here (re-queued, or failed as poison after maxAttempts).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join, resolve, sep } from 'node:path';
 import { Job as BullJob, Queue, QueueEvents, Worker, type ConnectionOptions } from 'bullmq';
@@ -11,7 +12,8 @@ import { GatedError } from '../core/errors.ts';
 import type { ServiceConfig } from './config.ts';
 import type { Dispatcher } from './dispatch.ts';
 import { crashAttempt, finishAttempt, type FinishDeps } from './finish.ts';
-import { executeSpec, newModelCache, type JobOutcome, type JobSpec } from './job_spec.ts';
+import type { JobOutcome, JobSpec } from './job_spec.ts';
+import { binPath } from './pool.ts';
 import { inputPath, jobDir } from './paths.ts';
 import type { Job } from './store.ts';
 
@@ -131,8 +133,17 @@ export class RedisDispatcher implements Dispatcher {
     if (!job || (job.status !== 'running' && job.status !== 'queued')) return;
     if (job.status === 'queued') this.#d.store.markRunning(id);
     const j = this.#d.store.get(id)!;
-    const poison = /stalled/i.test(reason);
-    await finishAttempt(this.#d, id, j.attempts, { ok: false, error: { code: poison ? 'worker_crashed' : 'internal', message: poison ? 'poison: the worker died under the job' : 'the worker failed' } });
+    if (/stalled|died/i.test(reason)) {
+      // a crash, not a verdict on the input: counted, then re-queued under the same id or failed as poison
+      await crashAttempt(this.#d, id, j.attempts, this.#config.maxAttempts);
+      const again = this.#d.store.get(id);
+      if (again?.status === 'queued') {
+        await this.#queue.remove(id).catch(() => undefined);
+        await this.submit(again);
+      }
+      return;
+    }
+    await finishAttempt(this.#d, id, j.attempts, { ok: false, error: { code: 'internal', message: 'the worker failed' } });
   }
 
   /** Brings the store and the queue together after either side was down. */
@@ -161,18 +172,30 @@ export interface RedisWorkerOptions {
   device: ServiceConfig['device'];
   /** Lock of a running job; a worker that dies loses it after this long and the job is handed on. */
   lockMs?: number;
+  /** Heap cap of each job process. */
+  heapMb?: number;
 }
 
-/** Runs jobs from the queue until SIGTERM/SIGINT. */
+/**
+ * Runs jobs from the queue until SIGTERM/SIGINT. Each concurrency slot runs its jobs in a child process (the same
+ * one the embedded pool uses), so inference never holds this event loop and the job locks keep being renewed; a
+ * child that dies fails only its job, which the server counts as a crash.
+ */
 export async function runRedisWorker(o: RedisWorkerOptions): Promise<void> {
-  const cache = await newModelCache();
   const lockDuration = o.lockMs ?? 30_000;
+  const idle: ChildRunner[] = [];
+  const all: ChildRunner[] = [];
   const worker = new Worker<QueueData, QueueResult>(
     QUEUE_NAME,
     async (job) => {
-      const dir = join(job.data.jobDir, `work-${randomBytes(8).toString('hex')}`);
-      const outcome = await executeSpec({ ...job.data.spec, attempt: 0, outDir: dir, device: o.device === 'auto' ? job.data.spec.device : o.device }, cache);
-      return { outcome, dir };
+      const runner = idle.pop() ?? (all.push(new ChildRunner(o.heapMb ?? 4096)), all.at(-1)!);
+      try {
+        const dir = join(job.data.jobDir, `work-${randomBytes(8).toString('hex')}`);
+        const outcome = await runner.run({ ...job.data.spec, attempt: 0, outDir: dir, device: o.device === 'auto' ? job.data.spec.device : o.device });
+        return { outcome, dir };
+      } finally {
+        idle.push(runner);
+      }
     },
     { connection: redisConnection(o.url), concurrency: o.concurrency, lockDuration, stalledInterval: lockDuration, maxStalledCount: 1000 },
   );
@@ -184,5 +207,50 @@ export async function runRedisWorker(o: RedisWorkerOptions): Promise<void> {
     process.once('SIGINT', () => res());
   });
   await worker.close();
-  cache.dispose();
+  for (const r of all) r.stop();
+}
+
+/** One long-lived job child (models stay loaded); restarted after it dies. */
+class ChildRunner {
+  #child: ChildProcess | undefined;
+  #ready: Promise<ChildProcess> | undefined;
+  constructor(readonly heapMb: number) {}
+
+  async run(spec: JobSpec): Promise<JobOutcome> {
+    const child = await this.#start();
+    return new Promise<JobOutcome>((resolve, reject) => {
+      const onMessage = (m: { type: string; id?: string; outcome?: JobOutcome }) => {
+        if (m.type !== 'outcome' || m.id !== spec.id) return;
+        done();
+        resolve(m.outcome!);
+      };
+      const onExit = () => {
+        done();
+        reject(new Error('the job process died'));
+      };
+      const done = () => {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+      };
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+      child.send({ type: 'run', spec });
+    });
+  }
+
+  stop(): void {
+    this.#child?.kill('SIGKILL');
+  }
+
+  #start(): Promise<ChildProcess> {
+    if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null && this.#ready) return this.#ready;
+    const child = spawn(process.execPath, [`--max-old-space-size=${this.heapMb}`, binPath(), 'worker', '--child'], { stdio: ['ignore', 'ignore', process.env.GATEDVISION_DEBUG ? 'inherit' : 'ignore', 'ipc'] });
+    this.#child = child;
+    child.on('error', () => undefined);
+    this.#ready = new Promise((resolve, reject) => {
+      child.once('message', () => resolve(child));
+      child.once('exit', () => reject(new Error('the job process died before it was ready')));
+    });
+    return this.#ready;
+  }
 }

@@ -120,3 +120,25 @@ describe('requests', () => {
     expect(((await result.json()) as any).error.code).toBe('not_ready');
   });
 });
+
+describe('disk watermark', () => {
+  it('answers 503 disk_full with Retry-After on uploads and readiness when free space is below it', async () => {
+    const config = resolveConfig({ dataDir: dir, minFreeBytes: Number.MAX_SAFE_INTEGER });
+    const dispatcher = { submit: async () => undefined, ready: () => true, close: async () => undefined };
+    const full = createApp({ store, config, log: silentLog, metrics: new Metrics(), dispatcher, models: async () => [] });
+    const s = full.listen(0, '127.0.0.1');
+    await new Promise((r) => s.once('listening', r));
+    const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    try {
+      const up = await fetch(`${url}/v1/jobs?task=segment&model=brain`, { method: 'POST', headers: auth(), body: Buffer.from('89504e470d0a1a0a', 'hex') });
+      expect(up.status).toBe(503);
+      expect(up.headers.get('retry-after')).toBe('60');
+      expect(((await up.json()) as any).error.code).toBe('disk_full');
+      const ready = await fetch(`${url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    } finally {
+      s.close();
+    }
+  });
+});
