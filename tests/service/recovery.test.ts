@@ -100,6 +100,18 @@ describe('crash recovery', () => {
     expect(await srv.stop()).toBe(0);
   }, 180_000);
 
+  it('a job past its wall clock is stopped with a typed timeout, and the next job still runs', async () => {
+    const { srv, c } = await start(['--workers', '1', '--job-timeout-s', '1']);
+    const slow = (await c.submit(await pngBytes(256, 8))).body.id;
+    const t = await c.settled(slow);
+    expect(t).toMatchObject({ status: 'rejected', attempts: 1, error: { code: 'timeout' } });
+    const r = await c.get(`/v1/jobs/${slow}/result`);
+    expect(r.status).toBe(422);
+    expect(r.body.error.code).toBe('timeout');
+    expect(existsSync(join(dir, 'jobs', slow))).toBe(false);
+    expect(await srv.stop()).toBe(0);
+  }, 120_000);
+
   it('sweeps results past the TTL', async () => {
     const store = new Store(dir);
     try {
