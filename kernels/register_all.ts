@@ -12,7 +12,7 @@ import { matmulGradConfig } from './matmul/grad.ts';
 import { matmulWebgpuConfig } from './matmul/webgpu.ts';
 import { multiAxisGradConfig } from './multi_axis/grad.ts';
 import { multiAxisWebgpuConfig } from './multi_axis/webgpu.ts';
-import { useSharedIdentityOnWasm, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
+import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
 
 const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, ...WASM_TRAINING_KERNELS];
 const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig];
@@ -23,7 +23,7 @@ export function registerAllKernels(): void {
   registerTfjsGradients();
   for (const k of KERNELS) if (!getKernel(k.kernelName, k.backendName)) registerKernel(k);
   for (const g of GRADIENTS) if (!getGradient(g.kernelName)) registerGradient(g);
-  useSharedIdentityOnWasm();
+  useWasmKernelReplacements();
 }
 
 /** tfjs-core's own gradients (Sum, MatMul, ...), which every backward pass through our ops needs. */

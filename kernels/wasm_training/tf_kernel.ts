@@ -28,7 +28,7 @@ export function opsKernel(kernelName: string, body: (inputs: Record<string, tf.T
 }
 
 /** Inputs arrive as Tensors from every op; a bare TensorInfo gets a wrapper that holds its own reference. */
-function asTensor(info: TensorInfo, backend: tf.KernelBackend): tf.Tensor {
+export function asTensor(info: TensorInfo, backend: tf.KernelBackend): tf.Tensor {
   if (info instanceof tf.Tensor) return info;
   backend.incRef(info.dataId);
   return tf.engine().makeTensorFromTensorInfo(info, backend);

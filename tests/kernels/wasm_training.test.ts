@@ -8,6 +8,9 @@ import type { NamedAttrMap } from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GatedError } from '../../core/errors.ts';
 import { selectDevice } from '../../kernels/backend.ts';
+import { batchMatMulWasmConfig } from '../../kernels/wasm_training/batch_matmul.ts';
+import { conv2dBackpropInputWasmConfig } from '../../kernels/wasm_training/conv2d_backprop_input.ts';
+import { identitySharedWasmConfig } from '../../kernels/wasm_training/identity_shared.ts';
 import { WASM_TRAINING_KERNELS } from '../../kernels/wasm_training/index.ts';
 import { buildTaskModel } from '../../pipelines/task_model.ts';
 import { AdamW, ADAMW_DEFAULTS } from '../../pipelines/train/optim.ts';
@@ -88,6 +91,22 @@ describe('Conv2DBackpropFilter on wasm = the cpu kernel', () => {
   });
 });
 
+describe('Conv2DBackpropInput on wasm (replaced: XNNPACK convolution) = the cpu kernel', () => {
+  it.each(CONV)('N=%i H=%i W=%i Cin=%i Cout=%i k=%ix%i stride %s %s', async (N, H, W, cin, cout, kh, kw, s, pad) => {
+    const [sh, sw] = typeof s === 'number' ? [s, s] : s;
+    const [oh, ow] = [outSize(H, kh, sh, pad, 0), outSize(W, kw, sw, pad, 1)];
+    const dy = { data: seeded(N * oh * ow * cout, 16), shape: [N, oh, ow, cout] };
+    const filter = { data: seeded(kh * kw * cin * cout, 17), shape: [kh, kw, cin, cout] };
+    await expectSameAsCpu('Conv2DBackpropInput', { dy, filter }, { strides: [sh, sw], pad, dataFormat: 'NHWC', inputShape: [N, H, W, cin] });
+  });
+
+  it('keeps NCHW on the stock kernel', async () => {
+    const dy = { data: seeded(2 * 4 * 5 * 6, 18), shape: [2, 4, 5, 6] };
+    const filter = { data: seeded(3 * 3 * 3 * 4, 19), shape: [3, 3, 3, 4] };
+    await expectSameAsCpu('Conv2DBackpropInput', { dy, filter }, { strides: 1, pad: 'same', dataFormat: 'NCHW', inputShape: [2, 3, 5, 6] });
+  });
+});
+
 describe('DepthwiseConv2dNative gradients on wasm = the cpu kernels', () => {
   // the multiplier column (Cout) is used as the channel multiplier: 1 mostly, 2 and 3 for the general case
   const DW: Case[] = CONV.map((c, i) => [c[0], c[1], c[2], c[3] + 1, i === 2 ? 2 : i === 5 ? 3 : 1, c[5], c[6], c[7], c[8]]);
@@ -127,8 +146,11 @@ describe('refusals', () => {
 });
 
 describe('backward passes on wasm', () => {
-  it('every kernel is registered for wasm', () => {
+  it('every kernel is registered for wasm, the replacements included', () => {
     for (const k of WASM_TRAINING_KERNELS) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+    expect(tf.getKernel('BatchMatMul', 'wasm')?.kernelFunc).toBe(batchMatMulWasmConfig.kernelFunc);
+    expect(tf.getKernel('Identity', 'wasm')?.kernelFunc).toBe(identitySharedWasmConfig.kernelFunc);
+    expect(tf.getKernel('Conv2DBackpropInput', 'wasm')?.kernelFunc).toBe(conv2dBackpropInputWasmConfig.kernelFunc);
   });
 
   it('a conv/depthwise network has the gradients it has on cpu', async () => {
@@ -156,6 +178,20 @@ describe('backward passes on wasm', () => {
     const want = await grads('cpu');
     const got = await grads('wasm');
     want.forEach((w, i) => expect(relErr(got[i]!, w), `gradient ${i}`).toBeLessThan(1e-4));
+  });
+
+  it.each([
+    [[37, 19], [19, 23]],
+    [[1, 64, 9], [1, 9, 70]],
+    [[3, 5, 7], [3, 7, 4]],
+    [[3, 5, 7], [1, 7, 4]],
+  ])('matMul %j x %j with every transpose = cpu', async (sa, sb) => {
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const swap = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s.at(-1)!, s.at(-2)!] : s);
+      const a = { data: seeded(sa.reduce((p, v) => p * v, 1), 14), shape: swap(sa, tA) };
+      const b = { data: seeded(sb.reduce((p, v) => p * v, 1), 15), shape: swap(sb, tB) };
+      await expectSameAsCpu('BatchMatMul', { a, b }, { transposeA: tA, transposeB: tB });
+    }
   });
 
   it('tf.clone shares the buffer, so a gradient that closes over a tidied input still finds it', async () => {
