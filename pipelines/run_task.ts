@@ -4,6 +4,7 @@
  * manifest are exactly what the CLI would write.
  */
 import { GatedError } from '../core/errors.ts';
+import type { Limits } from '../core/limits.ts';
 import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -19,6 +20,8 @@ export interface TaskRequest {
   outDir: string;
   format?: SegFormat;
   device?: DeviceRequest;
+  /** Reader caps for this input (pixels, zip entries, inflated size, file size). */
+  limits?: Partial<Limits>;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -56,7 +59,7 @@ export async function runTask(req: TaskRequest, cache = new ModelCache()): Promi
   const model = await cache.get(req.model);
   if (model.manifest.task !== req.task) throw new GatedError('config', `model '${req.model}' is a ${model.manifest.task} model; the job asked for ${req.task}`);
   if (req.task === 'restore') {
-    const res = await restoreFile(req.input, req.outDir, model, { onSlices: (d, t) => req.onProgress?.(d, t, 'slices') });
+    const res = await restoreFile(req.input, req.outDir, model, { ...(req.limits ? { load: { limits: req.limits } } : {}), onSlices: (d, t) => req.onProgress?.(d, t, 'slices') });
     return { outputs: res.outputs, warnings: res.warnings, ms: Date.now() - t0, model: { name: model.manifest.name, sha256: model.sha256 }, device };
   }
   const summary = await segmentBatch([req.input], model, {
@@ -64,6 +67,7 @@ export async function runTask(req: TaskRequest, cache = new ModelCache()): Promi
     formats: [req.format ?? 'nifti'],
     modelName: req.model,
     device,
+    ...(req.limits ? { load: { limits: req.limits } } : {}),
     onSlices: (d, t) => req.onProgress?.(d, t, 'slices'),
   });
   const rec = summary.records[0];

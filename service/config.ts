@@ -35,7 +35,7 @@ export interface ServiceConfig {
   /** How long results are kept after a job ends, and how often the sweeper runs. */
   resultTtlMs: number;
   sweepEveryMs: number;
-  /** Reader caps for each job (pixel count, zip entries, inflated size). Not yet forwarded: runTask takes no limits. */
+  /** Reader caps for each job (pixel count, zip entries, inflated size), passed to the readers of every job. */
   limits: Partial<Limits>;
   device: 'auto' | 'webgpu' | 'wasm' | 'cpu' | 'tensorflow';
   /** Reverse-proxy hops in front of the service (express "trust proxy"); never `true`. */

@@ -131,7 +131,7 @@ export class WorkerPool implements Dispatcher {
       if (!slot.ready || slot.job || !slot.child.connected) continue;
       const job = this.#d.store.claimNext();
       if (!job) return;
-      const spec = specFor(job, this.#d.paths, this.#config.device);
+      const spec = specFor(job, this.#d.paths, this.#config.device, this.#config.limits);
       const timer = setTimeout(() => {
         if (slot.job) slot.job.timedOut = true;
         slot.child.kill('SIGKILL');

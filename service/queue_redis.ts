@@ -89,7 +89,7 @@ export class RedisDispatcher implements Dispatcher {
   async submit(job: Job): Promise<void> {
     const p = this.#d.paths;
     const data: QueueData = {
-      spec: { id: job.id, task: job.task, model: job.model, format: job.format as JobSpec['format'], input: inputPath(p, job.id, job.inputExt), device: this.#config.device },
+      spec: { id: job.id, task: job.task, model: job.model, format: job.format as JobSpec['format'], input: inputPath(p, job.id, job.inputExt), device: this.#config.device, limits: this.#config.limits },
       jobDir: jobDir(p, job.id),
     };
     await this.#queue.add('job', data, { jobId: job.id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });
