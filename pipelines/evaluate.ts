@@ -1,6 +1,7 @@
 /**
  * `evaluate`: predictions against references, paired by file name. Label maps (NIfTI or PNG masks) get Dice,
- * IoU, HD95 and surface Dice per label and case; images get PSNR and SSIM. A prediction on another grid than
+ * IoU, HD95 and surface Dice per label and case; images get PSNR and SSIM (SSIM of a volume or colour image is
+ * the mean over its 2D planes, as skimage's channel_axis does for colour). A prediction on another grid than
  * its reference is refused (a metric over misaligned voxels would be a number without meaning).
  */
 import { readdir } from 'node:fs/promises';
