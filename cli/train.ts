@@ -70,26 +70,7 @@ export const trainCommand = defineCommand({
       process.stdout.write(`best validation PSNR ${res.bestScore.toFixed(2)} dB at epoch ${res.bestEpoch}; model in ${out}\n`);
       return;
     }
-    const res = await trainSegment({
-      data: args.data,
-      model: args.model,
-      outDir: out,
-      name: args.name ?? out.replace(/\/+$/, '').split('/').pop()!,
-      ...(args.classes ? { classes: args.classes.split(',').map((s) => s.trim()) } : {}),
-      epochs: int(args.epochs, 'epochs')!,
-      batch: int(args.batch, 'batch')!,
-      ...(args.patch ? { patch: int(args.patch, 'patch')! } : {}),
-      ...(args.steps ? { stepsPerEpoch: int(args.steps, 'steps')! } : {}),
-      ...(lr ? { lr } : {}),
-      seed: int(args.seed, 'seed')!,
-      resume: Boolean(args.resume),
-      ...(args.init ? { init: args.init } : {}),
-      ...(args['max-minutes'] ? { maxSeconds: Number(args['max-minutes']) * 60 } : {}),
-      signal: stop.signal,
-      log: (l) => process.stderr.write(`${l}\n`),
-      command: `gatedvision train ${rawArgs.join(' ')}`,
-      device: choice.backend,
-    });
+    const res = await trainSegment({ ...common, model: args.model, ...(args.classes ? { classes: args.classes.split(',').map((c) => c.trim()) } : {}) });
     process.stdout.write(`best validation score ${res.bestScore.toFixed(4)} at epoch ${res.bestEpoch}; model in ${out}\n`);
   },
 });
