@@ -1,6 +1,7 @@
 /**
  * Named backbone variants (timm-style): one entry per name with its family, architecture config and input
- * constraints; weights metadata lives apart (manifest.ts). `createBackbone(name)` builds a model with
+ * constraints; weights metadata lives apart (manifest.ts). `dropPath` is each variant's official
+ * stochastic-depth rate (training only; 0 for the tiny variants). `createBackbone(name)` builds a model with
  * random weights; `countParams(name)` counts without allocating; `convertOfficialWeights` maps an
  * official checkpoint onto our names. Tiny `test_*` variants keep tests fast.
  */
@@ -56,15 +57,15 @@ const TEST_MAXIM: Partial<MaximConfig> = { features: 4, numStages: 2, blockSizeH
 const VIG_INPUT = anySize(224, 'any size ≥ 32; the 14×14 position table is bicubic-resized to the token grid');
 
 export const VARIANTS: Record<string, BackboneEntry> = {
-  vig_t: { family: 'vig', config: { embedDim: 192, numHeads: 3, tinyActs: true }, input: VIG_INPUT, tiny: false, description: 'ViG-T (plain, BiGLA + GLI)', specParamsM: 5.83 },
-  vig_s: { family: 'vig', config: { embedDim: 384, numHeads: 6 }, input: VIG_INPUT, tiny: false, description: 'ViG-S (plain)', specParamsM: 22.62 },
-  vig_b: { family: 'vig', config: { embedDim: 768, numHeads: 12 }, input: VIG_INPUT, tiny: false, description: 'ViG-B (plain)', specParamsM: 89.02 },
+  vig_t: { family: 'vig', config: { embedDim: 192, numHeads: 3, tinyActs: true, dropPath: 0 }, input: VIG_INPUT, tiny: false, description: 'ViG-T (plain, BiGLA + GLI)', specParamsM: 5.83 },
+  vig_s: { family: 'vig', config: { embedDim: 384, numHeads: 6, dropPath: 0.2 }, input: VIG_INPUT, tiny: false, description: 'ViG-S (plain)', specParamsM: 22.62 },
+  vig_b: { family: 'vig', config: { embedDim: 768, numHeads: 12, dropPath: 0.5 }, input: VIG_INPUT, tiny: false, description: 'ViG-B (plain)', specParamsM: 89.02 },
   test_vig: { family: 'vig', config: { embedDim: 32, depth: 2, numHeads: 2, imgSize: 64, tinyActs: true, numClasses: 10 }, input: anySize(64, 'any size ≥ 32'), tiny: true, description: 'tiny ViG for tests' },
-  vig_h_t: { family: 'vig_h', config: {}, input: VIG_H_INPUT, tiny: false, description: 'ViG-H-T (hierarchical, strides 4-32)', specParamsM: 28.60 },
-  vig_h_s: { family: 'vig_h', config: { depths: [2, 2, 17, 2] }, input: VIG_H_INPUT, tiny: false, description: 'ViG-H-S (hierarchical)', specParamsM: 50.05 },
-  vig_h_b: { family: 'vig_h', config: { dims: [128, 256, 512, 1024], depths: [2, 2, 17, 2], numHeads: [4, 8, 16, 32] }, input: VIG_H_INPUT, tiny: false, description: 'ViG-H-B (hierarchical)', specParamsM: 88.90 },
+  vig_h_t: { family: 'vig_h', config: { dropPath: 0.2 }, input: VIG_H_INPUT, tiny: false, description: 'ViG-H-T (hierarchical, strides 4-32)', specParamsM: 28.60 },
+  vig_h_s: { family: 'vig_h', config: { depths: [2, 2, 17, 2], dropPath: 0.3 }, input: VIG_H_INPUT, tiny: false, description: 'ViG-H-S (hierarchical)', specParamsM: 50.05 },
+  vig_h_b: { family: 'vig_h', config: { dims: [128, 256, 512, 1024], depths: [2, 2, 17, 2], numHeads: [4, 8, 16, 32], dropPath: 0.6 }, input: VIG_H_INPUT, tiny: false, description: 'ViG-H-B (hierarchical)', specParamsM: 88.90 },
   test_vig_h: { family: 'vig_h', config: { dims: [16, 24, 32, 32], depths: [1, 1, 1, 1], numHeads: [1, 2, 2, 2], numClasses: 10 }, input: { multipleOf: 32, minSize: 32, nativeSize: 64, note: 'any size; multiples of 32 keep every stage exact' }, tiny: true, description: 'tiny ViG-H for tests' },
-  her_seg: { family: 'her_seg', config: {}, input: patchMultiple(16, 1024, 'multiple of 16 (released at 1024x1024; RoPE and decoder PE are built per grid)'), tiny: false, description: 'HER-Seg: CE-Encoder (LGViT) + neck + ME-Decoder, binary mask logits', specParamsM: 3.53 },
+  her_seg: { family: 'her_seg', config: { dropPath: 0.1 }, input: patchMultiple(16, 1024, 'multiple of 16 (released at 1024x1024; RoPE and decoder PE are built per grid)'), tiny: false, description: 'HER-Seg: CE-Encoder (LGViT) + neck + ME-Decoder, binary mask logits', specParamsM: 3.53 },
   test_her_seg: { family: 'her_seg', config: { embedDim: 16, depths: [1, 1, 1], numHeads: [1, 2, 4], decoderDim: 32, decoderDepth: 1, decoderHeads: 2, decoderMlpDim: 32 }, input: patchMultiple(16, 64, 'multiple of 16'), tiny: true, description: 'tiny HER-Seg for tests' },
   maxim_s1: { family: 'maxim', config: { features: 32, numStages: 1 }, input: MAXIM_INPUT, tiny: false, description: 'MAXIM-1S restoration (3 supervision scales)', specParamsM: 6.14 },
   maxim_s2: { family: 'maxim', config: { features: 32, numStages: 2 }, input: MAXIM_INPUT, tiny: false, description: 'MAXIM-2S (deraining, dehazing, enhancement checkpoints)', specParamsM: 14.18 },
@@ -73,8 +74,8 @@ export const VARIANTS: Record<string, BackboneEntry> = {
   maxim_m2: { family: 'maxim', config: { features: 64, numStages: 2 }, input: MAXIM_INPUT, tiny: false, description: 'MAXIM-2M', specParamsM: 43.23 },
   maxim_m3: { family: 'maxim', config: { features: 64, numStages: 3 }, input: MAXIM_INPUT, tiny: false, description: 'MAXIM-3M', specParamsM: 66.99 },
   test_maxim: { family: 'maxim', config: TEST_MAXIM, input: { multipleOf: inputMultiple({ ...MAXIM_DEFAULTS, ...TEST_MAXIM }), minSize: 16, nativeSize: 32, note: 'multiple of 16' }, tiny: true, description: 'tiny MAXIM for tests' },
-  deit_t: { family: 'deit', config: { embedDim: 192, numHeads: 3 }, input: patchMultiple(16, 224, 'multiple of 16; position table bicubic-resized'), tiny: false, description: 'DeiT-Ti softmax baseline', specParamsM: 5.72 },
-  deit_s: { family: 'deit', config: { embedDim: 384, numHeads: 6 }, input: patchMultiple(16, 224, 'multiple of 16; position table bicubic-resized'), tiny: false, description: 'DeiT-S softmax baseline', specParamsM: 22.05 },
+  deit_t: { family: 'deit', config: { embedDim: 192, numHeads: 3, dropPath: 0.1 }, input: patchMultiple(16, 224, 'multiple of 16; position table bicubic-resized'), tiny: false, description: 'DeiT-Ti softmax baseline', specParamsM: 5.72 },
+  deit_s: { family: 'deit', config: { embedDim: 384, numHeads: 6, dropPath: 0.1 }, input: patchMultiple(16, 224, 'multiple of 16; position table bicubic-resized'), tiny: false, description: 'DeiT-S softmax baseline', specParamsM: 22.05 },
   test_deit: { family: 'deit', config: { embedDim: 32, depth: 2, numHeads: 2, patchSize: 8, imgSize: 32, numClasses: 10 }, input: patchMultiple(8, 32, 'multiple of 8'), tiny: true, description: 'tiny DeiT for tests' },
   activator: { family: 'activator', config: {}, input: patchMultiple(4, 32, 'multiple of 4 (no position embedding)'), tiny: false, description: 'Activator (GLU unit + FFN), CIFAR configuration', specParamsM: 2.650890 },
   activator_glu_only: { family: 'activator', config: { glaOnly: true }, input: patchMultiple(4, 32, 'multiple of 4 (no position embedding)'), tiny: false, description: 'Activator without the second MLP', specParamsM: 1.599242 },

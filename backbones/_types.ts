@@ -1,6 +1,7 @@
 /** The contract every backbone implements (timm's feature contract, NHWC). */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ParamStore } from './_params.ts';
+import type { ForwardOptions } from './layers/drop_path.ts';
 import type { StateDict } from './weights/tensors.ts';
 
 /** One feature map a head can consume: channels and stride relative to the input. */
@@ -24,12 +25,17 @@ export interface Backbone {
   readonly arch: string;
   readonly params: ParamStore;
   readonly featureInfo: readonly FeatureInfo[];
-  /** Task output: class logits [B, classes] for classifiers, the restored image [B, H, W, 3] for MAXIM. */
-  forward(x: tf.Tensor4D): tf.Tensor;
+  /**
+   * Task output: class logits [B, classes] for classifiers, the restored image [B, H, W, 3] for MAXIM.
+   * `{ training: true }` turns on train-only behaviour (stochastic depth); the default is inference.
+   */
+  forward(x: tf.Tensor4D, opts?: ForwardOptions): tf.Tensor;
   /** Multi-scale maps matching featureInfo, NHWC. */
-  forwardFeatures(x: tf.Tensor4D): tf.Tensor4D[];
+  forwardFeatures(x: tf.Tensor4D, opts?: ForwardOptions): tf.Tensor4D[];
   dispose(): void;
 }
 
 /** Official checkpoint (already parsed into a state dict) → our parameter names and layouts. */
 export type CheckpointConverter<C> = (official: StateDict, config: C) => StateDict;
+
+export type { ForwardOptions } from './layers/drop_path.ts';

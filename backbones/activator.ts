@@ -4,10 +4,13 @@
  * block: x += ActGU(LN(x)); x += FFN(LN(x)) with the same LN (the `glaOnly` variant drops the FFN).
  * Patchify conv k=s=patch, no position embedding, mean pool, linear head (the repo's train.py wrapper).
  * As released, nothing mixes tokens before the pool (architectures.md §4.2). NHWC, float32.
+ * The official code has no stochastic depth; its FFN dropout (after the GELU and after the second linear)
+ * is active in training.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fanInUniform, ones, Param, ParamStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
+import { checkRate, dropout, TrainState, type ForwardOptions } from './layers/drop_path.ts';
 import { conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
 import { convertByRules, type Layout } from './weights/convert.ts';
 import type { StateDict } from './weights/tensors.ts';
@@ -48,6 +51,7 @@ export class ActivatorModel implements Backbone {
     const D = c.dModel;
     const F = c.dFfn;
     const s = params;
+    checkRate(c.dropout, 'dropout');
     const lin = (b: ReturnType<ParamStore['scope']>, n: string, i: number, o: number): [Param, Param] => [b.add(`${n}.kernel`, [i, o], fanInUniform(i)), b.add(`${n}.bias`, [o], fanInUniform(i))];
     this.#p = {
       patch: s.add('patcher.kernel', [c.patchSize, c.patchSize, c.inChans, D], fanInUniform(c.inChans * c.patchSize ** 2)),
@@ -69,19 +73,13 @@ export class ActivatorModel implements Backbone {
     this.featureInfo = [{ name: 'blocks', channels: D, reduction: c.patchSize }];
   }
 
-  forwardFeatures(x: tf.Tensor4D): tf.Tensor4D[] {
-    return [
-      tf.tidy(() => {
-        let t: tf.Tensor = conv2d(x, this.#p.patch!, this.#p.patchb!, this.config.patchSize, 'valid');
-        for (const b of this.#blocks) t = this.#block(t, b);
-        return t as tf.Tensor4D;
-      }),
-    ];
+  forwardFeatures(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D[] {
+    return [this.#features(x, new TrainState(opts))];
   }
 
-  forward(x: tf.Tensor4D): tf.Tensor2D {
+  forward(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor2D {
     return tf.tidy(() => {
-      const f = tf.mean(this.forwardFeatures(x)[0]!, [1, 2]);
+      const f = tf.mean(this.#features(x, new TrainState(opts)), [1, 2]);
       return (this.#p.head ? linear(f, this.#p.head, this.#p.headb) : f) as tf.Tensor2D;
     });
   }
@@ -90,8 +88,16 @@ export class ActivatorModel implements Backbone {
     this.params.dispose();
   }
 
+  #features(x: tf.Tensor4D, state: TrainState): tf.Tensor4D {
+    return tf.tidy(() => {
+      let t: tf.Tensor = conv2d(x, this.#p.patch!, this.#p.patchb!, this.config.patchSize, 'valid');
+      for (const b of this.#blocks) t = this.#block(t, b, state);
+      return t as tf.Tensor4D;
+    });
+  }
+
   // token-wise maths on the [B, h, w, D] map: every op acts on the channel axis
-  #block(x: tf.Tensor, b: ActivatorBlock): tf.Tensor {
+  #block(x: tf.Tensor, b: ActivatorBlock, state: TrainState): tf.Tensor {
     return tf.tidy(() => {
       const n = layerNorm(x, b.nw, b.nb, EPS);
       const u = layerNorm(gelu(linear(n, b.p1, b.p1b)), b.hw, b.hb, EPS);
@@ -99,7 +105,8 @@ export class ActivatorModel implements Backbone {
       let r = tf.add(x, linear(tf.mul(u, v), b.p3, b.p3b));
       if (b.f1) {
         const n2 = layerNorm(r, b.nw, b.nb, EPS);
-        r = tf.add(r, linear(gelu(linear(n2, b.f1, b.f1b)), b.f2!, b.f2b)); // dropout is inference-off
+        const p = this.config.dropout;
+        r = tf.add(r, dropout(linear(dropout(gelu(linear(n2, b.f1, b.f1b)), p, state), b.f2!, b.f2b), p, state));
       }
       return r;
     });

@@ -3,12 +3,14 @@
  * timm `VisionTransformer` layout (class token, learned position table, pre-norm blocks, LN eps 1e-6,
  * exact GELU); checkpoints are timm state dicts (`deit_{tiny,small}_patch16_224`). NHWC, float32.
  * The position table is bicubic-resized (PyTorch semantics) for other input sizes; attention is
- * quadratic in the token count, which is the point of the comparison.
+ * quadratic in the token count, which is the point of the comparison. In training, both residual branches
+ * of block i pass through stochastic depth at rate linspace(0, dropPath, depth)[i] (timm; DeiT trains with 0.1).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
+import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
 import { conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
 import { resizeSeparable, torchBicubicMatrix } from './layers/resize.ts';
 import { convertByRules, type Layout } from './weights/convert.ts';
@@ -23,15 +25,17 @@ export interface DeitConfig {
   imgSize: number;
   numClasses: number;
   inChans: number;
+  /** Stochastic-depth rate of the last block (training only); DeiT's recipe uses 0.1. */
+  dropPath: number;
 }
 
-export const DEIT_DEFAULTS: DeitConfig = { embedDim: 192, depth: 12, numHeads: 3, mlpRatio: 4, patchSize: 16, imgSize: 224, numClasses: 1000, inChans: 3 };
+export const DEIT_DEFAULTS: DeitConfig = { embedDim: 192, depth: 12, numHeads: 3, mlpRatio: 4, patchSize: 16, imgSize: 224, numClasses: 1000, inChans: 3, dropPath: 0 };
 
 const EPS = 1e-6;
 
 interface DeitBlock {
   n1w: Param; n1b: Param; qkv: Param; qkvb: Param; proj: Param; projb: Param;
-  n2w: Param; n2b: Param; fc1: Param; fc1b: Param; fc2: Param; fc2b: Param;
+  n2w: Param; n2b: Param; fc1: Param; fc1b: Param; fc2: Param; fc2b: Param; dropPath: number;
 }
 
 export class DeitModel implements Backbone {
@@ -40,6 +44,8 @@ export class DeitModel implements Backbone {
   readonly #p: Record<string, Param>;
   readonly #blocks: DeitBlock[] = [];
   readonly grid: number;
+  /** Stochastic-depth rate of each block (both residual branches). */
+  readonly dropPathRates: readonly number[];
 
   constructor(
     readonly config: DeitConfig,
@@ -52,6 +58,8 @@ export class DeitModel implements Backbone {
     const s = params;
     const P = c.patchSize;
     const H = Math.round(C * c.mlpRatio);
+    const rates = dropPathRamp(c.dropPath, c.depth);
+    this.dropPathRates = rates;
     this.#p = {
       patch: s.add('patch_embed.kernel', [P, P, c.inChans, C], fanInUniform(c.inChans * P * P)),
       patchb: s.add('patch_embed.bias', [C], zeros),
@@ -67,6 +75,7 @@ export class DeitModel implements Backbone {
         n2w: b.add('norm2.weight', [C], ones), n2b: b.add('norm2.bias', [C], zeros),
         fc1: b.add('mlp.fc1.kernel', [C, H], normal(0.02)), fc1b: b.add('mlp.fc1.bias', [H], zeros),
         fc2: b.add('mlp.fc2.kernel', [H, C], normal(0.02)), fc2b: b.add('mlp.fc2.bias', [C], zeros),
+        dropPath: rates[i]!,
       });
     }
     this.#p.normw = s.add('norm.weight', [C], ones);
@@ -79,8 +88,9 @@ export class DeitModel implements Backbone {
   }
 
   /** Final normalized tokens [B, 1 + h·w, C] and the patch grid. */
-  tokens(x: tf.Tensor4D): { t: tf.Tensor3D; h: number; w: number } {
+  tokens(x: tf.Tensor4D, opts: ForwardOptions = {}): { t: tf.Tensor3D; h: number; w: number } {
     const c = this.config;
+    const state = new TrainState(opts);
     const C = c.embedDim;
     let h = 0;
     let w = 0;
@@ -95,21 +105,21 @@ export class DeitModel implements Backbone {
       if (h !== g || w !== g) posGrid = resizeSeparable(posGrid, torchBicubicMatrix(g, h), torchBicubicMatrix(g, w));
       const pos = tf.concat([posCls, tf.reshape(posGrid, [1, h * w, C])], 1);
       let z: tf.Tensor = tf.add(tf.concat([tf.tile(p.cls!.v, [B, 1, 1]), tf.reshape(e, [B, h * w, C])], 1), pos);
-      for (const blk of this.#blocks) z = this.#block(z as tf.Tensor3D, blk);
+      for (const blk of this.#blocks) z = this.#block(z as tf.Tensor3D, blk, state);
       return layerNorm(z, p.normw!, p.normb!, EPS) as tf.Tensor3D;
     });
     return { t, h, w };
   }
 
-  forwardFeatures(x: tf.Tensor4D): tf.Tensor4D[] {
-    const { t, h, w } = this.tokens(x);
+  forwardFeatures(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D[] {
+    const { t, h, w } = this.tokens(x, opts);
     const out = tf.tidy(() => tf.reshape(tf.slice(t, [0, 1, 0], [-1, h * w, -1]), [t.shape[0], h, w, this.config.embedDim]) as tf.Tensor4D);
     t.dispose();
     return [out];
   }
 
-  forward(x: tf.Tensor4D): tf.Tensor2D {
-    const { t } = this.tokens(x);
+  forward(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const { t } = this.tokens(x, opts);
     const out = tf.tidy(() => {
       const cls = tf.reshape(tf.slice(t, [0, 0, 0], [-1, 1, -1]), [t.shape[0], this.config.embedDim]);
       return (this.#p.head ? linear(cls, this.#p.head, this.#p.headb) : cls) as tf.Tensor2D;
@@ -122,7 +132,7 @@ export class DeitModel implements Backbone {
     this.params.dispose();
   }
 
-  #block(x: tf.Tensor3D, b: DeitBlock): tf.Tensor3D {
+  #block(x: tf.Tensor3D, b: DeitBlock, state: TrainState): tf.Tensor3D {
     return tf.tidy(() => {
       const [B, N, C] = x.shape;
       const h = this.config.numHeads;
@@ -131,9 +141,9 @@ export class DeitModel implements Backbone {
       const [q, k, v] = tf.unstack(qkv, 0) as tf.Tensor4D[];
       const attn = tf.softmax(tf.mul(tf.matMul(q!, k!, false, true), d ** -0.5));
       const o = tf.reshape(tf.transpose(tf.matMul(attn, v!), [0, 2, 1, 3]), [B, N, C]);
-      const r = tf.add(x, linear(o, b.proj, b.projb));
+      const r = tf.add(x, dropPath(linear(o, b.proj, b.projb), b.dropPath, state));
       const m = linear(gelu(linear(layerNorm(r, b.n2w, b.n2b, EPS), b.fc1, b.fc1b)), b.fc2, b.fc2b);
-      return tf.add(r, m) as tf.Tensor3D;
+      return tf.add(r, dropPath(m, b.dropPath, state)) as tf.Tensor3D;
     });
   }
 }

@@ -16,6 +16,9 @@
  * The released code fixes the input at 1024²; here any size that is a multiple of 16 works (the RoPE table
  * and the decoder's position encoding are built for the token grid). BatchNorm runs in inference mode with
  * the checkpoint's running statistics (buffers). Parity with the official code: not verified yet.
+ * In training, both residual branches of each LGViT block pass through stochastic depth at rates
+ * linspace(0, dropPath, Σdepths) indexed by block position, so the MBConv slots take the first (unused)
+ * rates, as LGViT.py does.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
@@ -23,6 +26,7 @@ import { depthwiseConv2dFused } from '../kernels/dwconv/op.ts';
 import { linearAttention } from '../kernels/linear_attention/op.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros, type ScopedStore } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
+import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
 import { conv2d, gelu, layerNorm, linear, silu } from './layers/ops.ts';
 import { toTf } from './weights/convert.ts';
 import type { StateDict } from './weights/tensors.ts';
@@ -42,11 +46,13 @@ export interface HerSegConfig {
   numMaskTokens: number;
   maskInChans: number;
   inChans: number;
+  /** Stochastic-depth rate of the last LGViT block (training only); the released model uses 0.1. */
+  dropPath: number;
 }
 
 export const HER_SEG_DEFAULTS: HerSegConfig = {
   embedDim: 96, patchSize: 16, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24], mlpRatio: 2,
-  decoderDim: 256, decoderDepth: 2, decoderHeads: 8, decoderMlpDim: 256, numMaskTokens: 3, maskInChans: 16, inChans: 3,
+  decoderDim: 256, decoderDepth: 2, decoderHeads: 8, decoderMlpDim: 256, numMaskTokens: 3, maskInChans: 16, inChans: 3, dropPath: 0,
 };
 
 const BN_EPS = 1e-5;
@@ -56,7 +62,7 @@ const LN2D_EPS = 1e-6;
 interface Lin { k: Param; b: Param | null }
 interface Bn { w: Param; b: Param; mean: Param; varc: Param }
 interface MbConv { c1: Param; bn1: Bn; c2: Param; bn2: Bn; c3: Param; bn3: Bn }
-interface LgBlock { n1w: Param; n1b: Param; act: Lin; qk: Lin; lepe: Param; lepeb: Param; up: Lin; down: Lin; out: Lin; n2w: Param; n2b: Param; fc1: Lin; fc2: Lin; heads: number }
+interface LgBlock { n1w: Param; n1b: Param; act: Lin; qk: Lin; lepe: Param; lepeb: Param; up: Lin; down: Lin; out: Lin; n2w: Param; n2b: Param; fc1: Lin; fc2: Lin; heads: number; dropPath: number }
 interface Attn { q: Lin; k: Lin; v: Lin; o: Lin; heads: number }
 interface TwoWayLayer { self: Attn; n1: [Param, Param]; t2i: Attn; n2: [Param, Param]; lin1: Lin; lin2: Lin; n3: [Param, Param]; n4: [Param, Param]; i2t: Attn }
 
@@ -135,6 +141,8 @@ export class HerSegModel implements Backbone {
   readonly #p: Record<string, Param> = {};
   readonly #mb: MbConv[] = [];
   readonly #lg: LgBlock[] = [];
+  /** Stochastic-depth rate of each LGViT block (both residual branches). */
+  readonly dropPathRates: readonly number[];
   readonly #dec: { layers: TwoWayLayer[]; final: Attn; nf: [Param, Param]; hyper: Lin[][] };
 
   constructor(
@@ -150,6 +158,9 @@ export class HerSegModel implements Backbone {
     this.#p.patch = enc.add('patch_embed.proj.kernel', [P, P, c.inChans, C], fanInUniform(c.inChans * P * P));
     this.#p.patchb = enc.add('patch_embed.proj.bias', [C], zeros);
     const hidden = Math.floor(C * c.mlpRatio);
+    const rates = dropPathRamp(c.dropPath, c.depths.reduce((a, d) => a + d, 0));
+    let slot = c.depths[0]!;
+    this.dropPathRates = rates.slice(slot);
     for (let j = 0; j < c.depths[0]!; j++) {
       const b = enc.scope(`layers.0.blocks.${j}`);
       this.#mb.push({
@@ -170,6 +181,7 @@ export class HerSegModel implements Backbone {
           lepe: b.add('attn.lepe.kernel', [3, 3, C, 1], fanInUniform(9)), lepeb: b.add('attn.lepe.bias', [C], zeros),
           up: lin(b, 'attn.up_proj', C, Math.floor(C * 0.25)), down: lin(b, 'attn.down_proj', Math.floor(C * 0.25), C),
           out: lin(b, 'out_proj', C, C), n2w, n2b, fc1: lin(b, 'mlp.fc1', C, Math.floor(C * c.mlpRatio)), fc2: lin(b, 'mlp.fc2', Math.floor(C * c.mlpRatio), C), heads,
+          dropPath: rates[slot++]!,
         });
       }
     }
@@ -215,7 +227,8 @@ export class HerSegModel implements Backbone {
   }
 
   /** CE-Encoder output before the neck: [B, H/16, W/16, C]. */
-  encode(x: tf.Tensor4D): tf.Tensor4D {
+  encode(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D {
+    const state = new TrainState(opts);
     const [, H, W] = x.shape;
     const P = this.config.patchSize;
     if (H % P || W % P) throw new GatedError('shape', `HER-Seg input ${H}x${W} must be a multiple of the patch size ${P}`);
@@ -224,17 +237,17 @@ export class HerSegModel implements Backbone {
       for (const m of this.#mb) t = this.#mbconv(t, m);
       const [B, h, w, C] = t.shape;
       const { cos, sin } = ropeTables(h, w, C);
-      for (const b of this.#lg) t = this.#lgvit(t, b, cos, sin);
+      for (const b of this.#lg) t = this.#lgvit(t, b, cos, sin, state);
       return tf.reshape(t, [B, h, w, C]) as tf.Tensor4D;
     });
   }
 
   /** Image embedding after the neck: [B, H/16, W/16, 256]. */
-  forwardFeatures(x: tf.Tensor4D): tf.Tensor4D[] {
+  forwardFeatures(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D[] {
     return [
       tf.tidy(() => {
         const p = this.#p;
-        let t = conv2d(this.encode(x), p.neck0!, null, 1, 'valid');
+        let t = conv2d(this.encode(x, opts), p.neck0!, null, 1, 'valid');
         t = layerNorm(t, p.neck1w!, p.neck1b!, LN2D_EPS) as tf.Tensor4D;
         t = conv2d(t, p.neck2!, null, 1, 1);
         return layerNorm(t, p.neck3w!, p.neck3b!, LN2D_EPS) as tf.Tensor4D;
@@ -243,8 +256,8 @@ export class HerSegModel implements Backbone {
   }
 
   /** Mask logits at the input size [B, H, W, 1] (sigmoid outside, as in the released training code). */
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    const [emb] = this.forwardFeatures(x);
+  forward(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D {
+    const [emb] = this.forwardFeatures(x, opts);
     const out = tf.tidy(() => {
       const low = this.decode(emb!);
       return tf.image.resizeBilinear(low, [x.shape[1], x.shape[2]], false, true) as tf.Tensor4D;
@@ -324,7 +337,7 @@ export class HerSegModel implements Backbone {
     });
   }
 
-  #lgvit(x: tf.Tensor4D, b: LgBlock, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor4D {
+  #lgvit(x: tf.Tensor4D, b: LgBlock, cos: tf.Tensor3D, sin: tf.Tensor3D, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
       const [B, h, w, C] = x.shape;
       const N = h * w;
@@ -340,8 +353,8 @@ export class HerSegModel implements Backbone {
       const y = linearAttention(heads(q), heads(k), heads(rope(q)), heads(rope(k)), heads(v), { eps: 1e-6 });
       let z = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, h, w, C]);
       z = tf.add(z, depthwiseConv2dFused(v, b.lepe.v as tf.Tensor4D, { bias: b.lepeb.v as tf.Tensor1D }));
-      const r = tf.add(x, linApply(tf.mul(z, gate), b.out));
-      return tf.add(r, linApply(gelu(linApply(layerNorm(r, b.n2w, b.n2b, LN_EPS), b.fc1)), b.fc2)) as tf.Tensor4D;
+      const r = tf.add(x, dropPath(linApply(tf.mul(z, gate), b.out), b.dropPath, state));
+      return tf.add(r, dropPath(linApply(gelu(linApply(layerNorm(r, b.n2w, b.n2b, LN_EPS), b.fc1)), b.fc2), b.dropPath, state)) as tf.Tensor4D;
     });
   }
 }

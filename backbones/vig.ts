@@ -6,6 +6,8 @@
  * Block: RMSNorm → depthwise 3×3 (SiLU on ViG-T) = L → q, k, v and two low-rank forget gates from L →
  * bidirectional GLA with direction-wise decays, merged (O^f + O^b)/2 → GLI: σ(L·W_G) ⊙ RMSNorm(O) +
  * (1 − σ) ⊙ RMSNorm(L) (SiLU on ViG-T) → o_proj; residual; RMSNorm → SwiGLU MLP; residual.
+ * In training, both residual branches of block i pass through stochastic depth at rate
+ * linspace(0, dropPath, depth)[i] (one DropPath module per block, drawn afresh at each use, as vig.py).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
@@ -13,6 +15,7 @@ import { depthwiseConv2dFused } from '../kernels/dwconv/op.ts';
 import { biGatedLinearAttention } from '../kernels/gla/op.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros, type Store } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
+import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
 import { conv2d, layerNorm, linear, rmsNorm, silu } from './layers/ops.ts';
 import { resizeSeparable, torchBicubicMatrix } from './layers/resize.ts';
 import { convertByRules } from './weights/convert.ts';
@@ -35,11 +38,13 @@ export interface VigConfig {
   gateNormalizer: number;
   numClasses: number;
   inChans: number;
+  /** Stochastic-depth rate of the last block (training only); the official ViG-S/B recipes use 0.2/0.5. */
+  dropPath: number;
 }
 
 export const VIG_DEFAULTS: VigConfig = {
   embedDim: 192, depth: 12, numHeads: 3, expandK: 0.5, imgSize: 224, patchSize: 16, tinyActs: false,
-  gateLowRank: 16, gateNormalizer: 16, numClasses: 1000, inChans: 3,
+  gateLowRank: 16, gateNormalizer: 16, numClasses: 1000, inChans: 3, dropPath: 0,
 };
 
 const RMS_EPS = 1e-6;
@@ -131,6 +136,7 @@ interface VigBlock {
   mlpNorm: Param;
   gateUp: Param;
   down: Param;
+  dropPath: number;
 }
 
 export class VigModel implements Backbone {
@@ -139,6 +145,8 @@ export class VigModel implements Backbone {
   readonly #p: Record<string, Param>;
   readonly #blocks: VigBlock[] = [];
   readonly posGrid: number;
+  /** Stochastic-depth rate of each block (both of its residual branches). */
+  readonly dropPathRates: readonly number[];
 
   constructor(
     readonly config: VigConfig,
@@ -150,6 +158,8 @@ export class VigModel implements Backbone {
     const k1 = c.patchSize / 2 + 1;
     this.posGrid = Math.floor((c.imgSize - c.patchSize) / c.patchSize) + 1;
     const I = vigMlpHidden(c);
+    const rates = dropPathRamp(c.dropPath, c.depth);
+    this.dropPathRates = rates;
     this.#p = {
       conv1: s.add('patch_embed.conv1.kernel', [k1, k1, c.inChans, C / 2], fanInUniform(c.inChans * k1 * k1)),
       conv1b: s.add('patch_embed.conv1.bias', [C / 2], zeros),
@@ -169,6 +179,7 @@ export class VigModel implements Backbone {
         mlpNorm: b.add('mlp_norm.weight', [C], ones),
         gateUp: b.add('mlp.gate_up.kernel', [C, 2 * I], normal(0.02)),
         down: b.add('mlp.down.kernel', [I, C], normal(0.02)),
+        dropPath: rates[i]!,
       });
     }
     this.#p.norm = s.add('norm.weight', [C], ones);
@@ -203,26 +214,27 @@ export class VigModel implements Backbone {
   }
 
   /** Output of each block (before the final norm) as maps; `indices` default: all. */
-  forwardIntermediates(x: tf.Tensor4D, indices?: readonly number[]): tf.Tensor4D[] {
+  forwardIntermediates(x: tf.Tensor4D, indices?: readonly number[], opts: ForwardOptions = {}): tf.Tensor4D[] {
     const want = new Set(indices ?? this.#blocks.map((_, i) => i));
     const outs: tf.Tensor4D[] = [];
+    const state = new TrainState(opts);
     tf.tidy(() => {
       let t = this.embed(x);
       this.#blocks.forEach((blk, i) => {
-        t = this.#block(t, blk);
+        t = this.#block(t, blk, state);
         if (want.has(i)) outs.push(tf.keep(t));
       });
     });
     return outs;
   }
 
-  forwardFeatures(x: tf.Tensor4D): tf.Tensor4D[] {
-    return [tf.tidy(() => rmsNorm(this.#trunk(x), this.#p.norm!, RMS_EPS) as tf.Tensor4D)];
+  forwardFeatures(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D[] {
+    return [this.#features(x, new TrainState(opts))];
   }
 
-  forward(x: tf.Tensor4D): tf.Tensor2D {
+  forward(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor2D {
     return tf.tidy(() => {
-      const f = tf.mean(this.forwardFeatures(x)[0]!, [1, 2]);
+      const f = tf.mean(this.#features(x, new TrainState(opts)), [1, 2]);
       if (!this.#p.head) return f as tf.Tensor2D;
       return linear(f, this.#p.head, this.#p.headb) as tf.Tensor2D;
     });
@@ -232,22 +244,22 @@ export class VigModel implements Backbone {
     this.params.dispose();
   }
 
-  #trunk(x: tf.Tensor4D): tf.Tensor4D {
+  #features(x: tf.Tensor4D, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
       let t = this.embed(x);
-      for (const blk of this.#blocks) t = this.#block(t, blk);
-      return t;
+      for (const blk of this.#blocks) t = this.#block(t, blk, state);
+      return rmsNorm(t, this.#p.norm!, RMS_EPS) as tf.Tensor4D;
     });
   }
 
-  #block(x: tf.Tensor4D, blk: VigBlock): tf.Tensor4D {
+  #block(x: tf.Tensor4D, blk: VigBlock, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
       const [B, H, W, C] = x.shape;
       const y = blk.mixer.call(rmsNorm(x, blk.attnNorm, RMS_EPS) as tf.Tensor4D);
-      const r = tf.add(x, tf.reshape(y, [B, H, W, C]));
+      const r = tf.add(x, dropPath(tf.reshape(y, [B, H, W, C]), blk.dropPath, state));
       const u = linear(rmsNorm(r, blk.mlpNorm, RMS_EPS), blk.gateUp);
       const [a, bv] = tf.split(u, 2, 3);
-      return tf.add(r, linear(tf.mul(silu(a!), bv!), blk.down)) as tf.Tensor4D;
+      return tf.add(r, dropPath(linear(tf.mul(silu(a!), bv!), blk.down), blk.dropPath, state)) as tf.Tensor4D;
     });
   }
 }

@@ -5,11 +5,15 @@
  * where GLA2D is ViG's BiGLA + GLI mixer over the raster-flattened map (no SiLUs, no position embedding),
  * gMLP = SwiGLU with hidden = multiple of 32 at or above 8C/3, and 3×3 s2 conv + LN between stages.
  * Layout NHWC, float32; any input size (the stem and down-samplings round up). architectures.md §1.4.
+ *
+ * In training both residual branches of every block pass through stochastic depth, at rates ramping
+ * linearly over all blocks of all stages (linspace(0, dropPath, Σdepths)).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
+import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
 import { conv2d, gelu, layerNorm, linear, silu } from './layers/ops.ts';
 import { GlaMixer } from './vig.ts';
 import { convertByRules, type Layout } from './weights/convert.ts';
@@ -24,10 +28,13 @@ export interface VigHConfig {
   gateNormalizer: number;
   numClasses: number;
   inChans: number;
+  /** Stochastic-depth rate of the last block (training only); official recipes: H-T 0.2, H-S 0.3, H-B 0.6. */
+  dropPath: number;
 }
 
 export const VIG_H_DEFAULTS: VigHConfig = {
   dims: [96, 192, 384, 768], depths: [2, 2, 5, 2], numHeads: [3, 6, 12, 24], expandK: 0.5, gateLowRank: 16, gateNormalizer: 16, numClasses: 1000, inChans: 3,
+  dropPath: 0,
 };
 
 const LN_EPS = 1e-5;
@@ -37,7 +44,7 @@ export function gmlpHidden(dim: number): number {
 }
 
 interface HBlock {
-  nw: Param; nb: Param; mixer: GlaMixer; n2w: Param; n2b: Param; fc1: Param; fc2: Param;
+  nw: Param; nb: Param; mixer: GlaMixer; n2w: Param; n2b: Param; fc1: Param; fc2: Param; dropPath: number;
 }
 
 interface HStage {
@@ -51,6 +58,8 @@ export class VigHModel implements Backbone {
   readonly #stem: Record<string, Param>;
   readonly #stages: HStage[] = [];
   readonly #head: Record<string, Param> = {};
+  /** Stochastic-depth rate of each block, stages in order (both residual branches of a block share it). */
+  readonly dropPathRates: readonly number[];
 
   constructor(
     readonly config: VigHConfig,
@@ -72,6 +81,9 @@ export class VigHModel implements Backbone {
       n2b: s.add('patch_embed.norm2.bias', [d0], zeros),
     };
     const info: FeatureInfo[] = [];
+    const rates = dropPathRamp(c.dropPath, c.depths.reduce((a, d) => a + d, 0));
+    let slot = 0;
+    this.dropPathRates = rates;
     for (let i = 0; i < n; i++) {
       const C = c.dims[i]!;
       const I = gmlpHidden(C);
@@ -83,6 +95,7 @@ export class VigHModel implements Backbone {
           mixer: new GlaMixer(b.scope('op'), C, c.numHeads[i]!, c.expandK, false, false, c.gateLowRank, c.gateNormalizer),
           n2w: b.add('norm2.weight', [C], ones), n2b: b.add('norm2.bias', [C], zeros),
           fc1: b.add('mlp.fc1.kernel', [C, 2 * I], normal(0.02)), fc2: b.add('mlp.fc2.kernel', [I, C], normal(0.02)),
+          dropPath: rates[slot++]!,
         });
       }
       if (i < n - 1) {
@@ -104,12 +117,13 @@ export class VigHModel implements Backbone {
   }
 
   /** Stage outputs (before down-sampling), strides 4, 8, 16, 32. */
-  forwardFeatures(x: tf.Tensor4D): tf.Tensor4D[] {
+  forwardFeatures(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D[] {
+    const state = new TrainState(opts);
     const outs: tf.Tensor4D[] = [];
     tf.tidy(() => {
       let t = this.#stemForward(x);
       for (const st of this.#stages) {
-        for (const b of st.blocks) t = this.#block(t, b);
+        for (const b of st.blocks) t = this.#block(t, b, state);
         outs.push(tf.keep(t));
         if (st.down) t = layerNorm(conv2d(t, st.down.k, st.down.b, 2, 1), st.down.nw, st.down.nb, LN_EPS) as tf.Tensor4D;
       }
@@ -117,8 +131,8 @@ export class VigHModel implements Backbone {
     return outs;
   }
 
-  forward(x: tf.Tensor4D): tf.Tensor2D {
-    const feats = this.forwardFeatures(x); // kept maps: disposed here, not by a tidy
+  forward(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const feats = this.forwardFeatures(x, opts); // kept maps: disposed here, not by a tidy
     const out = tf.tidy(() => {
       const f = tf.mean(layerNorm(feats[feats.length - 1]!, this.#head.nw!, this.#head.nb!, LN_EPS), [1, 2]);
       return (this.#head.k ? linear(f, this.#head.k, this.#head.b) : f) as tf.Tensor2D;
@@ -139,12 +153,12 @@ export class VigHModel implements Backbone {
     return layerNorm(y, p.n2w!, p.n2b!, LN_EPS) as tf.Tensor4D;
   }
 
-  #block(x: tf.Tensor4D, b: HBlock): tf.Tensor4D {
+  #block(x: tf.Tensor4D, b: HBlock, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
       const y = b.mixer.call(layerNorm(x, b.nw, b.nb, LN_EPS) as tf.Tensor4D);
-      const r = tf.add(x, tf.reshape(y, x.shape));
+      const r = tf.add(x, dropPath(tf.reshape(y, x.shape), b.dropPath, state));
       const [g, v] = tf.split(linear(layerNorm(r, b.n2w, b.n2b, LN_EPS), b.fc1), 2, 3);
-      return tf.add(r, linear(tf.mul(silu(g!), v!), b.fc2)) as tf.Tensor4D;
+      return tf.add(r, dropPath(linear(tf.mul(silu(g!), v!), b.fc2), b.dropPath, state)) as tf.Tensor4D;
     });
   }
 }

@@ -9,6 +9,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { withTraining } from '../../backbones/layers/drop_path.ts';
 import { GatedError } from '../../core/errors.ts';
 import { loadInput } from '../../io/load.ts';
 import type { Volume } from '../../io/volume.ts';
@@ -157,10 +158,11 @@ export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: 
     stepsPerEpoch: o.stepsPerEpoch,
     batchLoss: (m, rng) => {
       const { x, y } = makeRestoreBatch(train, o.batch, o.patch, o.degrade, rng);
+      const seed = rng.state; // read, not drawn: the data stream stays as it was; masks replay on resume
       return () => {
         const xt = tf.tensor4d(x, [o.batch, o.patch, o.patch, 1]);
         const yt = tf.tensor4d(y, [o.batch, o.patch, o.patch, 1]);
-        return restoreLoss(m.predict(xt), yt, o.loss ?? RESTORE_LOSS_DEFAULTS);
+        return withTraining(() => restoreLoss(m.predict(xt), yt, o.loss ?? RESTORE_LOSS_DEFAULTS), { seed });
       };
     },
     validate: async (m) => validatePsnr(m, val),

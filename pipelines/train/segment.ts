@@ -1,5 +1,6 @@
 /** `train --task segment`: data, split, augmentation, Dice+CE, validation Dice on the held-out part. */
 import * as tf from '@tensorflow/tfjs-core';
+import { withTraining } from '../../backbones/layers/drop_path.ts';
 import { predictLabels } from '../segment_volume.ts';
 import { buildTaskModel, loadTaskModel, type TaskModel } from '../task_model.ts';
 import { AUGMENT_DEFAULTS, type AugmentConfig } from './augment.ts';
@@ -66,10 +67,11 @@ export async function trainSegment(o: TrainSegmentOptions): Promise<LoopResult &
           const samples = Array.from({ length: o.batch }, () => split.train[rng.int(split.train.length)]!);
           const { x, y } = makeBatch(cases, samples, spec.input.context, patch, aug, rng);
           const oh = oneHotHost(y, K);
+          const seed = rng.state; // read, not drawn: the data stream stays as it was; masks replay on resume
           return () => {
             const xt = tf.tensor4d(x, [o.batch, patch, patch, spec.input.channels]);
             const yt = tf.tensor4d(oh, [o.batch, patch, patch, K]);
-            return diceCeLoss(m.predict(xt), yt, K);
+            return withTraining(() => diceCeLoss(m.predict(xt), yt, K), { seed });
           };
         },
         validate: (m) => validateDice(m, cases, split, K),
