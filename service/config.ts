@@ -10,6 +10,8 @@ export interface ServiceConfig {
   dataDir: string;
   host: string;
   port: number;
+  /** A folder of the site's own task models (one folder each, as `gatedvision train` writes them), offered next to the shipped ones. */
+  modelsDir?: string;
   /** `redis://...` to hand jobs to BullMQ workers instead of the embedded child-process pool. */
   queueUrl?: string;
   /** Largest upload, in bytes (multipart file or raw body). */

@@ -129,7 +129,7 @@ export const OPENAPI = {
           links: { type: 'object', additionalProperties: { type: 'string' } },
         },
       },
-      Model: { type: 'object', properties: { name: { type: 'string' }, task: { $ref: '#/components/schemas/Task' }, classes: { type: 'array', items: { type: 'string' } }, description: { type: 'string' }, sha256: { type: 'string' } } },
+      Model: { type: 'object', properties: { name: { type: 'string' }, task: { $ref: '#/components/schemas/Task' }, classes: { type: 'array', items: { type: 'string' } }, description: { type: 'string' }, sha256: { type: 'string' }, source: { type: 'string', enum: ['shipped', 'site'] } } },
     },
   },
 } as const;

@@ -34,9 +34,12 @@ export class WorkerPool implements Dispatcher {
   #tick: NodeJS.Timeout | undefined;
   #quickDeaths = 0;
 
-  constructor(d: FinishDeps, config: ServiceConfig) {
+  readonly #modelDir: (name: string) => string | undefined;
+
+  constructor(d: FinishDeps, config: ServiceConfig, modelDir: (name: string) => string | undefined = () => undefined) {
     this.#d = d;
     this.#config = config;
+    this.#modelDir = modelDir;
   }
 
   start(): void {
@@ -131,7 +134,7 @@ export class WorkerPool implements Dispatcher {
       if (!slot.ready || slot.job || !slot.child.connected) continue;
       const job = this.#d.store.claimNext();
       if (!job) return;
-      const spec = specFor(job, this.#d.paths, this.#config.device, this.#config.limits);
+      const spec = specFor(job, this.#d.paths, this.#config.device, this.#config.limits, this.#modelDir(job.model));
       const timer = setTimeout(() => {
         if (slot.job) slot.job.timedOut = true;
         slot.child.kill('SIGKILL');

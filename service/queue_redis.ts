@@ -53,21 +53,23 @@ export class RedisDispatcher implements Dispatcher {
   readonly #events: QueueEvents;
   readonly #d: FinishDeps;
   readonly #config: ServiceConfig;
+  readonly #modelDir: (name: string) => string | undefined;
   #ready = false;
   #reconciler: NodeJS.Timeout | undefined;
   /** Event handling is serialised so the store sees a job's events in order. */
   #chain: Promise<void> = Promise.resolve();
 
-  private constructor(d: FinishDeps, config: ServiceConfig) {
+  private constructor(d: FinishDeps, config: ServiceConfig, modelDir: (name: string) => string | undefined) {
     const connection = redisConnection(config.queueUrl!);
     this.#d = d;
     this.#config = config;
+    this.#modelDir = modelDir;
     this.#queue = new Queue(QUEUE_NAME, { connection });
     this.#events = new QueueEvents(QUEUE_NAME, { connection });
   }
 
-  static async start(d: FinishDeps, config: ServiceConfig): Promise<RedisDispatcher> {
-    const r = new RedisDispatcher(d, config);
+  static async start(d: FinishDeps, config: ServiceConfig, modelDir: (name: string) => string | undefined = () => undefined): Promise<RedisDispatcher> {
+    const r = new RedisDispatcher(d, config, modelDir);
     r.#queue.on('error', () => undefined);
     r.#events.on('error', () => undefined);
     r.#events.on('active', ({ jobId }) => r.#serial(async () => void r.#d.store.markRunning(jobId)));
@@ -88,8 +90,10 @@ export class RedisDispatcher implements Dispatcher {
 
   async submit(job: Job): Promise<void> {
     const p = this.#d.paths;
+    const modelDir = this.#modelDir(job.model);
     const data: QueueData = {
-      spec: { id: job.id, task: job.task, model: job.model, format: job.format as JobSpec['format'], input: inputPath(p, job.id, job.inputExt), device: this.#config.device, limits: this.#config.limits },
+      // a site model travels as its folder, which worker hosts see at the same path (as they see the data folder)
+      spec: { id: job.id, task: job.task, model: job.model, ...(modelDir ? { modelDir } : {}), format: job.format as JobSpec['format'], input: inputPath(p, job.id, job.inputExt), device: this.#config.device, limits: this.#config.limits },
       jobDir: jobDir(p, job.id),
     };
     await this.#queue.add('job', data, { jobId: job.id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });

@@ -12,13 +12,7 @@ import type { Job, Task } from './store.ts';
 import { extensionFor, receiveUpload } from './upload.ts';
 import { randomBytes } from 'node:crypto';
 
-export interface ModelInfo {
-  name: string;
-  task: Task;
-  classes: string[];
-  description: string;
-  sha256: string;
-}
+export type { ModelInfo } from './models.ts';
 
 const FORMATS = new Set(['nifti', 'dicom-seg', 'png']);
 

@@ -16,7 +16,7 @@ import type { ServiceLog } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { dataPaths, isJobId, jobDir, resultDir, type DataPaths } from './paths.ts';
 import { WorkerPool } from './pool.ts';
-import type { ModelInfo } from './routes.ts';
+import { loadCatalogue, type ModelCatalogue } from './models.ts';
 import { Store } from './store.ts';
 
 export interface RunningService {
@@ -45,18 +45,25 @@ export async function startService(config: ServiceConfig, log: ServiceLog): Prom
     store.close();
     throw e;
   }
+  let catalogue: ModelCatalogue;
+  try {
+    catalogue = await loadCatalogue(config.modelsDir);
+  } catch (e) {
+    store.close();
+    throw e;
+  }
   const metrics = new Metrics();
   const finish: FinishDeps = { store, paths, log, metrics };
   let dispatcher: Dispatcher;
   if (config.queueUrl) {
     const { RedisDispatcher } = await import('./queue_redis.ts');
-    dispatcher = await RedisDispatcher.start(finish, config);
+    dispatcher = await RedisDispatcher.start(finish, config, catalogue.dirOf);
   } else {
-    const pool = new WorkerPool(finish, config);
+    const pool = new WorkerPool(finish, config, catalogue.dirOf);
     pool.start();
     dispatcher = pool;
   }
-  const models = listModelsOnce();
+  const models = async () => catalogue.list();
   const app = createApp({ store, config, log, metrics, dispatcher, models });
   const server = createServer({ headersTimeout: config.headersTimeoutMs, requestTimeout: config.requestTimeoutMs, keepAliveTimeout: config.keepAliveTimeoutMs, connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.headersTimeoutMs / 4)) }, app);
   server.maxHeadersCount = 100;
@@ -99,17 +106,6 @@ export async function sweep(store: Store, paths: DataPaths, ttlMs: number, log: 
 }
 
 // --- internal ---
-
-function listModelsOnce(): () => Promise<ModelInfo[]> {
-  let p: Promise<ModelInfo[]> | undefined;
-  return () => {
-    p ??= import('../pipelines/run_task.ts').then((m) => m.listTaskModels()).catch((e) => {
-      p = undefined;
-      throw e;
-    });
-    return p;
-  };
-}
 
 /** Upload temp files, folders of jobs that no longer run and results without a finished job. */
 async function cleanLeftovers(store: Store, paths: DataPaths): Promise<number> {

@@ -1,8 +1,10 @@
 /** A real `gatedvision serve` process on 127.0.0.1 for the service tests, and small helpers around it. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
+import { PYDICOM_FILES, requireData } from '../_helpers/testdata.ts';
 import { Store } from '../../service/store.ts';
 
 export const BIN = resolve('bin/gatedvision.mjs');
@@ -104,6 +106,14 @@ export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefine
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * True once `path` is gone (within ~5 s). A job's status turns final before its input folder is removed (the store
+ * is updated first so a crash in between cannot lose a finished result), so a client can see the end a moment earlier.
+ */
+export async function gone(path: string): Promise<boolean> {
+  return waitFor(() => (existsSync(path) ? undefined : true), `${path} to be removed`, 50, 100).catch(() => false);
+}
+
 export class Client {
   constructor(
     readonly url: string,
@@ -158,4 +168,21 @@ export function walk(dir: string, base = dir): string[] {
     if (e.isDirectory()) out.push(...walk(p, base));
   }
   return out;
+}
+
+/** pydicom's broken and non-image files of the bad-input corpus (truncated, no transfer syntax, no meta, no pixels). */
+export const BAD_DICOM = ['MR_truncated.dcm', 'meta_missing_tsyntax.dcm', 'no_meta.dcm', 'rtplan.dcm', 'rtplan_truncated.dcm', 'reportsi.dcm'];
+
+/**
+ * The bad-input corpus as uploads: the pydicom files above, a truncated PNG and a gzip whose ISIZE claims 4 GiB,
+ * then one valid DICOM slice (`CT_small.dcm`, last) that must still end done.
+ */
+export async function hostileCorpus(): Promise<Array<[string, Buffer]>> {
+  const inputs: Array<[string, Buffer]> = BAD_DICOM.map((f) => join(requireData(PYDICOM_FILES), f)).map((f) => [f, readFileSync(f)]);
+  inputs.push(['truncated png', (await pngBytes(64)).subarray(0, 80)]);
+  const forged = gzipSync(Buffer.alloc(400));
+  forged.writeUInt32LE(0xffffffff, forged.length - 4);
+  inputs.push(['forged gzip', forged]);
+  inputs.push(['CT_small.dcm', readFileSync(join(PYDICOM_FILES, 'CT_small.dcm'))]);
+  return inputs;
 }

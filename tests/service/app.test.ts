@@ -28,7 +28,7 @@ beforeAll(async () => {
   key = store.addKey('ward').token;
   const config = resolveConfig({ dataDir: dir, minFreeBytes: 0, rateLimit: 1000 });
   const dispatcher = { submit: async (j: { id: string }) => void submitted.push(j.id), ready: () => true, close: async () => undefined };
-  const models = async () => [{ name: 'brain', task: 'segment' as const, classes: ['background', 'brain'], description: 'd', sha256: 'x' }];
+  const models = async () => [{ name: 'brain', task: 'segment' as const, classes: ['background', 'brain'], description: 'd', sha256: 'x', source: 'shipped' as const }];
   app = createApp({ store, config, log: silentLog, metrics: new Metrics(), dispatcher, models });
   const { mkdirSync } = await import('node:fs');
   for (const d of ['tmp', 'jobs', 'results']) mkdirSync(join(dir, d));

@@ -11,7 +11,7 @@ import { silentLog } from '../../service/log.ts';
 import { dataPaths } from '../../service/paths.ts';
 import { sweep } from '../../service/server.ts';
 import { Store } from '../../service/store.ts';
-import { Client, addKey, alive, childPids, pngBytes, startServer, waitFor, walk, type Srv } from './_server.ts';
+import { Client, addKey, alive, childPids, gone, pngBytes, startServer, waitFor, walk, type Srv } from './_server.ts';
 
 let dir: string;
 let key: string;
@@ -93,7 +93,7 @@ describe('crash recovery', () => {
     const p = await c.settled(poison);
     expect(p).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'worker_crashed' } });
     expect(p.error.message).toMatch(/poison/);
-    expect(existsSync(join(dir, 'jobs', poison))).toBe(false);
+    expect(await gone(join(dir, 'jobs', poison))).toBe(true);
     expect((await c.settled(after)).status).toBe('done');
     const m = await c.get('/metrics');
     expect(m.body).toMatch(/gatedvision_worker_crashes_total 3/);
@@ -108,7 +108,7 @@ describe('crash recovery', () => {
     const r = await c.get(`/v1/jobs/${slow}/result`);
     expect(r.status).toBe(422);
     expect(r.body.error.code).toBe('timeout');
-    expect(existsSync(join(dir, 'jobs', slow))).toBe(false);
+    expect(await gone(join(dir, 'jobs', slow))).toBe(true);
     expect(await srv.stop()).toBe(0);
   }, 120_000);
 

@@ -1,14 +1,16 @@
 /**
  * Scale-out over BullMQ against a real redis-server on a random 127.0.0.1 port: `serve --queue` plus
- * `gatedvision worker --queue` processes; a worker killed mid-job hands the job on and it ends done once.
+ * `gatedvision worker --queue` processes; a worker killed mid-job hands the job on and it ends done once; a site
+ * model (`--models-dir`) reaches the workers as its folder.
  * Skipped only when redis-server is not installed on this machine (CI installs it).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shippedModelsDir } from '../../pipelines/task_model.ts';
 import { BIN, Client, addKey, alive, childPids, pngBytes, startServer, waitFor, type Srv } from './_server.ts';
 
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
@@ -55,11 +57,16 @@ describe.skipIf(!hasRedis)('BullMQ over redis', () => {
 
   it('runs jobs on a separate worker process; a worker killed mid-job hands the job on, done exactly once', async () => {
     const key = addKey(dir, 'ward');
-    srv = await startServer(dir, ['--queue', queue]);
+    // a site model under a name no shipped model has: a worker that looked it up by name would not find it
+    const site = join(dir, 'site-models');
+    cpSync(join(shippedModelsDir(), 'brain'), join(site, 'brain_site'), { recursive: true });
+    srv = await startServer(dir, ['--queue', queue, '--models-dir', site]);
     const c = new Client(srv.url, key);
     const w1 = startWorker();
     const first = (await c.submit(await pngBytes(48))).body.id;
     expect((await c.settled(first)).status).toBe('done');
+    const fromSite = (await c.submit(await pngBytes(40, 1), { task: 'segment', model: 'brain_site' })).body.id;
+    expect(await c.settled(fromSite)).toMatchObject({ status: 'done', model: 'brain_site' });
 
     // the job process of a live worker dies: counted as a crash, re-queued, done on the next attempt
     const one = (await c.submit(await pngBytes(128, 3))).body.id;

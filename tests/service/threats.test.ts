@@ -8,11 +8,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, isErrorCode } from '../../core/errors.ts';
 import { PYDICOM_FILES, requireData } from '../_helpers/testdata.ts';
-import { BIN, Client, addKey, addKeyCli, pngBytes, startServer, walk, type Srv } from './_server.ts';
+import { BAD_DICOM, BIN, Client, addKey, addKeyCli, gone, hostileCorpus, pngBytes, startServer, walk, type Srv } from './_server.ts';
 
 let dir: string;
 let srv: Srv;
@@ -80,7 +79,7 @@ describe('jobs', () => {
     const zip = await fetch(`${srv.url}/v1/jobs/${jobId}/result`, { headers: alice.headers({ accept: 'application/zip' }) });
     expect(zip.headers.get('content-type')).toBe('application/zip');
     expect(Buffer.from(await zip.arrayBuffer()).subarray(0, 2).toString()).toBe('PK');
-    expect(existsSync(join(dir, 'jobs', jobId))).toBe(false);
+    expect(await gone(join(dir, 'jobs', jobId))).toBe(true);
     expect(existsSync(join(dir, 'results', jobId, 'input.seg.nii.gz'))).toBe(true);
     expect((await alice.get(`/v1/jobs/${jobId}/result/..%2F..%2Fservice.db`)).status).toBe(404);
   }, 60_000);
@@ -194,14 +193,8 @@ describe('limits and uploads', () => {
 
 describe('bad inputs through the API (S8, S11, S7)', () => {
   it('answers each with a typed 4xx, keeps serving, and no patient identifier reaches the logs', async () => {
-    const files = ['MR_truncated.dcm', 'meta_missing_tsyntax.dcm', 'no_meta.dcm', 'rtplan.dcm', 'rtplan_truncated.dcm', 'reportsi.dcm'].map((f) => join(requireData(PYDICOM_FILES), f));
-    const inputs: Array<[string, Buffer]> = files.map((f) => [f, readFileSync(f)]);
-    const ct = readFileSync(join(PYDICOM_FILES, 'CT_small.dcm'));
-    inputs.push(['truncated png', (await pngBytes(64)).subarray(0, 80)]);
-    const forged = gzipSync(Buffer.alloc(400));
-    forged.writeUInt32LE(0xffffffff, forged.length - 4);
-    inputs.push(['forged gzip', forged]);
-    inputs.push(['CT_small.dcm', ct]);
+    const files = BAD_DICOM.map((f) => join(requireData(PYDICOM_FILES), f));
+    const inputs = await hostileCorpus();
     const codes: Record<string, string> = {};
     const pending: Array<[string, string]> = [];
     for (const [name, body] of inputs) {
@@ -231,6 +224,7 @@ describe('bad inputs through the API (S8, S11, S7)', () => {
     expect(Object.keys(codes)).toHaveLength(inputs.length - 1);
     expect(codes[join(PYDICOM_FILES, 'MR_truncated.dcm')]).toBe('truncated');
     expect((await fetch(`${srv.url}/healthz`)).status).toBe(200);
+    for (const [, id] of pending) expect(await gone(join(dir, 'jobs', id))).toBe(true);
     expect(readdirNames(join(dir, 'jobs'))).toEqual([]);
 
     const py = spawnSync('/usr/bin/python3', ['-c', `
