@@ -7,7 +7,9 @@
  * Layout NHWC, float32; any input size (the stem and down-samplings round up). architectures.md §1.4.
  *
  * In training both residual branches of every block pass through stochastic depth, at rates ramping
- * linearly over all blocks of all stages (linspace(0, dropPath, Σdepths)).
+ * linearly over all blocks of all stages (linspace(0, dropPath, Σdepths)). `outNorms` gives the
+ * detection/segmentation variant `Backbone_HierViG`: an `outnorm{i}` LayerNorm on each stage output and no
+ * classifier, so its checkpoints load as they are.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
@@ -30,11 +32,16 @@ export interface VigHConfig {
   inChans: number;
   /** Stochastic-depth rate of the last block (training only); official recipes: H-T 0.2, H-S 0.3, H-B 0.6. */
   dropPath: number;
+  /**
+   * Backbone_HierViG (detection/segmentation): LayerNorm `outnorm{i}` (ε 1e-5) on each stage output returned by
+   * forwardFeatures, and no classifier (its checkpoints have none), so `forward` is refused.
+   */
+  outNorms: boolean;
 }
 
 export const VIG_H_DEFAULTS: VigHConfig = {
   dims: [96, 192, 384, 768], depths: [2, 2, 5, 2], numHeads: [3, 6, 12, 24], expandK: 0.5, gateLowRank: 16, gateNormalizer: 16, numClasses: 1000, inChans: 3,
-  dropPath: 0,
+  dropPath: 0, outNorms: false,
 };
 
 const LN_EPS = 1e-5;
@@ -50,6 +57,7 @@ interface HBlock {
 interface HStage {
   blocks: HBlock[];
   down?: { k: Param; b: Param; nw: Param; nb: Param };
+  outNorm?: { w: Param; b: Param };
 }
 
 export class VigHModel implements Backbone {
@@ -103,20 +111,23 @@ export class VigHModel implements Backbone {
         const O = c.dims[i + 1]!;
         st.down = { k: d.add('conv.kernel', [3, 3, C, O], fanInUniform(C * 9)), b: d.add('conv.bias', [O], zeros), nw: d.add('norm.weight', [O], ones), nb: d.add('norm.bias', [O], zeros) };
       }
+      if (c.outNorms) st.outNorm = { w: s.add(`outnorm${i}.weight`, [C], ones), b: s.add(`outnorm${i}.bias`, [C], zeros) };
       this.#stages.push(st);
-      info.push({ name: `layers.${i}`, channels: C, reduction: 4 * 2 ** i });
+      info.push({ name: c.outNorms ? `outnorm${i}` : `layers.${i}`, channels: C, reduction: 4 * 2 ** i });
     }
-    const last = c.dims[n - 1]!;
-    this.#head.nw = s.add('classifier.norm.weight', [last], ones);
-    this.#head.nb = s.add('classifier.norm.bias', [last], zeros);
-    if (c.numClasses > 0) {
-      this.#head.k = s.add('classifier.head.kernel', [last, c.numClasses], normal(0.02));
-      this.#head.b = s.add('classifier.head.bias', [c.numClasses], zeros);
+    if (!c.outNorms) {
+      const last = c.dims[n - 1]!;
+      this.#head.nw = s.add('classifier.norm.weight', [last], ones);
+      this.#head.nb = s.add('classifier.norm.bias', [last], zeros);
+      if (c.numClasses > 0) {
+        this.#head.k = s.add('classifier.head.kernel', [last, c.numClasses], normal(0.02));
+        this.#head.b = s.add('classifier.head.bias', [c.numClasses], zeros);
+      }
     }
     this.featureInfo = info;
   }
 
-  /** Stage outputs (before down-sampling), strides 4, 8, 16, 32. */
+  /** Stage outputs (before down-sampling; through outnorm{i} with outNorms), strides 4, 8, 16, 32. */
   forwardFeatures(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D[] {
     const state = new TrainState(opts);
     const outs: tf.Tensor4D[] = [];
@@ -124,7 +135,7 @@ export class VigHModel implements Backbone {
       let t = this.#stemForward(x);
       for (const st of this.#stages) {
         for (const b of st.blocks) t = this.#block(t, b, state);
-        outs.push(tf.keep(t));
+        outs.push(tf.keep(st.outNorm ? (layerNorm(t, st.outNorm.w, st.outNorm.b, LN_EPS) as tf.Tensor4D) : t));
         if (st.down) t = layerNorm(conv2d(t, st.down.k, st.down.b, 2, 1), st.down.nw, st.down.nb, LN_EPS) as tf.Tensor4D;
       }
     });
@@ -132,6 +143,7 @@ export class VigHModel implements Backbone {
   }
 
   forward(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor2D {
+    if (this.config.outNorms) throw new GatedError('config', 'this ViG-H is a feature backbone (outNorms: true, no classifier); use forwardFeatures or attach a head');
     const feats = this.forwardFeatures(x, opts); // kept maps: disposed here, not by a tidy
     const out = tf.tidy(() => {
       const f = tf.mean(layerNorm(feats[feats.length - 1]!, this.#head.nw!, this.#head.nb!, LN_EPS), [1, 2]);
@@ -163,7 +175,10 @@ export class VigHModel implements Backbone {
   }
 }
 
-/** hustvl/ViG HierViG state dict (ln2d/channels-first or ln/channels-last) → our names and layouts. */
+/**
+ * hustvl/ViG HierViG or Backbone_HierViG state dict (ln2d/channels-first or ln/channels-last) → our names and
+ * layouts. `outnorm{i}` keys keep their names; only a model built with outNorms accepts them.
+ */
 export function convertVigHCheckpoint(official: StateDict): StateDict {
   return convertByRules(official, VIG_H_RULES);
 }
@@ -190,6 +205,7 @@ const VIG_H_RULES: [RegExp, string, Layout][] = [
   [/^layers\.(\d+)\.downsample\.1\.weight$/, 'layers.$1.downsample.conv.kernel', 'conv'],
   [/^layers\.(\d+)\.downsample\.1\.bias$/, 'layers.$1.downsample.conv.bias', 'copy'],
   [/^layers\.(\d+)\.downsample\.3\.(weight|bias)$/, 'layers.$1.downsample.norm.$2', 'copy'],
+  [/^outnorm(\d+)\.(weight|bias)$/, 'outnorm$1.$2', 'copy'],
   [/^classifier\.norm\.(weight|bias)$/, 'classifier.norm.$1', 'copy'],
   [/^classifier\.head\.weight$/, 'classifier.head.kernel', 'linear'],
   [/^classifier\.head\.bias$/, 'classifier.head.bias', 'copy'],
