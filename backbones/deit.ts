@@ -139,8 +139,7 @@ export class DeitModel implements Backbone {
       const d = C / h;
       const qkv = tf.transpose(tf.reshape(linear(layerNorm(x, b.n1w, b.n1b, EPS), b.qkv, b.qkvb), [B, N, 3, h, d]), [2, 0, 3, 1, 4]);
       const [q, k, v] = tf.unstack(qkv, 0) as tf.Tensor4D[];
-      const attn = tf.softmax(tf.mul(tf.matMul(q!, k!, false, true), d ** -0.5));
-      const o = tf.reshape(tf.transpose(tf.matMul(attn, v!), [0, 2, 1, 3]), [B, N, C]);
+      const o = tf.reshape(tf.transpose(attention(q!, k!, v!, d ** -0.5), [0, 2, 1, 3]), [B, N, C]);
       const r = tf.add(x, dropPath(linear(o, b.proj, b.projb), b.dropPath, state));
       const m = linear(gelu(linear(layerNorm(r, b.n2w, b.n2b, EPS), b.fc1, b.fc1b)), b.fc2, b.fc2b);
       return tf.add(r, dropPath(m, b.dropPath, state)) as tf.Tensor3D;
@@ -164,3 +163,23 @@ const DEIT_RULES: [RegExp, string, Layout][] = [
   [/^head\.weight$/, 'head.kernel', 'linear'],
   [/^head\.bias$/, 'head.bias', 'copy'],
 ];
+
+/** Score elements one attention call may hold: 256 MiB of float32, well under WebGPU's 2 GiB binding limit. */
+export const MAX_SCORE_ELEMENTS = 2 ** 26;
+
+/**
+ * softmax(q kᵀ · scale) v over [B, h, N, d]. Above MAX_SCORE_ELEMENTS the queries go in row blocks (each row's
+ * softmax is independent, so the result is the same): a single [B, h, N, N] score tensor at 2048² input
+ * (16384 tokens) would be 3 GiB, beyond what one WebGPU storage binding can address.
+ */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, maxScores = MAX_SCORE_ELEMENTS): tf.Tensor4D {
+  const [B, h, N] = q.shape;
+  const rows = Math.max(1, Math.floor(maxScores / (B * h * k.shape[2])));
+  const one = (qi: tf.Tensor4D): tf.Tensor4D => tf.matMul(tf.softmax(tf.mul(tf.matMul(qi, k, false, true), scale)) as tf.Tensor4D, v);
+  if (rows >= N) return one(q);
+  const parts: tf.Tensor4D[] = [];
+  for (let r0 = 0; r0 < N; r0 += rows) parts.push(tf.tidy(() => one(tf.slice(q, [0, 0, r0, 0], [-1, -1, Math.min(rows, N - r0), -1]) as tf.Tensor4D)));
+  const out = tf.concat(parts, 2) as tf.Tensor4D;
+  tf.dispose(parts);
+  return out;
+}

@@ -7,6 +7,7 @@
  * also the peak of GPU buffers in use (tfjs-webgpu's buffer manager). Failed sizes are reported as such.
  *
  *   npx tsx bench/backbones.ts --device wasm --sizes 224,512 --repeat 3
+ *   npx tsx bench/backbones.ts --models her_seg --sizes 1024 --train     (one training step: forward + all gradients)
  *   bash ../shared/gpu/pack.sh bench/backbones.ts && bash .gpu/run.sh --device webgpu --sizes 224,512,1024,2048   (GPU host)
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -25,7 +26,7 @@ export interface BackboneBenchRow {
   error?: string;
 }
 
-export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
+export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
   const choice = await selectDevice(opts.device, { allowSoftware: opts.allowSoftware ?? false });
   const tracker = choice.backend === 'webgpu' ? trackPeakGpuBytes(tf.backend() as unknown as WebGPUBackend) : null;
   const tensors = trackPeakTensorBytes();
@@ -35,16 +36,25 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
     for (const size of opts.sizes) {
       const tokens = name.startsWith('vig') ? (Math.floor((Math.floor((size - 7) / 8) + 1 - 1) / 2) + 1) ** 2 : (size / 16) ** 2;
       const x = tf.randomNormal([1, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-      const run = async () => {
-        const y = model.forward(x) as tf.Tensor;
-        await y.data();
-        y.dispose();
-      };
+      // --train: one forward + backward over every parameter (the memory a training step needs per image)
+      const vars = model.params.variables();
+      const run = opts.train
+        ? async () => {
+            const { value, grads } = tf.variableGrads(() => tf.mean(model.forward(x) as tf.Tensor) as tf.Scalar, vars);
+            await value.data();
+            value.dispose();
+            tf.dispose(Object.values(grads));
+          }
+        : async () => {
+            const y = model.forward(x) as tf.Tensor;
+            await y.data();
+            y.dispose();
+          };
       try {
-        await run(); // warm-up: shader compilation, weight upload
+        await checked(run); // warm-up: shader compilation, weight upload; a device error fails the size
         tracker?.reset();
         tensors.reset();
-        await run();
+        await checked(run);
         const gpuPeak = tracker ? tracker.peak() : null;
         const tensorPeak = tensors.peak();
         const times: number[] = [];
@@ -73,6 +83,27 @@ export function markdownTable(rows: BackboneBenchRow[]): string {
 
 // --- internal ---
 
+interface ErrorScopes {
+  pushErrorScope(filter: 'validation' | 'out-of-memory'): void;
+  popErrorScope(): Promise<{ message: string } | null>;
+}
+
+/**
+ * Runs `f` inside WebGPU error scopes: a validation or out-of-memory error (e.g. a buffer past the binding
+ * limit) only logs on the device and leaves garbage in the output, so a timing of that call would be a lie.
+ */
+async function checked(f: () => Promise<void>): Promise<void> {
+  const device = (tf.backend() as unknown as { device?: ErrorScopes }).device;
+  if (!device?.pushErrorScope) return f();
+  device.pushErrorScope('validation');
+  device.pushErrorScope('out-of-memory');
+  await f();
+  const oom = await device.popErrorScope();
+  const invalid = await device.popErrorScope();
+  const e = oom ?? invalid;
+  if (e) throw new Error(`WebGPU ${oom ? 'out of memory' : 'validation error'}: ${e.message.split('\n')[0]}`);
+}
+
 /** Peak of the engine's live tensor bytes: wraps its allocation hook once; `reset()` starts a new window. */
 function trackPeakTensorBytes(): { reset: () => void; peak: () => number } {
   const engine = tf.engine() as unknown as { state: { numBytes: number }; trackTensor: (...a: unknown[]) => unknown };
@@ -90,8 +121,9 @@ function round(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-async function main(): Promise<void> {
+export async function main(args: string[] = process.argv.slice(2)): Promise<void> {
   const { values } = parseArgs({
+    args,
     options: {
       device: { type: 'string', default: 'auto' },
       sizes: { type: 'string', default: '224,512,1024,2048' },
@@ -99,6 +131,7 @@ async function main(): Promise<void> {
       repeat: { type: 'string', default: '3' },
       software: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      train: { type: 'boolean', default: false },
     },
   });
   const res = await benchBackbones({
@@ -107,11 +140,12 @@ async function main(): Promise<void> {
     models: values.models!.split(','),
     repeat: Number(values.repeat),
     allowSoftware: values.software,
+    train: values.train,
   });
   process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === `file://${process.argv[1]}` && /backbones\.ts$/.test(process.argv[1] ?? '')) {
   main().then(
     () => process.exit(0),
     (e: unknown) => {

@@ -13,6 +13,7 @@ import { matmulWebgpuConfig } from './matmul/webgpu.ts';
 import { multiAxisGradConfig } from './multi_axis/grad.ts';
 import { multiAxisWebgpuConfig } from './multi_axis/webgpu.ts';
 import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
+import { useConvBackpropFilterOnWebgpu } from './webgpu_training/conv2d_backprop_filter.ts';
 
 const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, ...WASM_TRAINING_KERNELS];
 const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig];
@@ -24,6 +25,7 @@ export function registerAllKernels(): void {
   for (const k of KERNELS) if (!getKernel(k.kernelName, k.backendName)) registerKernel(k);
   for (const g of GRADIENTS) if (!getGradient(g.kernelName)) registerGradient(g);
   useWasmKernelReplacements();
+  useConvBackpropFilterOnWebgpu();
 }
 
 /** tfjs-core's own gradients (Sum, MatMul, ...), which every backward pass through our ops needs. */

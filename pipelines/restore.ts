@@ -58,7 +58,7 @@ export async function restoreFile(input: string, outDir: string, model: TaskMode
 }
 
 /** The restored volume: same shape, affine, dtype and rescale as the input. */
-export function restoreVolume(volume: Volume, model: TaskModel, opts: RestoreOptions = {}): Volume {
+export async function restoreVolume(volume: Volume, model: TaskModel, opts: RestoreOptions = {}): Promise<Volume> {
   const m = model.manifest;
   if (m.task !== 'restore') throw new GatedError('config', `model '${m.name}' is a ${m.task} model, not a restoration model`);
   if (m.input.context !== 0) throw new GatedError('config', `model '${m.name}' takes 2.5D context; restoration runs on single slices`);
@@ -88,7 +88,7 @@ export function restoreVolume(volume: Volume, model: TaskModel, opts: RestoreOpt
         const base = (ch[c]! * nz + z) * plane;
         for (let i = 0; i < plane; i++) buf[i * cin + c] = ((volume.data[base + i] as number) * slope + inter - lo) / span;
       }
-      const { out: res, cout } = runTiled(buf, ny, nx, cin, fn, tileOpts);
+      const { out: res, cout } = await runTiled(buf, ny, nx, cin, fn, tileOpts);
       if (cout !== cin) throw new GatedError('shape', `model '${m.name}' returned ${cout} channels for ${cin}`);
       for (let c = 0; c < ch.length; c++) {
         const base = (ch[c]! * nz + z) * plane;
@@ -187,7 +187,7 @@ async function restoreCase(input: string, name: string, outDir: string, model: T
   for (let s = 0; s < loaded.volumes.length; s++) {
     const src = loaded.volumes[s]!;
     const vname = multi ? `${name}_s${String(s + 1).padStart(2, '0')}` : name;
-    const restored = restoreVolume(src, model, opts);
+    const restored = await restoreVolume(src, model, opts);
     let file: string;
     if (src.meta.format === 'image') {
       file = `${vname}.png`;

@@ -61,7 +61,7 @@ export function planTiles(h: number, w: number, opts: TileOptions): TilePlan {
  * Runs `model` over an image [h, w, cin] (row-major, channels last) in tiles; returns [h, w, cout]. Tiles
  * smaller than the model's size multiple are padded by replicating the border and cropped back.
  */
-export function runTiled(img: Float32Array, h: number, w: number, cin: number, model: ImageModel, opts: TileOptions = {}): { out: Float32Array; cout: number } {
+export async function runTiled(img: Float32Array, h: number, w: number, cin: number, model: ImageModel, opts: TileOptions = {}): Promise<{ out: Float32Array; cout: number }> {
   if (img.length !== h * w * cin) throw new GatedError('shape', `image buffer holds ${img.length} values, expected ${h}x${w}x${cin}`);
   const plan = planTiles(h, w, opts);
   const mult = opts.multipleOf ?? 1;
@@ -77,7 +77,7 @@ export function runTiled(img: Float32Array, h: number, w: number, cin: number, m
   for (let a = 0; a < plan.ys.length; a++) {
     for (let b = 0; b < plan.xs.length; b++) {
       const [y0, x0] = [plan.ys[a]!, plan.xs[b]!];
-      const res = runTile(img, w, cin, y0, x0, plan.th, plan.tw, mult, model);
+      const res = await runTile(img, w, cin, y0, x0, plan.th, plan.tw, mult, model);
       if (!out) {
         cout = res.cout;
         out = new Float32Array(h * w * cout);
@@ -146,7 +146,7 @@ function axisWeights(n: number, innerStart: boolean, innerEnd: boolean, margin: 
 }
 
 /** One tile through the model, padded up to the size multiple by replicating the border. */
-function runTile(img: Float32Array, w: number, cin: number, y0: number, x0: number, th: number, tw: number, mult: number, model: ImageModel): { data: Float32Array; cout: number } {
+async function runTile(img: Float32Array, w: number, cin: number, y0: number, x0: number, th: number, tw: number, mult: number, model: ImageModel): Promise<{ data: Float32Array; cout: number }> {
   const ph = Math.ceil(th / mult) * mult;
   const pw = Math.ceil(tw / mult) * mult;
   const buf = new Float32Array(ph * pw * cin);
@@ -169,8 +169,13 @@ function runTile(img: Float32Array, w: number, cin: number, y0: number, x0: numb
     y.dispose();
     throw new GatedError('shape', `the model returned ${y.shape[1]}x${y.shape[2]} for a ${ph}x${pw} input; restoration needs the input size back`);
   }
-  const full = y.dataSync() as Float32Array;
-  y.dispose();
+  // asynchronous read: WebGPU in Node has no synchronous read-back
+  let full: Float32Array;
+  try {
+    full = (await y.data()) as Float32Array;
+  } finally {
+    y.dispose();
+  }
   if (ph === th && pw === tw) return { data: full, cout };
   const data = new Float32Array(th * tw * cout);
   for (let i = 0; i < th; i++) data.set(full.subarray(i * pw * cout, (i * pw + tw) * cout), i * tw * cout);

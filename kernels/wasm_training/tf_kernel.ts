@@ -14,10 +14,10 @@ export type Pad = 'same' | 'valid' | number | backend_util.ExplicitPadding;
  * A wasm kernel computed with tfjs ops. Ops called from inside a kernel are not taped (the engine is at kernel
  * depth > 0); the tidy frees every intermediate, and the engine takes the returned Tensor as the output as is.
  */
-export function opsKernel(kernelName: string, body: (inputs: Record<string, tf.Tensor>, attrs: NamedAttrMap) => tf.Tensor): KernelConfig {
+export function opsKernel(kernelName: string, body: (inputs: Record<string, tf.Tensor>, attrs: NamedAttrMap) => tf.Tensor, backendName = 'wasm'): KernelConfig {
   return {
     kernelName,
-    backendName: 'wasm',
+    backendName,
     kernelFunc: ({ inputs, attrs, backend }) =>
       tf.tidy(() => {
         const ts: Record<string, tf.Tensor> = {};

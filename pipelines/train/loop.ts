@@ -45,6 +45,7 @@ export interface LoopResult {
 export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOptions): Promise<LoopResult> {
   const log = opts.log ?? (() => undefined);
   let epochs = opts.epochs;
+  const requestedEpochs = opts.epochs;
   let totalSteps = task.stepsPerEpoch * epochs;
   const opt = new AdamW({ ...ADAMW_DEFAULTS, warmupSteps: Math.min(200, Math.ceil(totalSteps * 0.05)), ...opts.optim, totalSteps });
   const ckptDir = `${opts.outDir}/checkpoint`;
@@ -64,6 +65,7 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
   let bestEpoch = state.history.reduce((b, h) => (h.score === state.bestScore ? Number(h.epoch) : b), -1);
   try {
     for (let epoch = state.epoch; epoch < epochs; epoch++) {
+      const epochStart = Date.now();
       let lossSum = 0;
       let dataMs = 0;
       let stepMs = 0;
@@ -99,14 +101,18 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
       }
       state.epoch = epoch + 1;
       state.rng = rng.state;
-      if (opts.maxSeconds && epoch === epochAtStart) {
-        const perEpoch = (Date.now() - t0) / 1000;
-        const fit = Math.max(state.epoch, epochAtStart + Math.floor(opts.maxSeconds / perEpoch));
-        if (fit < epochs) {
+      if (opts.maxSeconds) {
+        // re-planned after every epoch from the last one's duration: the first epoch also pays for shader
+        // compilation and would make the plan far too short; never beyond the epochs asked for
+        const now = Date.now();
+        const perEpoch = (now - epochStart) / 1000;
+        const left = opts.maxSeconds - (now - t0) / 1000;
+        const fit = Math.min(requestedEpochs, Math.max(state.epoch, state.epoch + Math.floor(left / perEpoch)));
+        if (fit !== epochs) {
           epochs = fit;
           totalSteps = task.stepsPerEpoch * epochs;
           opt.config.totalSteps = totalSteps;
-          log(`time budget ${opts.maxSeconds} s at ${perEpoch.toFixed(1)} s per epoch: training for ${epochs} epochs`);
+          log(`time budget ${opts.maxSeconds} s, ${Math.max(0, left).toFixed(0)} s left at ${perEpoch.toFixed(1)} s per epoch: training for ${epochs} epochs`);
         }
       }
       await saveCheckpoint(ckptDir, model, opt, state);

@@ -25,7 +25,7 @@ export const PRESETS: Record<string, Preset> = {
   seg_vig_h_small: {
     task: 'segment',
     description: 'small hierarchical ViG (BiGLA, strides 4-32) + FPN, 2.5D (3 slices)',
-    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0 } },
+    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0 } },
     head: { kind: 'fpn', config: { dim: 48, detailChannels: 16 } },
     context: 1,
     multipleOf: 32,

@@ -57,34 +57,34 @@ describe('tiling', () => {
   const [h, w] = [45, 61];
   const img = smoothImage(h, w, 2);
 
-  it('equals whole-image inference when the margin covers the receptive field', () => {
+  it('equals whole-image inference when the margin covers the receptive field', async () => {
     const m = convModel(1);
-    const whole = runTiled(img, h, w, 2, m).out;
+    const whole = (await runTiled(img, h, w, 2, m)).out;
     const plan = planTiles(h, w, { tile: 24, overlap: 8 });
     expect(plan.ys.length * plan.xs.length).toBeGreaterThan(4);
     expect(plan.margin).toBeGreaterThanOrEqual(2);
-    const tiled = runTiled(img, h, w, 2, m, { tile: 24, overlap: 8 }).out;
+    const tiled = (await runTiled(img, h, w, 2, m, { tile: 24, overlap: 8 })).out;
     let max = 0;
     for (let i = 0; i < whole.length; i++) max = Math.max(max, Math.abs(whole[i]! - tiled[i]!));
     expect(max).toBeLessThan(1e-5);
     // without overlap the tiles see zero padding at their edges: the comparison above would catch that
-    const hard = runTiled(img, h, w, 2, m, { tile: 24, overlap: 0 }).out;
+    const hard = (await runTiled(img, h, w, 2, m, { tile: 24, overlap: 0 })).out;
     let hardMax = 0;
     for (let i = 0; i < whole.length; i++) hardMax = Math.max(hardMax, Math.abs(whole[i]! - hard[i]!));
     expect(hardMax).toBeGreaterThan(1e-2);
   });
 
-  it('leaves no seam when the receptive field is larger than the margin', () => {
+  it('leaves no seam when the receptive field is larger than the margin', async () => {
     const m = convModel(5, 6); // radius 6 > margin 2
-    const whole = runTiled(img, h, w, 2, m).out;
+    const whole = (await runTiled(img, h, w, 2, m)).out;
     const cuts = (starts: number[], size: number) => starts.flatMap((s) => [s, s + size]);
     const p = planTiles(h, w, { tile: 24, overlap: 8 });
     const cols = cuts(p.xs, p.tw);
     const rows = cuts(p.ys, p.th);
     const base = seamScore(whole, h, w, 2, cols, rows);
-    const blended = seamScore(runTiled(img, h, w, 2, m, { tile: 24, overlap: 8 }).out, h, w, 2, cols, rows);
+    const blended = seamScore((await runTiled(img, h, w, 2, m, { tile: 24, overlap: 8 })).out, h, w, 2, cols, rows);
     const ph = planTiles(h, w, { tile: 24, overlap: 0 });
-    const hard = seamScore(runTiled(img, h, w, 2, m, { tile: 24, overlap: 0 }).out, h, w, 2, cuts(ph.xs, ph.tw), cuts(ph.ys, ph.th));
+    const hard = seamScore((await runTiled(img, h, w, 2, m, { tile: 24, overlap: 0 })).out, h, w, 2, cuts(ph.xs, ph.tw), cuts(ph.ys, ph.th));
     const hardBase = seamScore(whole, h, w, 2, cuts(ph.xs, ph.tw), cuts(ph.ys, ph.th));
     // blended: the steps across tile borders are those of the untiled output (within 10 %); butted tiles: > 2x
     expect(Math.abs(blended - base)).toBeLessThan(0.1 * base);
