@@ -23,8 +23,9 @@ per-token recurrence for GLA), because they need CUDA and the oracle runs in flo
 recurrence and the difference is printed.
 
 HER-Seg: `her_seg_mini` composes the official LGViT, neck, PromptEncoder and MaskDecoder exactly as
-MHRMedSeg.forward does (model.py itself imports cv2/sam2 training helpers). This job has not been run yet;
-its fixture is not committed (run with `--only her_seg` and copy the two files to tests/fixtures/backbones/).
+MHRMedSeg.forward does (model.py itself imports cv2/sam2 training helpers). It needs only PyTorch (Debian's
+python3-torch is enough; it runs on the CPU in float64) and, for LGViT's import line, timm's DropPath,
+to_2tuple and trunc_normal_ (from timm, or from a stand-in in official_backbones/pylib/timm where timm is absent).
 """
 import importlib
 import importlib.util
@@ -329,6 +330,11 @@ def her_seg_fixture(out, name, seed):
             b.copy_(0.5 + torch.rand(b.shape, generator=g))
     torch.save(model.state_dict(), os.path.join(out, f'{name}.pth'))
     model = model.double().eval()
+    # PositionEmbeddingRandom builds its grid in float32 whatever the module's dtype; its values ((k - 0.5) / n)
+    # are exact in float32, so casting them to the buffer's float64 changes nothing but lets the product run
+    from SAM.prompt_encoder import PositionEmbeddingRandom
+    pe_encoding = PositionEmbeddingRandom._pe_encoding
+    PositionEmbeddingRandom._pe_encoding = lambda self, c: pe_encoding(self, c.to(self.positional_encoding_gaussian_matrix.dtype))
     x = torch.randn(2, 3, img, img, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
     y, emb = model(x)
     write_safetensors(os.path.join(out, f'{name}.io.safetensors'), {'input0': nhwc(x), 'masks0': nhwc(y), 'embedding0': nhwc(emb)})

@@ -14,6 +14,7 @@ import { convertVigHCheckpoint, VIG_H_DEFAULTS, VigHModel } from '../../backbone
 import { loadPth } from '../../backbones/weights/pth.ts';
 import { loadNpz } from '../../backbones/weights/npz.ts';
 import { convertMaximCheckpoint, MAXIM_DEFAULTS, MaximModel } from '../../backbones/maxim.ts';
+import { convertHerSegCheckpoint, HER_SEG_DEFAULTS, HerSegModel } from '../../backbones/her_seg.ts';
 import type { Backbone } from '../../backbones/_types.ts';
 import { fixtureBytes, fixtureIo, maxRelErr, tensorOf } from './_fixtures.ts';
 
@@ -78,6 +79,7 @@ describe('parity on WebGPU (SwiftShader in CI): the GLA and dwconv GPU kernels i
     const errs = await runCase(CASES[0]!);
     for (const e of errs) expect(e).toBeLessThanOrEqual(TOL);
   });
+  it('her_seg_mini (attention, RoPE, LePE, two-way decoder on the GPU)', herSegParity);
 });
 
 describe('MAXIM parity with the official JAX/Flax code (every stage and scale)', () => {
@@ -102,6 +104,34 @@ describe('MAXIM parity with the official JAX/Flax code (every stage and scale)',
     tf.dispose([x, ...outs.flat()]);
     model.dispose();
   });
+});
+
+/** The official output of her_seg_mini: the image embedding after the neck and the mask logits at the input size. */
+async function herSegParity(): Promise<void> {
+  const model = new HerSegModel({ ...HER_SEG_DEFAULTS, embedDim: 16, depths: [1, 1, 1], numHeads: [1, 2, 4], decoderDim: 32, decoderDepth: 1, decoderHeads: 2, decoderMlpDim: 32 }, new ParamStore(true));
+  model.params.load(convertHerSegCheckpoint(loadPth(fixtureBytes('her_seg_mini.pth'))));
+  const io = fixtureIo('her_seg_mini');
+  const x = tensorOf(io, 'input0') as tf.Tensor4D;
+  const [emb] = model.forwardFeatures(x);
+  const wantEmb = tensorOf(io, 'embedding0');
+  expect(emb!.shape).toEqual(wantEmb.shape);
+  expect(await maxRelErr(emb!, wantEmb)).toBeLessThanOrEqual(TOL);
+  const masks = model.forward(x);
+  const wantMasks = tensorOf(io, 'masks0');
+  expect(masks.shape).toEqual(wantMasks.shape);
+  expect(await maxRelErr(masks, wantMasks)).toBeLessThanOrEqual(TOL);
+  tf.dispose([x, emb!, wantEmb, masks, wantMasks]);
+  model.dispose();
+}
+
+describe.each(['cpu', 'wasm'] as const)('HER-Seg parity with the official modules (LGViT + neck + PromptEncoder + MaskDecoder) on %s', (backend) => {
+  beforeAll(async () => {
+    await selectDevice(backend);
+  });
+  afterAll(async () => {
+    await selectDevice('cpu');
+  });
+  it('her_seg_mini: image embedding and mask logits at the input size, BatchNorm statistics from the checkpoint', herSegParity);
 });
 
 describe('ViG intermediates (localises a mismatch to a block)', () => {
