@@ -8,6 +8,7 @@
  *
  *   npx tsx bench/backbones.ts --device wasm --sizes 224,512 --repeat 3
  *   npx tsx bench/backbones.ts --models her_seg --sizes 1024 --train     (one training step: forward + all gradients)
+ *   ... --flags WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=200                     (tfjs environment flags for the run)
  *   bash ../shared/gpu/pack.sh bench/backbones.ts && bash .gpu/run.sh --device webgpu --sizes 224,512,1024,2048   (GPU host)
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -26,8 +27,9 @@ export interface BackboneBenchRow {
   error?: string;
 }
 
-export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
+export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean; flags?: Record<string, number | boolean> }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
   const choice = await selectDevice(opts.device, { allowSoftware: opts.allowSoftware ?? false });
+  for (const [k, v] of Object.entries(opts.flags ?? {})) tf.env().set(k, v);
   const tracker = choice.backend === 'webgpu' ? trackPeakGpuBytes(tf.backend() as unknown as WebGPUBackend) : null;
   const tensors = trackPeakTensorBytes();
   const rows: BackboneBenchRow[] = [];
@@ -132,6 +134,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       software: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       train: { type: 'boolean', default: false },
+      flags: { type: 'string', default: '' },
     },
   });
   const res = await benchBackbones({
@@ -141,6 +144,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     repeat: Number(values.repeat),
     allowSoftware: values.software,
     train: values.train,
+    flags: Object.fromEntries(values.flags!.split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split('='); return [k!, v === 'true' ? true : v === 'false' ? false : Number(v)]; })),
   });
   process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);
 }
