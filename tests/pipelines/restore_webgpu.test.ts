@@ -1,0 +1,67 @@
+/**
+ * restore on WebGPU (SwiftShader here): results come back from the GPU asynchronously (WebGPU in Node has no
+ * synchronous read-back) and equal the same model's output on cpu, whole-image and tiled.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Volume } from '../../io/volume.ts';
+import { selectDevice } from '../../kernels/backend.ts';
+import { restoreVolume } from '../../pipelines/restore.ts';
+import { buildTaskModel, loadTaskModel, saveTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
+
+let model: TaskModel;
+const dir = mkdtempSync(join(tmpdir(), 'gv-restore-gpu-'));
+
+// the model is built and saved on cpu, then loaded again on each backend (tensors never cross backends:
+// moving a WebGPU tensor to cpu reads it synchronously, which Node's WebGPU cannot do)
+beforeAll(async () => {
+  await selectDevice('cpu');
+  model = buildTaskModel({
+    name: 'restore_test',
+    task: 'restore',
+    description: 'tiny residual restorer for tests',
+    backbone: { arch: 'test_vig_h', config: {} },
+    head: { kind: 'residual', config: { dim: 8, depth: 1 } },
+    input: { channels: 1, context: 0, multipleOf: 32, normalization: { kind: 'none' }, canonical: false },
+    classes: [],
+  }, 4);
+  // a fresh residual head is the identity; random weights make the output depend on every part
+  for (const v of model.variables()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.02, 'float32', 11)));
+  await saveTaskModel(dir, model);
+}, 120_000);
+
+afterAll(async () => {
+  model?.dispose();
+  await selectDevice('cpu');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('restore on WebGPU', () => {
+  it('equals cpu on a 16-bit 2-slice volume, whole and tiled', async () => {
+    const [nx, ny, nz] = [45, 38, 2];
+    const data = new Uint16Array(nx * ny * nz);
+    for (let i = 0; i < data.length; i++) data[i] = Math.round(30000 + 20000 * Math.sin(i * 0.37) * Math.cos(i * 0.011));
+    const vol: Volume = {
+      data, shape: [nx, ny, nz], spacing: [1, 1, 1], dtype: 'uint16',
+      affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+      meta: { format: 'nifti', components: 'scalar', warnings: [] },
+    };
+    const cpuWhole = await restoreVolume(vol, model);
+    const cpuTiled = await restoreVolume(vol, model, { tile: 32, overlap: 8 });
+    await selectDevice('webgpu', { allowSoftware: true });
+    const gpuModel = await loadTaskModel(dir);
+    const gpuWhole = await restoreVolume(vol, gpuModel);
+    const gpuTiled = await restoreVolume(vol, gpuModel, { tile: 32, overlap: 8 });
+    gpuModel.dispose();
+    let changed = 0;
+    for (let i = 0; i < data.length; i++) {
+      expect(Math.abs(gpuWhole.data[i]! - cpuWhole.data[i]!)).toBeLessThanOrEqual(1);
+      expect(Math.abs(gpuTiled.data[i]! - cpuTiled.data[i]!)).toBeLessThanOrEqual(1);
+      if (gpuWhole.data[i] !== data[i]) changed++;
+    }
+    expect(changed).toBeGreaterThan(data.length / 4);
+  });
+});
