@@ -45,3 +45,10 @@ export interface MatMulFastAttrs {
   transposeB: boolean;
   precision: 'fp32' | 'f16';
 }
+
+export const RmsNormFused = 'RmsNormFused';
+/** x: [..., C]; gamma: [C]. Output x · rsqrt(mean(x², last axis) + eps) · gamma, the shape of x. */
+export type RmsNormInputs = { x: unknown; gamma: unknown };
+export interface RmsNormAttrs {
+  eps: number;
+}

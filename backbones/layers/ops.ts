@@ -3,6 +3,7 @@
  * explicitly: PyTorch LN 1e-5, Flax LN 1e-6, ViG RMSNorm 1e-6 (architectures.md §5.1).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { rmsNormFused } from '../../kernels/rms_norm/op.ts';
 import { matmulFast } from '../../kernels/matmul/op.ts';
 import type { Param } from '../_params.ts';
 
@@ -28,9 +29,9 @@ export function layerNorm(x: tf.Tensor, w: Param | null, b: Param | null, eps: n
   });
 }
 
-/** x · rsqrt(mean(x²) + eps) · γ over the last axis. */
+/** x · rsqrt(mean(x²) + eps) · γ over the last axis (one fused kernel on WebGPU, the composite elsewhere). */
 export function rmsNorm(x: tf.Tensor, w: Param, eps: number): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w.v));
+  return rmsNormFused(x, w.v as tf.Tensor1D, eps);
 }
 
 export function silu(x: tf.Tensor): tf.Tensor {
