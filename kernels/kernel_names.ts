@@ -52,3 +52,10 @@ export type RmsNormInputs = { x: unknown; gamma: unknown };
 export interface RmsNormAttrs {
   eps: number;
 }
+
+export const LayerNormFused = 'LayerNormFused';
+/** x: [..., C]; gamma, beta: [C]. Output (x - mean) · rsqrt(var + eps) · gamma + beta over the last axis. */
+export type LayerNormInputs = { x: unknown; gamma: unknown; beta: unknown };
+export interface LayerNormAttrs {
+  eps: number;
+}

@@ -12,13 +12,15 @@ import { matmulGradConfig } from './matmul/grad.ts';
 import { matmulWebgpuConfig } from './matmul/webgpu.ts';
 import { multiAxisGradConfig } from './multi_axis/grad.ts';
 import { multiAxisWebgpuConfig } from './multi_axis/webgpu.ts';
+import { layerNormGradConfig } from './layer_norm/grad.ts';
+import { layerNormWebgpuConfig } from './layer_norm/webgpu.ts';
 import { rmsNormGradConfig } from './rms_norm/grad.ts';
 import { rmsNormWebgpuConfig } from './rms_norm/webgpu.ts';
 import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
 import { useConvBackpropFilterOnWebgpu } from './webgpu_training/conv2d_backprop_filter.ts';
 
-const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, ...WASM_TRAINING_KERNELS];
-const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig];
+const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, ...WASM_TRAINING_KERNELS];
+const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig];
 
 const require = createRequire(import.meta.url);
 

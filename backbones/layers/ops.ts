@@ -3,6 +3,7 @@
  * explicitly: PyTorch LN 1e-5, Flax LN 1e-6, ViG RMSNorm 1e-6 (architectures.md §5.1).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { layerNormFused } from '../../kernels/layer_norm/op.ts';
 import { rmsNormFused } from '../../kernels/rms_norm/op.ts';
 import { matmulFast } from '../../kernels/matmul/op.ts';
 import type { Param } from '../_params.ts';
@@ -19,14 +20,9 @@ export function linear(x: tf.Tensor, w: Param, b?: Param): tf.Tensor {
   });
 }
 
+/** (x - mean) · rsqrt(var + eps) · γ + β over the last axis (one fused kernel on WebGPU, the composite elsewhere). */
 export function layerNorm(x: tf.Tensor, w: Param | null, b: Param | null, eps: number): tf.Tensor {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
-    if (w) y = tf.mul(y, w.v);
-    if (b) y = tf.add(y, b.v);
-    return y;
-  });
+  return layerNormFused(x, w ? (w.v as tf.Tensor1D) : null, b ? (b.v as tf.Tensor1D) : null, eps);
 }
 
 /** x · rsqrt(mean(x²) + eps) · γ over the last axis (one fused kernel on WebGPU, the composite elsewhere). */

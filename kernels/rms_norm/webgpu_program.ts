@@ -2,7 +2,7 @@
  * RMSNorm in WGSL: one workgroup of 64 invocations per row; each invocation sums the squares of a strided part
  * of the row, the workgroup reduces the 64 partial sums in shared memory, then every invocation scales its part.
  */
-import type { WebGPUProgram } from '../_webgpu_internal.ts';
+import { flatDispatch, type WebGPUProgram } from '../_webgpu_internal.ts';
 
 const WG = 64;
 
@@ -19,9 +19,8 @@ export class RmsNormProgram implements WebGPUProgram {
     this.outputShape = shape;
     this.dispatchLayout = { x: [0] };
     const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    // rows over x and y so that more than 65535 rows fit the dispatch limit per dimension
-    const x = Math.min(rows, 65535);
-    this.dispatch = [x, Math.ceil(rows / x), 1];
+    // one workgroup per row, over x and y past the 65535-workgroup limit per dimension
+    this.dispatch = flatDispatch(rows, 1);
   }
 
   getUserCode(): string {
