@@ -24,11 +24,14 @@ export async function decodeFrame(codec: Codec, data: Uint8Array, spec: FrameSpe
     switch (codec) {
       case 'rle':
         return decodeRle(data, spec);
-      case 'jpeg':
-        if (sofPrecision(data) > 8) {
-          throw new GatedError('unsupported_transfer_syntax', `${sofPrecision(data)}-bit lossy JPEG (JPEG Extended, 1.2.840.10008.1.2.4.51) has no decoder here; transcode to a lossless syntax`);
+      case 'jpeg': {
+        const precision = sofPrecision(data);
+        if (precision === 12) return await decodeJpeg12(data, spec);
+        if (precision > 8) {
+          throw new GatedError('unsupported_transfer_syntax', `${precision}-bit lossy JPEG (JPEG Extended, 1.2.840.10008.1.2.4.51) has no decoder here; transcode to a lossless syntax`);
         }
         return await wasmDecode('jpeg', spec.samplesPerPixel === 3 && spec.photometric === 'RGB' ? withoutColourTransform(data) : data, spec);
+      }
       case 'jpeg-ls':
         return await wasmDecode('jpeg-ls', data, spec);
       case 'j2k':
@@ -132,6 +135,50 @@ function sofPrecision(data: Uint8Array): number {
     i += 2 + ((data[i + 2]! << 8) | data[i + 3]!);
   }
   return 0;
+}
+
+interface Jpeg12Codecs {
+  NativeCodecs: {
+    initializeAsync(opts: { logCodecsInfo: boolean; logCodecsTrace: boolean }): Promise<void>;
+    decodeJpeg(ctx: unknown, params: { convertColorspaceToRgb: boolean }): { getDecodedBuffer(): Uint8Array | undefined };
+  };
+  Context: new (attrs: Record<string, unknown>) => unknown;
+}
+let jpeg12: Promise<Jpeg12Codecs> | undefined;
+
+/**
+ * 12-bit DCT JPEG (process 4). libjpeg-turbo's 8-bit build, used above, cannot; dcmjs-codecs carries
+ * the IJG library built for 12-bit samples (the same decoder family as DCMTK's dcmdjpeg and GDCM).
+ * Grey only: 12-bit colour JPEG has no test data here, so it stays refused rather than guessed.
+ */
+async function decodeJpeg12(data: Uint8Array, spec: FrameSpec): Promise<Uint8Array> {
+  if (spec.samplesPerPixel !== 1) {
+    throw new GatedError('unsupported_transfer_syntax', '12-bit lossy colour JPEG (JPEG Extended, 1.2.840.10008.1.2.4.51) has no decoder here; transcode to a lossless syntax');
+  }
+  if (spec.bitsAllocated !== 16) throw new GatedError('bad_geometry', `12-bit JPEG samples need BitsAllocated 16; the header says ${spec.bitsAllocated}`);
+  jpeg12 ??= (async () => {
+    const lib = require('dcmjs-codecs') as Jpeg12Codecs;
+    await lib.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+    return lib;
+  })();
+  const { NativeCodecs, Context } = await jpeg12;
+  const ctx = new Context({
+    width: spec.columns,
+    height: spec.rows,
+    bitsAllocated: 16,
+    bitsStored: 12,
+    samplesPerPixel: 1,
+    pixelRepresentation: spec.pixelRepresentation,
+    planarConfiguration: 0,
+    photometricInterpretation: spec.photometric ?? 'MONOCHROME2',
+    encodedBuffer: data,
+  });
+  const out = NativeCodecs.decodeJpeg(ctx, { convertColorspaceToRgb: false }).getDecodedBuffer();
+  // the decoder sizes its output from the codestream, so a size mismatch means the header disagrees with it
+  if (!out || out.length !== spec.rows * spec.columns * 2) {
+    throw new GatedError('bad_geometry', `codestream decodes to ${out?.length ?? 0} bytes; the header says ${spec.columns}x${spec.rows} 16-bit samples`);
+  }
+  return new Uint8Array(out);
 }
 
 function decodeJpegLossless(data: Uint8Array, spec: FrameSpec): Uint8Array {

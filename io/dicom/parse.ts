@@ -85,8 +85,9 @@ function readHeader(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeade
   } else if (fileSize === bytes.length && (!pixel.fragments || pixel.fragments.length === 0)) {
     throw new GatedError('bad_length', 'encapsulated PixelData holds no fragments');
   }
-  if (ts.uid === '1.2.840.10008.1.2.4.51' && bitsAllocated > 8) {
-    throw new GatedError('unsupported_transfer_syntax', '12-bit JPEG Extended (1.2.840.10008.1.2.4.51) is not supported; transcode to a lossless syntax');
+  // 12-bit lossy JPEG decodes for grey images only (see codecs.ts); refused here before any pixel work
+  if (ts.uid === '1.2.840.10008.1.2.4.51' && bitsAllocated > 8 && samplesPerPixel !== 1) {
+    throw new GatedError('unsupported_transfer_syntax', '12-bit colour JPEG Extended (1.2.840.10008.1.2.4.51) is not supported; transcode to a lossless syntax');
   }
   if (photometric === 'MONOCHROME1') warnings.push({ code: 'monochrome1', message: 'MONOCHROME1: low values display white; stored values are kept as they are' });
 

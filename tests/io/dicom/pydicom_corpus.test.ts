@@ -45,12 +45,9 @@ print(json.dumps(res))
 
 /**
  * Files pydicom decodes and we refuse, each with the code we give and why (anything else fails the test):
- * no installed codec decodes 12-bit lossy JPEG, and pydicom's own README says the J2K stream of the
- * third file is no longer valid (4 bytes of its SIZ segment overwritten; only Pillow decodes it).
+ * pydicom's own README says the J2K stream of this file is no longer valid (4 bytes of its SIZ segment overwritten; only Pillow decodes it).
  */
 const JUSTIFIED_REJECTIONS: Record<string, [string, string]> = {
-  'JPEG-lossy.dcm': ['unsupported_transfer_syntax', '12-bit lossy JPEG (1.2.840.10008.1.2.4.51): no decoder'],
-  'JPGExtended.dcm': ['unsupported_transfer_syntax', '12-bit lossy JPEG (1.2.840.10008.1.2.4.51): no decoder'],
   'JPEG2000-embedded-sequence-delimiter.dcm': ['decode_failed', 'codestream damaged on purpose (SIZ overwritten)'],
 };
 
