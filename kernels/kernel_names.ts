@@ -59,3 +59,10 @@ export type LayerNormInputs = { x: unknown; gamma: unknown; beta: unknown };
 export interface LayerNormAttrs {
   eps: number;
 }
+
+export const GeluFused = 'GeluFused';
+/** x: any shape, float32. Output GELU(x), exact (erf) or tanh-approximated. */
+export type GeluInputs = { x: unknown };
+export interface GeluAttrs {
+  approximate: 'erf' | 'tanh';
+}

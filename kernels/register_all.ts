@@ -12,6 +12,8 @@ import { matmulGradConfig } from './matmul/grad.ts';
 import { matmulWebgpuConfig } from './matmul/webgpu.ts';
 import { multiAxisGradConfig } from './multi_axis/grad.ts';
 import { multiAxisWebgpuConfig } from './multi_axis/webgpu.ts';
+import { geluGradConfig } from './gelu/grad.ts';
+import { geluWebgpuConfig } from './gelu/webgpu.ts';
 import { layerNormGradConfig } from './layer_norm/grad.ts';
 import { layerNormWebgpuConfig } from './layer_norm/webgpu.ts';
 import { rmsNormGradConfig } from './rms_norm/grad.ts';
@@ -19,8 +21,8 @@ import { rmsNormWebgpuConfig } from './rms_norm/webgpu.ts';
 import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
 import { useConvBackpropFilterOnWebgpu } from './webgpu_training/conv2d_backprop_filter.ts';
 
-const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, ...WASM_TRAINING_KERNELS];
-const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig];
+const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, ...WASM_TRAINING_KERNELS];
+const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig, geluGradConfig];
 
 const require = createRequire(import.meta.url);
 

@@ -3,6 +3,7 @@
  * explicitly: PyTorch LN 1e-5, Flax LN 1e-6, ViG RMSNorm 1e-6 (architectures.md §5.1).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { geluFused } from '../../kernels/gelu/op.ts';
 import { layerNormFused } from '../../kernels/layer_norm/op.ts';
 import { rmsNormFused } from '../../kernels/rms_norm/op.ts';
 import { matmulFast } from '../../kernels/matmul/op.ts';
@@ -36,15 +37,12 @@ export function silu(x: tf.Tensor): tf.Tensor {
 
 /** Exact GELU (PyTorch nn.GELU default). */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+  return geluFused(x, 'erf');
 }
 
 /** tanh-approximated GELU (Flax nn.gelu default). */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-    return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)));
-  });
+  return geluFused(x, 'tanh');
 }
 
 /** conv2d with PyTorch-style symmetric zero padding; kernel [kh, kw, in, out]. */
