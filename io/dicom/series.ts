@@ -81,22 +81,31 @@ export function planStack(stack: Stack): StackPlan[] {
     for (const g of groups) g.sort((a, b) => key(a)! - key(b)!);
     const counts = new Set(groups.map((g) => g.length));
     const sameSets = name === 'frame' || new Set(groups.map((g) => g.map(key).join())).size === 1;
-    if (counts.size === 1 && sameSets) {
+    // a colour volume's 4th axis already holds the samples, so complete repeats split as partial ones do
+    const colour = slices[0]!.header.samplesPerPixel === 3;
+    if (counts.size === 1 && sameSets && !colour) {
       const nt = groups[0]!.length;
       const order: SliceRecord[] = [];
       for (let t = 0; t < nt; t++) for (const g of groups) order.push(g[t]!);
       return [finish(stack, order, nt, [], warnings, 'positions')];
     }
-    if (name === 'frame') break;
-    // partial repeats (a re-scan of part of the volume, an incomplete time point): one volume per value
-    const values = [...new Set(slices.map(key))].sort((a, b) => a! - b!);
-    return values.flatMap((v, i) =>
-      planStack({
+    if (name === 'frame' && !(colour && counts.size === 1)) break;
+    // partial repeats (a re-scan of part of the volume, an incomplete time point), or colour repeats: one volume
+    // per value (per repeat, for the frames of one object)
+    const parts: SliceRecord[][] =
+      name === 'frame'
+        ? groups[0]!.map((_, t) => groups.map((g) => g[t]!))
+        : [...new Set(slices.map(key))].sort((a, b) => a! - b!).map((v) => stack.slices.filter((s) => key(s) === v));
+    const why = colour ? '; a colour volume has no axis left for them' : '';
+    return parts.flatMap((part, i) => {
+      const v = key(part[0]!);
+      const label = name === 'frame' ? { repeat: i + 1 } : { [name === 'acquisition' ? 'acquisitionNumber' : 'temporalPositionIndex']: v };
+      return planStack({
         ...stack,
-        slices: stack.slices.filter((s) => key(s) === v),
-        warnings: [...stack.warnings, { code: 'series_split', message: `slices repeat at the same positions; split by ${name} (${i + 1} of ${values.length})`, details: { by: [name], part: i + 1, parts: values.length, [name === 'acquisition' ? 'acquisitionNumber' : 'temporalPositionIndex']: v } }],
-      }),
-    );
+        slices: part,
+        warnings: [...stack.warnings, { code: 'series_split', message: `slices repeat at the same positions${why}; split by ${name} (${i + 1} of ${parts.length})`, details: { by: [name], part: i + 1, parts: parts.length, ...label } }],
+      });
+    });
   }
   // nothing tells same-position slices apart: keep the first, the rest must be pixel-identical copies
   const order = groups.map((g) => g[0]!);
@@ -169,7 +178,8 @@ function finish(stack: Stack, order: SliceRecord[], nt: number, twins: StackPlan
   if (h.photometric === 'MONOCHROME1' && !warnings.some((w) => w.code === 'monochrome1')) {
     warnings.push({ code: 'monochrome1', message: 'MONOCHROME1: low values display white; stored values are kept as they are' });
   }
-  if (h.samplesPerPixel === 3 && nt > 1) throw new GatedError('series_inconsistent', 'a colour series with repeated positions (colour over time) is not supported');
+  // planStack splits colour repeats into volumes of their own; reaching here with both would be a planning bug
+  if (h.samplesPerPixel === 3 && nt > 1) throw new GatedError('internal', 'a colour stack was planned with a time axis');
   const r0 = order[0]!.geom.rescale;
   const uniform = order.every((s) => s.geom.rescale.slope === r0.slope && s.geom.rescale.intercept === r0.intercept);
   if (!uniform) warnings.push({ code: 'rescale_varies', message: 'RescaleSlope/Intercept differ between slices; each slice is rescaled and real values are stored as float32' });
