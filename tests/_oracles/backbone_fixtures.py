@@ -201,6 +201,16 @@ def perturb(torch, model, seed, gate_bias_scale=2.0):
             p.add_(0.5 * std * noise)
 
 
+def amplify_gla(model, factor=10.0):
+    """The official init (xavier, gain 2^-2.5) makes the GLA output ~5e-8, which g_norm's eps (1e-6) then
+    swamps, and o_proj's small weights keep the branch small beside the residual: the logits would barely depend
+    on the attention. Larger q/k/v weights (output RMS ~5e-3) and a larger o_proj make the scan carry the result,
+    so a wrong GLA fails the parity tests."""
+    for name, p in model.named_parameters():
+        if 'qkv_proj' in name or 'o_proj' in name:
+            p.mul_(factor)
+
+
 def nhwc(t):
     return t.permute(0, 2, 3, 1).contiguous().float().numpy()
 
@@ -214,6 +224,7 @@ def vig_fixture(out, name, cfg, inputs, seed):
     torch.manual_seed(seed)
     model = vig.ViG(**cfg)
     perturb(torch, model, seed)
+    amplify_gla(model)
     torch.save(model.state_dict(), os.path.join(out, f'{name}.pth'))
     model = model.double().train()  # the train path merges the two scans as (O^f + O^b)/2; no dropout anywhere
     tensors = {}
@@ -242,6 +253,7 @@ def vigh_fixture(out, name, cfg, inputs, seed):
     torch.manual_seed(seed)
     model = vig_h.HierViG(**cfg)
     perturb(torch, model, seed)
+    amplify_gla(model)
     torch.save(model.state_dict(), os.path.join(out, f'{name}.pth'))
     model = model.double().train()
     tensors = {}

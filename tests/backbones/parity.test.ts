@@ -134,6 +134,29 @@ describe.each(['cpu', 'wasm'] as const)('HER-Seg parity with the official module
   it('her_seg_mini: image embedding and mask logits at the input size, BatchNorm statistics from the checkpoint', herSegParity);
 });
 
+describe('the ViG fixtures exercise the gated linear attention', () => {
+  beforeAll(async () => {
+    await selectDevice('cpu');
+  });
+  // with the official init scale the scan's output sits far below g_norm's eps and the logits hardly depend on
+  // it; the fixtures use larger q/k/v weights, so a change to one block's scan must move the logits well past TOL
+  it.each(['vig_t_mini', 'vig_s_mini'])('%s: logits move by far more than the tolerance when one block\'s q/k/v change', async (name) => {
+    const c = CASES.find((k) => k.name === name)!;
+    const model = c.build();
+    model.params.load(c.convert(loadPth(fixtureBytes(`${name}.pth`))));
+    const io = fixtureIo(name);
+    const x = tensorOf(io, 'input0') as tf.Tensor4D;
+    const before = model.forward(x) as tf.Tensor;
+    const qkv = model.params.variable('blocks.0.attn.qkv.kernel');
+    // noise rather than a scale: g_norm normalises the scan's output, so a uniform scale of v (or of q and k) cancels
+    qkv.assign(tf.add(qkv, tf.mul(tf.randomNormal(qkv.shape, 0, 1, 'float32', 7), tf.mul(tf.sqrt(tf.moments(qkv).variance), 0.2))));
+    const after = model.forward(x) as tf.Tensor;
+    expect(await maxRelErr(after, before)).toBeGreaterThan(20 * TOL);
+    tf.dispose([x, before, after]);
+    model.dispose();
+  });
+});
+
 describe('ViG intermediates (localises a mismatch to a block)', () => {
   beforeAll(async () => {
     await selectDevice('cpu');
