@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BatchMatMul, getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { BatchMatMulAttrs, KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { asTensor } from './tf_kernel.ts';
+import { asTensor } from '../ops_kernel.ts';
 
 let stock: KernelFunc | undefined;
 

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Conv2DBackpropFilter, type Conv2DBackpropFilterAttrs } from '@tensorflow/tfjs-core';
-import { convGeometry, fitAxes, opsKernel, tap } from './tf_kernel.ts';
+import { convGeometry, fitAxes, opsKernel, tap } from '../ops_kernel.ts';
 
 export const conv2dBackpropFilterWasmConfig = opsKernel(Conv2DBackpropFilter, ({ x, dy }, attrs) => {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as Conv2DBackpropFilterAttrs;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Conv2DBackpropInput, getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import type { Conv2DBackpropInputAttrs, KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
 import { spreadByStride } from './depthwise_backprop_input.ts';
-import { convGeometry, fitAxes, opsKernel } from './tf_kernel.ts';
+import { convGeometry, fitAxes, opsKernel } from '../ops_kernel.ts';
 
 let stock: KernelFunc | undefined;
 

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { DepthwiseConv2dNativeBackpropFilter, type DepthwiseConv2dNativeBackpropFilterAttrs } from '@tensorflow/tfjs-core';
-import { convGeometry, fitAxes, opsKernel, tap } from './tf_kernel.ts';
+import { convGeometry, fitAxes, opsKernel, tap } from '../ops_kernel.ts';
 
 export const depthwiseBackpropFilterWasmConfig = opsKernel(DepthwiseConv2dNativeBackpropFilter, ({ x, dy }, attrs) => {
   const { strides, pad, dilations, dimRoundingMode, filterShape } = attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;

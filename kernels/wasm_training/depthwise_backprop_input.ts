@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { DepthwiseConv2dNativeBackpropInput, type DepthwiseConv2dNativeBackpropInputAttrs } from '@tensorflow/tfjs-core';
-import { convGeometry, fitAxes, opsKernel } from './tf_kernel.ts';
+import { convGeometry, fitAxes, opsKernel } from '../ops_kernel.ts';
 
 export const depthwiseBackpropInputWasmConfig = opsKernel(DepthwiseConv2dNativeBackpropInput, ({ dy, filter }, attrs) => {
   const { strides, pad, dilations, dimRoundingMode, inputShape } = attrs as unknown as DepthwiseConv2dNativeBackpropInputAttrs;

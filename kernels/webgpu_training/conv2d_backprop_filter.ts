@@ -6,16 +6,17 @@
  * batched matMul [S, m, Cin]ᵀ × [S, m, Cout] → [S, Cin, Cout] (S·Cin·Cout independent sums of m terms, on
  * tfjs's tiled matMul), then a sum over S. Zero rows pad M to a whole number of chunks; they add nothing.
  *
- * GATEDVISION_STOCK_CONV_FILTER=1 keeps the stock kernel (for side-by-side timing).
+ * NCHW goes to the stock kernel. GATEDVISION_STOCK_CONV_FILTER=1 keeps the stock kernel for everything (for
+ * side-by-side timing).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2DBackpropFilter, getKernel, registerKernel, unregisterKernel, type Conv2DBackpropFilterAttrs } from '@tensorflow/tfjs-core';
-import { convGeometry, fitAxes, opsKernel, tap } from '../wasm_training/tf_kernel.ts';
+import { Conv2DBackpropFilter, getKernel, registerKernel, unregisterKernel, type Conv2DBackpropFilterAttrs, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core';
+import { convGeometry, fitAxes, opsKernel, tap } from '../ops_kernel.ts';
 
 /** Positions summed by one matMul batch entry: long enough to amortise the tile loads, short enough to fill the GPU. */
 export const CHUNK_ROWS = 1024;
 
-export const conv2dBackpropFilterWebgpuConfig = opsKernel(
+const splitK = opsKernel(
   Conv2DBackpropFilter,
   ({ x, dy }, attrs) => {
     const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as Conv2DBackpropFilterAttrs;
@@ -39,11 +40,22 @@ export const conv2dBackpropFilterWebgpuConfig = opsKernel(
   'webgpu',
 );
 
-/** Replaces the stock webgpu Conv2DBackpropFilter once the webgpu backend is registered (idempotent). */
+let stock: KernelFunc | null = null;
+
+export const conv2dBackpropFilterWebgpuConfig: KernelConfig = {
+  ...splitK,
+  kernelFunc: (args) => {
+    const { dataFormat } = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+    return dataFormat === 'NCHW' && stock ? stock(args) : splitK.kernelFunc(args);
+  },
+};
+
+/** Replaces the stock webgpu Conv2DBackpropFilter once the webgpu backend is registered (idempotent), keeping it for NCHW. */
 export function useConvBackpropFilterOnWebgpu(): void {
   if (process.env.GATEDVISION_STOCK_CONV_FILTER === '1') return;
   const current = getKernel(Conv2DBackpropFilter, 'webgpu');
   if (!current || current.kernelFunc === conv2dBackpropFilterWebgpuConfig.kernelFunc) return;
+  stock = current.kernelFunc;
   unregisterKernel(Conv2DBackpropFilter, 'webgpu');
   registerKernel(conv2dBackpropFilterWebgpuConfig);
 }

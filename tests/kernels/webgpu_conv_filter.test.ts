@@ -61,6 +61,17 @@ describe('Conv2DBackpropFilter on WebGPU', () => {
     tf.dispose([x, dy, dw]);
   });
 
+  it('keeps NCHW on the stock kernel', async () => {
+    const xs = [1, 9, 11, 3];
+    const x = tf.randomNormal(xs as [number, number, number, number], 0, 1, 'float32', 8) as tf.Tensor4D;
+    const dy = tf.randomNormal([1, 9, 11, 4], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const dw = tf.engine().runKernel(Conv2DBackpropFilter, { x: tf.transpose(x, [0, 3, 1, 2]), dy: tf.transpose(dy, [0, 3, 1, 2]) }, { strides: [1, 1], pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 4] }) as tf.Tensor;
+    const want = direct(await x.data() as Float32Array, xs, await dy.data() as Float32Array, [3, 3, 3, 4], [1, 1], 'same');
+    const got = (await dw.data()) as Float32Array;
+    for (let i = 0; i < want.length; i++) expect(got[i]!).toBeCloseTo(want[i]!, 3);
+    tf.dispose([x, dy, dw]);
+  });
+
   it('is the filter gradient of tf.conv2d (backward through the registered gradient)', async () => {
     const x = tf.randomNormal([2, 10, 10, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
     const w = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 6) as tf.Tensor4D;

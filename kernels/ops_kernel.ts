@@ -1,17 +1,17 @@
 /**
- * Shared pieces of the wasm training kernels: a kernel whose body is ordinary tfjs ops (each an XNNPACK or
- * native wasm kernel), the geometry of a 2D convolution as tfjs computes it, and the checks every kernel
+ * Shared pieces of the training kernels written as tfjs ops (wasm_training/, webgpu_training/): a kernel whose
+ * body is ordinary tfjs ops (each one the backend's own kernel), the geometry of a 2D convolution as tfjs computes it, and the checks every kernel
  * makes before it runs.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { GatedError } from '../../core/errors.ts';
+import { GatedError } from '../core/errors.ts';
 
 export type Pad = 'same' | 'valid' | number | backend_util.ExplicitPadding;
 
 /**
- * A wasm kernel computed with tfjs ops. Ops called from inside a kernel are not taped (the engine is at kernel
+ * A kernel computed with tfjs ops. Ops called from inside a kernel are not taped (the engine is at kernel
  * depth > 0); the tidy frees every intermediate, and the engine takes the returned Tensor as the output as is.
  */
 export function opsKernel(kernelName: string, body: (inputs: Record<string, tf.Tensor>, attrs: NamedAttrMap) => tf.Tensor, backendName = 'wasm'): KernelConfig {
@@ -60,9 +60,9 @@ export function convGeometry(
   dilations: number | [number, number] = 1,
   dataFormat = 'NHWC',
 ): ConvGeometry {
-  if (dataFormat !== 'NHWC') throw new GatedError('config', `${kernel} on wasm supports NHWC only; got ${dataFormat} (transpose to NHWC or use --device cpu)`);
+  if (dataFormat !== 'NHWC') throw new GatedError('config', `${kernel} (as tfjs ops) supports NHWC only; got ${dataFormat} (transpose to NHWC or use --device cpu)`);
   const d = typeof dilations === 'number' ? [dilations, dilations] : dilations;
-  if (d.some((v) => v !== 1)) throw new GatedError('config', `${kernel} on wasm supports dilation 1 only; got ${d} (use --device cpu)`);
+  if (d.some((v) => v !== 1)) throw new GatedError('config', `${kernel} (as tfjs ops) supports dilation 1 only; got ${d} (use --device cpu)`);
   if (xShape.length !== 4 || filterShape.length !== 4) throw new GatedError('shape', `${kernel}: x and filter must be rank 4; got ${xShape} and ${filterShape}`);
   const info = backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number], strides, 1, pad, dimRoundingMode, depthwise, 'channelsLast');
   return {
