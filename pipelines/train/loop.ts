@@ -18,6 +18,31 @@ export interface TrainTask {
   validate(model: TaskModel): Promise<{ score: number; metrics: Record<string, number> }>;
 }
 
+/** What every `train --task ...` run takes (cli/train.ts builds it once for both tasks). */
+export interface TrainRunOptions {
+  data: string;
+  /** A preset of the task or a backbone name. */
+  model: string;
+  outDir: string;
+  name: string;
+  epochs: number;
+  batch: number;
+  /** Square training patch; default: the task's own choice. */
+  patch?: number;
+  stepsPerEpoch?: number;
+  lr?: number;
+  seed: number;
+  resume: boolean;
+  /** Start from the weights of this model (fine-tuning) instead of a fresh initialisation. */
+  init?: string;
+  maxSeconds?: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  /** Recorded in the model card. */
+  command?: string;
+  device?: string;
+}
+
 export interface LoopOptions {
   outDir: string;
   epochs: number;

@@ -16,7 +16,7 @@ import type { Volume } from '../../io/volume.ts';
 import { psnr } from '../metrics/restoration.ts';
 import { buildTaskModel, loadTaskModel, type TaskModel, type TaskSpec } from '../task_model.ts';
 import { runTiled } from '../tiling.ts';
-import { trainLoop, type LoopResult, type TrainTask } from './loop.ts';
+import { trainLoop, type LoopResult, type TrainRunOptions, type TrainTask } from './loop.ts';
 import { RESTORE_LOSS_DEFAULTS, restoreLoss, type RestoreLossConfig } from './restore_loss.ts';
 import { Rng } from './rng.ts';
 
@@ -175,26 +175,9 @@ export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: 
   };
 }
 
-export interface TrainRestoreOptions {
-  data: string;
-  model: string;
-  outDir: string;
-  name: string;
+export interface TrainRestoreOptions extends TrainRunOptions {
   kind?: 'denoise' | 'deblur';
-  epochs: number;
-  batch: number;
-  patch?: number;
-  stepsPerEpoch?: number;
-  lr?: number;
-  seed: number;
-  resume: boolean;
-  init?: string;
-  maxSeconds?: number;
-  signal?: AbortSignal;
   loss?: Partial<RestoreLossConfig>;
-  log?: (line: string) => void;
-  command?: string;
-  device?: string;
 }
 
 /** The whole `train --task restore` run (the counterpart of trainSegment). */

@@ -4,34 +4,16 @@ import { withTraining } from '../../backbones/layers/drop_path.ts';
 import { predictLabels } from '../segment_volume.ts';
 import { buildTaskModel, loadTaskModel, type TaskModel } from '../task_model.ts';
 import { AUGMENT_DEFAULTS, type AugmentConfig } from './augment.ts';
-import { trainLoop, type LoopResult } from './loop.ts';
+import { trainLoop, type LoopResult, type TrainRunOptions } from './loop.ts';
 import { specFromPreset } from './presets.ts';
 import { loadSegDataset, makeBatch, splitCases, type SegCase, type SlabSplit } from './seg_data.ts';
 import { diceCeLoss, oneHotHost } from './seg_loss.ts';
 
-export interface TrainSegmentOptions {
-  data: string;
-  model: string;
-  outDir: string;
-  name: string;
+export interface TrainSegmentOptions extends TrainRunOptions {
   classes?: string[];
-  epochs: number;
-  batch: number;
   /** Square training patch; default: the largest padded slice side. */
   patch?: number;
-  stepsPerEpoch?: number;
-  lr?: number;
-  seed: number;
-  resume: boolean;
-  /** Start from the weights of this model (fine-tuning) instead of a fresh initialisation. */
-  init?: string;
-  maxSeconds?: number;
-  signal?: AbortSignal;
   augment?: Partial<AugmentConfig>;
-  log?: (line: string) => void;
-  /** Recorded in the model card. */
-  command?: string;
-  device?: string;
 }
 
 export async function trainSegment(o: TrainSegmentOptions): Promise<LoopResult & { split: string }> {

@@ -8,10 +8,11 @@ import { loadInput } from '../../io/load.ts';
 import { selectDevice } from '../../kernels/backend.ts';
 import { psnr } from '../../pipelines/metrics/restoration.ts';
 import { restoreBatch, restoreFile } from '../../pipelines/restore.ts';
-import { buildTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
+import type { TaskModel } from '../../pipelines/task_model.ts';
 import { planTiles, runTiled, seamScore } from '../../pipelines/tiling.ts';
 import { pythonJson } from '../_helpers/python.ts';
 import { MRICRON, requireData, SKIMAGE_DATA } from '../_helpers/testdata.ts';
+import { tinyRestoreModel } from '../_helpers/restore_model.ts';
 
 let dir = '';
 let inputs: { affine: number[][] };
@@ -23,17 +24,7 @@ beforeAll(async () => {
   requireData(SKIMAGE_DATA);
   dir = mkdtempSync(join(tmpdir(), 'gv-restore-'));
   inputs = pythonJson(readFileSync(join(import.meta.dirname, '../_oracles/restore_inputs.py'), 'utf8'), [dir]);
-  model = buildTaskModel({
-    name: 'restore_test',
-    task: 'restore',
-    description: 'tiny residual restorer for tests',
-    backbone: { arch: 'test_vig_h', config: {} },
-    head: { kind: 'residual', config: { dim: 8, depth: 1 } },
-    input: { channels: 1, context: 0, multipleOf: 32, normalization: { kind: 'none' }, canonical: false },
-    classes: [],
-  }, 4);
-  // a fresh residual head is the identity; random weights make the output depend on every part
-  for (const v of model.variables()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.02, 'float32', 11)));
+  model = tinyRestoreModel();
 }, 120_000);
 
 afterAll(() => {

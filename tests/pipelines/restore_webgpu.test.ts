@@ -2,7 +2,6 @@
  * restore on WebGPU (SwiftShader here): results come back from the GPU asynchronously (WebGPU in Node has no
  * synchronous read-back) and equal the same model's output on cpu, whole-image and tiled.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Volume } from '../../io/volume.ts';
 import { selectDevice } from '../../kernels/backend.ts';
 import { restoreVolume } from '../../pipelines/restore.ts';
-import { buildTaskModel, loadTaskModel, saveTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
+import { loadTaskModel, saveTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
+import { tinyRestoreModel } from '../_helpers/restore_model.ts';
 
 let model: TaskModel;
 const dir = mkdtempSync(join(tmpdir(), 'gv-restore-gpu-'));
@@ -19,17 +19,7 @@ const dir = mkdtempSync(join(tmpdir(), 'gv-restore-gpu-'));
 // moving a WebGPU tensor to cpu reads it synchronously, which Node's WebGPU cannot do)
 beforeAll(async () => {
   await selectDevice('cpu');
-  model = buildTaskModel({
-    name: 'restore_test',
-    task: 'restore',
-    description: 'tiny residual restorer for tests',
-    backbone: { arch: 'test_vig_h', config: {} },
-    head: { kind: 'residual', config: { dim: 8, depth: 1 } },
-    input: { channels: 1, context: 0, multipleOf: 32, normalization: { kind: 'none' }, canonical: false },
-    classes: [],
-  }, 4);
-  // a fresh residual head is the identity; random weights make the output depend on every part
-  for (const v of model.variables()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.02, 'float32', 11)));
+  model = tinyRestoreModel();
   await saveTaskModel(dir, model);
 }, 120_000);
 

@@ -4,7 +4,6 @@
  * mismatches are refused at upload; the configured reader limits reach the job's readers; a site model that
  * clashes with a shipped name, or whose weights do not match, stops the server at start-up.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,10 +14,11 @@ import { ERROR_CODES } from '../../core/errors.ts';
 import { loadInput } from '../../io/load.ts';
 import { selectDevice } from '../../kernels/backend.ts';
 import { restoreFile } from '../../pipelines/restore.ts';
-import { buildTaskModel, readTaskManifest, saveTaskModel, shippedModelsDir, type TaskModel } from '../../pipelines/task_model.ts';
+import { readTaskManifest, saveTaskModel, shippedModelsDir, type TaskModel } from '../../pipelines/task_model.ts';
 import { pythonJson } from '../_helpers/python.ts';
 import { MRICRON, SKIMAGE_DATA, requireData } from '../_helpers/testdata.ts';
 import { BIN, Client, addKey, startServer, type Srv } from './_server.ts';
+import { tinyRestoreModel } from '../_helpers/restore_model.ts';
 
 let root: string;
 let modelsDir: string;
@@ -34,17 +34,7 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'gv-sitemodels-'));
   modelsDir = join(root, 'site-models');
   inputs = pythonJson(readFileSync(join(import.meta.dirname, '../_oracles/restore_inputs.py'), 'utf8'), [join(root, 'in')]);
-  model = buildTaskModel({
-    name: 'denoise_site',
-    task: 'restore',
-    description: 'tiny residual restorer trained at the site',
-    backbone: { arch: 'test_vig_h', config: {} },
-    head: { kind: 'residual', config: { dim: 8, depth: 1 } },
-    input: { channels: 1, context: 0, multipleOf: 32, normalization: { kind: 'none' }, canonical: false },
-    classes: [],
-  }, 4);
-  // a fresh residual head is the identity; perturbed weights make the output differ from the input
-  for (const v of model.variables()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.02, 'float32', 11)));
+  model = tinyRestoreModel('denoise_site');
   await saveTaskModel(join(modelsDir, 'denoise_site'), model);
   // a folder without model.json (a training run that has not saved yet) is not offered and does not stop the server
   mkdirSync(join(modelsDir, 'unfinished'), { recursive: true });
