@@ -6,11 +6,12 @@
  * on every backend (wasm has no ResizeBilinearGrad).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fanInUniform, zeros, type Param } from '../backbones/_params.ts';
+import type { Init } from '../backbones/_params.ts';
 import { conv2d, gelu } from '../backbones/layers/ops.ts';
 import { jaxLinearMatrix, resizeSeparable } from '../backbones/layers/resize.ts';
 import { GatedError } from '../core/errors.ts';
 import type { Head, HeadContext, HeadSpec } from './_types.ts';
+import { convParams, type ConvP } from './_conv.ts';
 
 export interface FpnConfig {
   /** Channels of the pyramid. */
@@ -20,11 +21,6 @@ export interface FpnConfig {
 }
 
 export const FPN_DEFAULTS: FpnConfig = { dim: 64, detailChannels: 16 };
-
-interface ConvP {
-  k: Param;
-  b: Param;
-}
 
 export class FpnHead implements Head {
   readonly kind = 'fpn';
@@ -42,10 +38,7 @@ export class FpnHead implements Head {
     if (!(dim > 0) || !(detailChannels >= 0)) throw new GatedError('config', `fpn head: dim must be > 0 and detailChannels ≥ 0`);
     if (ctx.featureInfo.length === 0) throw new GatedError('config', 'fpn head: the backbone exposes no feature maps');
     const s = ctx.store;
-    const conv = (name: string, kh: number, cin: number, cout: number): ConvP => ({
-      k: s.add(`${name}.kernel`, [kh, kh, cin, cout], fanInUniform(kh * kh * cin)),
-      b: s.add(`${name}.bias`, [cout], zeros),
-    });
+    const conv = (name: string, kh: number, cin: number, cout: number, init?: Init): ConvP => convParams(s, name, kh, cin, cout, init);
     this.#reductions = ctx.featureInfo.map((f) => f.reduction);
     this.#lateral = ctx.featureInfo.map((f, i) => conv(`lateral.${i}`, 1, f.channels, dim));
     this.#fuse = conv('fuse', 3, dim, dim);

@@ -6,10 +6,11 @@
  * learn the correction — the usual start for denoisers (DnCNN, NAFNet).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fanInUniform, zeros, type Param } from '../backbones/_params.ts';
+import { zeros, type Init } from '../backbones/_params.ts';
 import { conv2d, gelu } from '../backbones/layers/ops.ts';
 import { GatedError } from '../core/errors.ts';
 import type { Head, HeadContext, HeadSpec } from './_types.ts';
+import { convParams, type ConvP } from './_conv.ts';
 import { resize } from './fpn.ts';
 
 export interface ResidualConfig {
@@ -20,11 +21,6 @@ export interface ResidualConfig {
 }
 
 export const RESIDUAL_DEFAULTS: ResidualConfig = { dim: 32, depth: 2 };
-
-interface ConvP {
-  k: Param;
-  b: Param;
-}
 
 export class ResidualHead implements Head {
   readonly kind = 'residual';
@@ -43,10 +39,7 @@ export class ResidualHead implements Head {
     if (!(Number.isInteger(dim) && dim > 0) || !(Number.isInteger(depth) && depth >= 1)) throw new GatedError('config', 'residual head: dim must be > 0 and depth ≥ 1 (whole numbers)');
     if (ctx.inChannels % ctx.outChannels !== 0) throw new GatedError('config', `residual head: ${ctx.inChannels} input channels are not whole slices of ${ctx.outChannels}`);
     const s = ctx.store;
-    const conv = (name: string, kh: number, cin: number, cout: number, init = fanInUniform(kh * kh * cin)): ConvP => ({
-      k: s.add(`${name}.kernel`, [kh, kh, cin, cout], init),
-      b: s.add(`${name}.bias`, [cout], zeros),
-    });
+    const conv = (name: string, kh: number, cin: number, cout: number, init?: Init): ConvP => convParams(s, name, kh, cin, cout, init);
     this.#lateral = ctx.featureInfo.map((f, i) => conv(`lateral.${i}`, 1, f.channels, dim));
     this.#inConv = conv('input', 3, ctx.inChannels, dim);
     this.#body = Array.from({ length: depth }, (_, i) => conv(`body.${i}`, 3, i === 0 ? 2 * dim : dim, dim));

@@ -32,18 +32,8 @@ export interface Job {
   endedAt: number | null;
 }
 
-export interface NewJob {
-  /** 128-bit random hex, chosen by the caller so the input can be moved into place before the row exists. */
-  id: string;
-  client: string;
-  task: Task;
-  model: string;
-  format: string;
-  inputExt: string;
-  inputBytes: number;
-  inputSha256: string;
-  idempotencyKey?: string;
-}
+/** A job as submitted: its id is 128-bit random hex, chosen by the caller so the input can be moved into place before the row exists. */
+export type NewJob = Pick<Job, 'id' | 'client' | 'task' | 'model' | 'format' | 'inputExt' | 'inputBytes' | 'inputSha256'> & { idempotencyKey?: string };
 
 export interface KeyInfo {
   client: string;
