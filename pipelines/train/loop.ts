@@ -4,7 +4,7 @@
  * a checkpoint after each epoch for --resume, and progress lines with loss, learning rate and ETA.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { saveTaskModel, type TaskModel } from '../task_model.ts';
+import { loadTaskModel, saveTaskModel, type TaskModel } from '../task_model.ts';
 import { loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.ts';
 import { AdamW, ADAMW_DEFAULTS, type AdamWConfig } from './optim.ts';
 import { Rng } from './rng.ts';
@@ -50,12 +50,38 @@ export interface LoopOptions {
   resume: boolean;
   optim?: Partial<AdamWConfig>;
   log?: (line: string) => void;
-  /** Wall-clock budget: after the first epoch the number of epochs is cut to fit it (schedule included). */
+  /** Wall-clock budget: after every epoch the number of epochs is re-planned to fit it (schedule included). */
   maxSeconds?: number;
   /** Stops cleanly after the epoch in progress (its checkpoint written), e.g. on Ctrl-C. */
   signal?: AbortSignal;
   /** Model card fields saved with the best model. */
   card: Record<string, unknown>;
+}
+
+/** The loop options of a `train` run: its own fields, and the task's model-card entries with the command added. */
+export function runLoopOptions(o: TrainRunOptions, card: Record<string, unknown>): LoopOptions {
+  return {
+    outDir: o.outDir,
+    epochs: o.epochs,
+    seed: o.seed,
+    resume: o.resume,
+    ...(o.maxSeconds ? { maxSeconds: o.maxSeconds } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.lr ? { optim: { lr: o.lr } } : {}),
+    ...(o.log ? { log: o.log } : {}),
+    card: { ...card, ...(o.command ? { command: o.command } : {}) },
+  };
+}
+
+/** `--init`: the weights of another model folder, loaded into `model` (fine-tuning). */
+export async function initWeights(model: TaskModel, init: string, log: (line: string) => void): Promise<void> {
+  const from = await loadTaskModel(init);
+  try {
+    model.loadWeights(await from.exportWeights());
+  } finally {
+    from.dispose();
+  }
+  log(`initialised from ${init} (${from.manifest.name}, sha256 ${from.sha256.slice(0, 12)})`);
 }
 
 export interface LoopResult {

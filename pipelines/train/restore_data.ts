@@ -14,9 +14,9 @@ import { GatedError } from '../../core/errors.ts';
 import { loadInput } from '../../io/load.ts';
 import type { Volume } from '../../io/volume.ts';
 import { psnr } from '../metrics/restoration.ts';
-import { buildTaskModel, loadTaskModel, type TaskModel, type TaskSpec } from '../task_model.ts';
+import { buildTaskModel, type TaskModel, type TaskSpec } from '../task_model.ts';
 import { runTiled } from '../tiling.ts';
-import { trainLoop, type LoopResult, type TrainRunOptions, type TrainTask } from './loop.ts';
+import { initWeights, runLoopOptions, trainLoop, type LoopResult, type TrainRunOptions, type TrainTask } from './loop.ts';
 import { RESTORE_LOSS_DEFAULTS, restoreLoss, type RestoreLossConfig } from './restore_loss.ts';
 import { Rng } from './rng.ts';
 
@@ -195,31 +195,13 @@ export async function trainRestore(o: TrainRestoreOptions): Promise<LoopResult &
   const stepsPerEpoch = o.stepsPerEpoch ?? Math.max(1, Math.ceil(train.length / o.batch));
   const model = buildTaskModel(spec, o.seed);
   try {
-    if (o.init) {
-      const from = await loadTaskModel(o.init);
-      try {
-        model.loadWeights(await from.exportWeights());
-      } finally {
-        from.dispose();
-      }
-    }
-    const res = await trainLoop(model, restoreTrainTask(train, val, { batch: o.batch, patch, stepsPerEpoch, degrade: degradeCfg, loss }), {
-      outDir: o.outDir,
-      epochs: o.epochs,
-      seed: o.seed,
-      resume: o.resume,
-      ...(o.maxSeconds ? { maxSeconds: o.maxSeconds } : {}),
-      ...(o.signal ? { signal: o.signal } : {}),
-      ...(o.lr ? { optim: { lr: o.lr } } : {}),
-      log,
-      card: {
-        task: 'restore',
-        patch,
-        data: { folder: o.data, images: images.map((i) => ({ name: i.name, shape: [i.w, i.h] })), validation: split, degradation: degradeCfg, paired: images.some((i) => i.noisy) },
-        training: { preset: o.model, ...(o.init ? { init: o.init } : {}), epochs: o.epochs, batch: o.batch, patch, stepsPerEpoch, seed: o.seed, loss: `Charbonnier (eps ${loss.eps}) + ${loss.fftWeight} x FFT L1`, optimizer: 'AdamW, warmup + cosine', ...(o.device ? { device: o.device } : {}) },
-        ...(o.command ? { command: o.command } : {}),
-      },
-    });
+    if (o.init) await initWeights(model, o.init, log);
+    const res = await trainLoop(model, restoreTrainTask(train, val, { batch: o.batch, patch, stepsPerEpoch, degrade: degradeCfg, loss }), runLoopOptions(o, {
+      task: 'restore',
+      patch,
+      data: { folder: o.data, images: images.map((i) => ({ name: i.name, shape: [i.w, i.h] })), validation: split, degradation: degradeCfg, paired: images.some((i) => i.noisy) },
+      training: { preset: o.model, ...(o.init ? { init: o.init } : {}), epochs: o.epochs, batch: o.batch, patch, stepsPerEpoch, seed: o.seed, loss: `Charbonnier (eps ${loss.eps}) + ${loss.fftWeight} x FFT L1`, optimizer: 'AdamW, warmup + cosine', ...(o.device ? { device: o.device } : {}) },
+    }));
     return { ...res, split };
   } finally {
     model.dispose();

@@ -2,9 +2,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { withTraining } from '../../backbones/layers/drop_path.ts';
 import { predictLabels } from '../segment_volume.ts';
-import { buildTaskModel, loadTaskModel, type TaskModel } from '../task_model.ts';
+import { buildTaskModel, type TaskModel } from '../task_model.ts';
 import { AUGMENT_DEFAULTS, type AugmentConfig } from './augment.ts';
-import { trainLoop, type LoopResult, type TrainRunOptions } from './loop.ts';
+import { initWeights, runLoopOptions, trainLoop, type LoopResult, type TrainRunOptions } from './loop.ts';
 import { specFromPreset } from './presets.ts';
 import { loadSegDataset, makeBatch, splitCases, type SegCase, type SlabSplit } from './seg_data.ts';
 import { diceCeLoss, oneHotHost } from './seg_loss.ts';
@@ -28,15 +28,7 @@ export async function trainSegment(o: TrainSegmentOptions): Promise<LoopResult &
   log(`${cases.length} case(s), ${split.train.length} training slices; validation: ${split.description}`);
   const model = buildTaskModel(spec, o.seed);
   try {
-    if (o.init) {
-      const from = await loadTaskModel(o.init);
-      try {
-        model.loadWeights(await from.exportWeights());
-      } finally {
-        from.dispose();
-      }
-      log(`initialised from ${o.init} (${from.manifest.name}, sha256 ${from.sha256.slice(0, 12)})`);
-    }
+    if (o.init) await initWeights(model, o.init, log);
     const patch = o.patch ?? Math.max(...cases.map((c) => Math.max(c.geo.H, c.geo.W)));
     const aug = { ...AUGMENT_DEFAULTS, ...o.augment };
     const K = classes.length;
@@ -58,22 +50,11 @@ export async function trainSegment(o: TrainSegmentOptions): Promise<LoopResult &
         },
         validate: (m) => validateDice(m, cases, split, K),
       },
-      {
-        outDir: o.outDir,
-        epochs: o.epochs,
-        seed: o.seed,
-        resume: o.resume,
-        ...(o.maxSeconds ? { maxSeconds: o.maxSeconds } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(o.lr ? { optim: { lr: o.lr } } : {}),
-        log,
-        card: {
-          task: 'segment',
-          data: { folder: o.data, cases: cases.map((c) => ({ name: c.name, shape: c.shape, spacing: c.spacing })), validation: split.description },
-          training: { preset: o.model, ...(o.init ? { init: o.init } : {}), epochs: o.epochs, batch: o.batch, patch, stepsPerEpoch, seed: o.seed, augment: aug, loss: 'Dice + cross-entropy', optimizer: 'AdamW, warmup + cosine', ...(o.device ? { device: o.device } : {}) },
-          ...(o.command ? { command: o.command } : {}),
-        },
-      },
+      runLoopOptions(o, {
+        task: 'segment',
+        data: { folder: o.data, cases: cases.map((c) => ({ name: c.name, shape: c.shape, spacing: c.spacing })), validation: split.description },
+        training: { preset: o.model, ...(o.init ? { init: o.init } : {}), epochs: o.epochs, batch: o.batch, patch, stepsPerEpoch, seed: o.seed, augment: aug, loss: 'Dice + cross-entropy', optimizer: 'AdamW, warmup + cosine', ...(o.device ? { device: o.device } : {}) },
+      }),
     );
     return { ...res, split: split.description };
   } finally {
