@@ -8,13 +8,21 @@ export interface InputItem {
   name: string;
   size: number;
   read(): Promise<Uint8Array>;
-  /** The first `n` bytes (or all, if shorter), when reading a head is cheaper than reading the item. */
+  /**
+   * The first `n` bytes (or all, if shorter), when reading a head is cheaper than reading the item. Items
+   * of a folder share one head buffer: a head is valid only until the next readHead of any of them.
+   */
   readHead?(n: number): Promise<Uint8Array>;
   /**
    * The whole item in a buffer shared by the items of one input: valid only until the next readShared
    * of any of them. Decoding a series one file at a time this way leaves no file buffers to collect.
    */
   readShared?(): Promise<Uint8Array>;
+  /**
+   * Fills `dst` with the item's bytes from `position` on, straight from the file (no buffer in between),
+   * when the item still has `size` bytes; false when it has changed size or ends before `dst` is full.
+   */
+  readRange?(dst: Uint8Array, position: number, size: number): Promise<boolean>;
 }
 
 export interface Progress {

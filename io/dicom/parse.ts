@@ -38,6 +38,27 @@ export function parseDicomHeader(bytes: Uint8Array, opts: ParseOptions): DicomHe
   return readHeader(bytes, opts).header;
 }
 
+/**
+ * Where a file's stored values lie when they can be copied straight into a volume: one frame of native
+ * little-endian grey samples of 8, 16 or 32 bits, not deflated. `offset` is a byte offset in the file.
+ */
+export interface DirectPixels {
+  offset: number;
+  bytes: number;
+  /** The size of the file when its header was read; a file of another size is decoded the general way. */
+  fileSize: number;
+}
+
+/** The header, and where its pixels lie when a plain copy of file bytes gives the stored values. */
+export function parseDicomHeaderDirect(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeader; direct?: DirectPixels } {
+  const { header, ds, ts } = readHeader(bytes, opts);
+  const pixel = ds.elements[PIXEL_DATA]!;
+  const frameBytes = header.rows * header.columns * (header.bitsAllocated / 8);
+  const plain = ts.codec === 'native' && !ts.deflated && ts.littleEndian && header.samplesPerPixel === 1 && header.numberOfFrames === 1 && header.bitsAllocated >= 8;
+  if (!plain || pixel.length < frameBytes) return { header };
+  return { header, direct: { offset: pixel.dataOffset, bytes: frameBytes, fileSize: opts.fileSize ?? bytes.length } };
+}
+
 export async function parseDicom(bytes: Uint8Array, opts: ParseOptions): Promise<DicomObject> {
   const { header, ds, ts } = readHeader(bytes, opts);
   const pixels = await decodePixels(ds, ds.elements[PIXEL_DATA]!, ts, header);

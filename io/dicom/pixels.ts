@@ -77,7 +77,7 @@ function typed(raw: Uint8Array, bitsAllocated: number, signed: 0 | 1): VoxelArra
   return signed ? new Int32Array(b, o, raw.length >> 2) : new Uint32Array(b, o, raw.length >> 2);
 }
 
-function applyBitsStored(a: VoxelArray, stored: number, allocated: number, signed: 0 | 1): void {
+export function applyBitsStored(a: VoxelArray, stored: number, allocated: number, signed: 0 | 1): void {
   if (stored >= allocated || allocated === 1) return;
   const mask = stored >= 32 ? 0xffffffff : (1 << stored) - 1;
   if (!signed) {

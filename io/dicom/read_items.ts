@@ -10,7 +10,7 @@ import type { Limits } from '../../core/limits.ts';
 import type { InputItem, ReadContext, Rejection, SeriesSummary } from '../types.ts';
 import type { IoWarning, Volume } from '../volume.ts';
 import { groupStacks, type Stack } from './group.ts';
-import { parseDicom, parseDicomHeader, type DicomHeader } from './parse.ts';
+import { parseDicom, parseDicomHeaderDirect, type DicomHeader, type DirectPixels } from './parse.ts';
 import { resampleStack } from './resample.ts';
 import { planStack } from './series.ts';
 import { decodePlan, type ObjectSource } from './stack.ts';
@@ -28,10 +28,13 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     try {
-      const header = await readHeaderOf(item, ctx, i);
+      const { header, direct } = await readHeaderOf(item, ctx, i);
       // decodePlan copies each object's pixels into the volume before it asks for the next: one shared read buffer serves them all
       const read = () => (item.readShared ? item.readShared() : item.read());
-      sources.push({ header, pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i })).pixels });
+      const source: ObjectSource = { header, pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i })).pixels };
+      // plain native slices go from the file straight into the volume (no read buffer, no second parse)
+      if (direct && item.readRange) source.pixelsInto = async (dst) => dst.length === direct.bytes && item.readRange!(dst, direct.offset, direct.fileSize);
+      sources.push(source);
     } catch (e) {
       const err = toGatedError(e, 'not_dicom');
       rejected.push({ name: item.name, code: err.code, message: err.message });
@@ -50,15 +53,15 @@ const HEAD_BYTES = 64 * 1024;
  * The header from a 64 KiB head when the item can give one (the whole file is then read once, to decode);
  * the whole file when the data set does not fit in the head.
  */
-async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<DicomHeader> {
+async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<{ header: DicomHeader; direct?: DirectPixels }> {
   if (item.readHead && item.size > HEAD_BYTES) {
     try {
-      return parseDicomHeader(await item.readHead(HEAD_BYTES), { limits: ctx.limits, name: item.name, index, fileSize: item.size });
+      return parseDicomHeaderDirect(await item.readHead(HEAD_BYTES), { limits: ctx.limits, name: item.name, index, fileSize: item.size });
     } catch {
       // longer data set, deflated body, or damage: the whole file decides
     }
   }
-  return parseDicomHeader(await item.read(), { limits: ctx.limits, name: item.name, index });
+  return parseDicomHeaderDirect(await item.read(), { limits: ctx.limits, name: item.name, index });
 }
 
 /** Parsed objects (headers now, pixels on demand) → one volume per geometric stack. */

@@ -10,6 +10,7 @@ import type { Limits } from '../../core/limits.ts';
 import { axisCodes } from '../geometry.ts';
 import { allocate, DTYPE_BYTES, type DType, type IoWarning, type Rescale, type Volume, type VoxelArray } from '../volume.ts';
 import type { DicomHeader } from './parse.ts';
+import { applyBitsStored } from './pixels.ts';
 import type { StackPlan } from './series.ts';
 
 /** One parsed object: its header now, its stored pixel values on demand (decoding is the costly part). */
@@ -17,6 +18,12 @@ export interface ObjectSource {
   header: DicomHeader;
   /** Valid until the next pixels() call of any source of the same read (they may share one buffer). */
   pixels(): Promise<VoxelArray>;
+  /**
+   * Single-frame native grey objects: copies the stored bytes straight into `dst` (the frame's slot in the
+   * volume) without a file buffer or a second parse; false when the object must go through pixels().
+   * BitsStored is applied by the caller.
+   */
+  pixelsInto?(dst: Uint8Array): Promise<boolean>;
 }
 
 export interface DecodeOutcome {
@@ -47,8 +54,28 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   const failed: DecodeOutcome['failed'] = [];
   const pendingTwins: { keep: number; slice: VoxelArray; rescale: Rescale }[] = [];
   const objects = [...new Set([...perObject.keys(), ...twinsOf.keys()])].sort((a, b) => a - b);
+  const bytesPer = DTYPE_BYTES[dtype];
+  // frames that are a plain copy of file bytes (same sample type as the volume, no per-slice LUT, no twin to compare)
+  const direct = (object: number): number | undefined => {
+    const src = sources[object]!;
+    const slots = perObject.get(object);
+    const o = src.header;
+    if (!src.pixelsInto || spp !== 1 || !plan.rescale || twinsOf.has(object) || slots?.length !== 1 || slots[0]!.frame !== 0) return undefined;
+    if (o.rows !== rows || o.columns !== cols || o.bitsAllocated !== h.bitsAllocated || o.pixelRepresentation !== h.pixelRepresentation || o.bitsAllocated / 8 !== bytesPer) return undefined;
+    return slots[0]!.k;
+  };
   for (const object of objects) {
     try {
+      const k = direct(object);
+      if (k !== undefined) {
+        const slot = new Uint8Array(data.buffer, data.byteOffset + k * n2 * bytesPer, n2 * bytesPer);
+        if (await sources[object]!.pixelsInto!(slot)) {
+          const o = sources[object]!.header;
+          applyBitsStored(data.subarray(k * n2, (k + 1) * n2), o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
+          tick();
+          continue;
+        }
+      }
       const pixels = await sources[object]!.pixels();
       const frameOf = (f: number) => {
         if ((f + 1) * n2 * spp > pixels.length) throw new GatedError('decode_failed', `frame ${f + 1} is missing from the decoded pixels`);
