@@ -12,3 +12,18 @@ export function forceReference(): boolean {
 export function setForceReference(on: boolean): void {
   forced = on;
 }
+
+/**
+ * GATEDVISION_GLA_KERNEL=split runs BiGLA as two single-direction scans (the earlier WebGPU kernel) instead of
+ * the fused bidirectional kernel, so one benchmark run can time both.
+ */
+let glaMode: 'fused' | 'split' | undefined;
+
+export function glaBidirectionalMode(): 'fused' | 'split' {
+  glaMode ??= process.env.GATEDVISION_GLA_KERNEL === 'split' ? 'split' : 'fused';
+  return glaMode;
+}
+
+export function setGlaBidirectionalMode(mode: 'fused' | 'split'): void {
+  glaMode = mode;
+}

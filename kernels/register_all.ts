@@ -4,8 +4,9 @@ import { createRequire } from 'node:module';
 import { GatedError } from '../core/errors.ts';
 import { dwconvGradConfig } from './dwconv/grad.ts';
 import { dwconvWebgpuConfig } from './dwconv/webgpu.ts';
-import { glaGradConfig } from './gla/grad.ts';
+import { glaBiGradConfig, glaGradConfig } from './gla/grad.ts';
 import { glaWebgpuConfig } from './gla/webgpu.ts';
+import { glaBiWebgpuConfig } from './gla/webgpu_bi.ts';
 import { linearAttentionGradConfig } from './linear_attention/grad.ts';
 import { linearAttentionWebgpuConfig } from './linear_attention/webgpu.ts';
 import { matmulGradConfig } from './matmul/grad.ts';
@@ -21,8 +22,8 @@ import { rmsNormWebgpuConfig } from './rms_norm/webgpu.ts';
 import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
 import { useConvBackpropFilterOnWebgpu } from './webgpu_training/conv2d_backprop_filter.ts';
 
-const KERNELS: KernelConfig[] = [glaWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, ...WASM_TRAINING_KERNELS];
-const GRADIENTS: GradConfig[] = [glaGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig, geluGradConfig];
+const KERNELS: KernelConfig[] = [glaWebgpuConfig, glaBiWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, ...WASM_TRAINING_KERNELS];
+const GRADIENTS: GradConfig[] = [glaGradConfig, glaBiGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig, geluGradConfig];
 
 const require = createRequire(import.meta.url);
 

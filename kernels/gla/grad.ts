@@ -3,9 +3,10 @@
  * (vectorized.ts: batched over chunks, log-depth state scan), which equals the reference's maths, so any
  * backend that runs the fast forward kernel trains with the reference's gradients in O(log T) batched ops.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
 import { GatedLinearAttention, type GlaAttrs } from '../kernel_names.ts';
+import { BiGatedLinearAttention, type BiGlaAttrs } from './names.ts';
 import { glaVectorized } from './vectorized.ts';
 import { vjp } from '../vjp.ts';
 
@@ -21,5 +22,22 @@ export const glaGradConfig: GradConfig = {
       dy as tf.Tensor,
     );
     return { q: () => dq!, k: () => dk!, v: () => dv!, logDecay: () => dg!, acc: () => dacc! };
+  },
+};
+
+/** Gradient of BiGatedLinearAttention: the VJP of the two loop-free scans, the backward one added onto the forward one. */
+export const glaBiGradConfig: GradConfig = {
+  kernelName: BiGatedLinearAttention,
+  inputsToSave: ['q', 'k', 'v', 'logDecayFwd', 'logDecayBwd'],
+  gradFunc: (dy, saved, attrs: NamedAttrMap) => {
+    const [q, k, v, gf, gb] = saved as tf.Tensor4D[];
+    const { scale } = attrs as unknown as BiGlaAttrs;
+    const both = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, f: tf.Tensor, r: tf.Tensor) => {
+      const [x, y, z] = [a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D];
+      const zero = tf.fill([x.shape[0], x.shape[1], x.shape[2], z.shape[3]], 0) as tf.Tensor4D;
+      return glaVectorized(x, y, z, r as tf.Tensor4D, glaVectorized(x, y, z, f as tf.Tensor4D, zero, false, scale), true, scale);
+    };
+    const [dq, dk, dv, dgf, dgb] = vjp(both, [q!, k!, v!, gf!, gb!], dy as tf.Tensor);
+    return { q: () => dq!, k: () => dk!, v: () => dv!, logDecayFwd: () => dgf!, logDecayBwd: () => dgb! };
   },
 };

@@ -7,13 +7,15 @@
  * Conventions as fla's chunk_gla: logDecay = log α ≤ 0 per key channel (fla's `g`), S_t = diag(α_t) S_{t−1}
  * + k_tᵀ v_t, o_t = scale · q_t S_t, scale defaults to Dk^-1/2. fla's layout is [B, T, H, D]; ours is
  * [B, H, T, D].
- * Runs the registered GPU kernel when the active backend has one, the tfjs-ops reference otherwise.
+ * Runs the registered GPU kernel when the active backend has one, the tfjs-ops reference otherwise. BiGLA runs
+ * as one fused kernel (both scans in one pass over q, k, v) unless GATEDVISION_GLA_KERNEL=split asks for two scans.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedAttrMap } from '@tensorflow/tfjs-core';
 import { GatedError } from '../../core/errors.ts';
 import { GatedLinearAttention, type GlaAttrs } from '../kernel_names.ts';
-import { forceReference } from '../flags.ts';
+import { forceReference, glaBidirectionalMode } from '../flags.ts';
+import { BiGatedLinearAttention, type BiGlaAttrs } from './names.ts';
 import { glaReference } from './reference.ts';
 
 export interface GlaOptions {
@@ -31,6 +33,11 @@ export function biGatedLinearAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Ten
   check(q, k, v, logDecayFwd);
   check(q, k, v, logDecayBwd);
   const scale = (opts.scale ?? q.shape[3] ** -0.5) / 2; // the /2 merge folded into the scale
+  const fused = !forceReference() && glaBidirectionalMode() === 'fused' && tf.getKernel(BiGatedLinearAttention, tf.getBackend()) !== undefined;
+  if (fused) {
+    const attrs: BiGlaAttrs = { scale };
+    return tf.engine().runKernel(BiGatedLinearAttention, { q, k, v, logDecayFwd, logDecayBwd }, attrs as unknown as NamedAttrMap) as tf.Tensor4D;
+  }
   return tf.tidy(() => {
     const fwd = scan(q, k, v, logDecayFwd, zeroOutput(q, v), false, scale);
     return scan(q, k, v, logDecayBwd, fwd, true, scale);

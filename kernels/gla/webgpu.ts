@@ -29,7 +29,11 @@ export function glaChunkSize(dk: number, dv: number, maxSharedBytes: number, max
 const glaWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const { q, k, v, logDecay, acc } = inputs as Record<string, TensorInfo>;
   const { reverse, scale } = attrs as unknown as GlaAttrs;
-  const gpu = backend as WebGPUBackend;
+  return glaScanWebgpu(backend as WebGPUBackend, [q!, k!, v!, logDecay!, acc!], reverse, scale);
+};
+
+/** One scan added onto `acc` (the GatedLinearAttention kernel; also BiGLA's split form). */
+export function glaScanWebgpu(gpu: WebGPUBackend, [q, k, v, logDecay, acc]: TensorInfo[], reverse: boolean, scale: number): TensorInfo {
   const [B, H, T, Dk] = q!.shape as [number, number, number, number];
   const Dv = v!.shape[3]!;
   const uniforms = (nC: number) => [
@@ -57,7 +61,7 @@ const glaWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
     return out;
   }
   return generalScan(gpu, [q!, k!, v!, logDecay!, acc!], [B, H, T, Dk, Dv], reverse, scale);
-};
+}
 
 /** Four passes over 16-token chunks, any d_k and d_v. */
 function generalScan(b: WebGPUBackend, [q, k, v, g, acc]: TensorInfo[], [B, H, T, Dk, Dv]: number[], reverse: boolean, scale: number): TensorInfo {

@@ -1,0 +1,11 @@
+/**
+ * The fused bidirectional GLA kernel (ViG's BiGLA in one kernel call). Its stanza lives beside the op rather
+ * than in kernels/kernel_names.ts so the GLA folder owns it whole.
+ */
+export const BiGatedLinearAttention = 'BiGatedLinearAttention';
+/** q, k, logDecayFwd, logDecayBwd: [B, H, T, Dk]; v: [B, H, T, Dv]. Output scale·(scan_fwd + scan_bwd). */
+export type BiGlaInputs = { q: unknown; k: unknown; v: unknown; logDecayFwd: unknown; logDecayBwd: unknown };
+export interface BiGlaAttrs {
+  /** Includes ViG's /2 merge. */
+  scale: number;
+}
