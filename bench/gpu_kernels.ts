@@ -13,7 +13,9 @@ import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
 import { trackPeakGpuBytes, type WebGPUBackend } from '../kernels/_webgpu_internal.ts';
 import { setForceReference } from '../kernels/flags.ts';
 import { installDawn } from '../kernels/webgpu_node.ts';
-import { benchCases, type BenchCase } from './gpu_kernels_cases.ts';
+import { benchCases, glaAgreement, type BenchCase } from './gpu_kernels_cases.ts';
+
+type GlaAgreement = Awaited<ReturnType<typeof glaAgreement>>;
 
 export interface KernelBenchRow {
   op: string;
@@ -73,7 +75,7 @@ async function gpuTime(fn: () => tf.Tensor, repeat: number): Promise<{ ms: numbe
   return { ms: ts[Math.floor(ts.length / 2)]!, kernels };
 }
 
-export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<{ device: string; reason: string; rows: KernelBenchRow[] }> {
+export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<{ device: string; reason: string; rows: KernelBenchRow[]; checks: GlaAgreement[] }> {
   const choice = await selectDevice(opts.device ?? 'webgpu', { allowSoftware: opts.allowSoftware ?? false });
   const hardware = choice.backend === 'webgpu' && !(await installDawn())?.software;
   const small = opts.small ?? !hardware; // full sizes only on a hardware GPU
@@ -112,7 +114,8 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<{ d
     }
     tf.dispose(Object.values(inputs));
   }
-  return { device: choice.reason, reason: choice.reason, rows };
+  const checks = !opts.only || 'BiGLA forward'.includes(opts.only) ? [await glaAgreement(small)] : [];
+  return { device: choice.reason, reason: choice.reason, rows, checks };
 }
 
 export function formatRows(rows: KernelBenchRow[]): string {
@@ -130,7 +133,8 @@ async function main(): Promise<void> {
     ...(values.repeat ? { repeat: Number(values.repeat) } : {}),
     ...(values.only ? { only: values.only } : {}),
   });
-  process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.reason}\n${formatRows(res.rows)}\n`);
+  const checks = res.checks.map((c) => `${c.op} ${c.shape}: max |diff| ${c.maxAbsDiff.toExponential(2)} (max |out| ${c.maxAbs.toFixed(2)})`).join('\n');
+  process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.reason}\n${formatRows(res.rows)}\n${checks}\n`);
   process.exit(0);
 }
 

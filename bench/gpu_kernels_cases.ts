@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { depthwiseConv2dFused } from '../kernels/dwconv/op.ts';
 import { biGatedLinearAttention } from '../kernels/gla/op.ts';
 import { glaTuning } from '../kernels/gla/webgpu.ts';
+import { glaBidirectionalMode, setGlaBidirectionalMode } from '../kernels/flags.ts';
 import { linearAttention } from '../kernels/linear_attention/op.ts';
 import { matmulFast } from '../kernels/matmul/op.ts';
 import { blockPartition } from '../kernels/multi_axis/op.ts';
@@ -44,6 +45,37 @@ function withChunk(c: number, f: () => tf.Tensor): tf.Tensor {
   } finally {
     glaTuning.maxChunk = before;
   }
+}
+
+function withGlaMode(mode: 'fused' | 'split', f: () => tf.Tensor): tf.Tensor {
+  const before = glaBidirectionalMode();
+  setGlaBidirectionalMode(mode);
+  try {
+    return f();
+  } finally {
+    setGlaBidirectionalMode(before);
+  }
+}
+
+/**
+ * Agreement beside the timings, on the benchmark's own inputs and device: the fused BiGLA kernel against the
+ * split one (max |fused − split| and max |split|), so a device run also shows the new kernel's result is right.
+ */
+export async function glaAgreement(small: boolean): Promise<{ op: string; shape: string; maxAbsDiff: number; maxAbs: number }> {
+  const [B, H, N, Dk, Dv] = small ? [1, 1, 200, 32, 64] : [1, 3, 65536, 32, 64];
+  const x = {
+    q: tf.randomNormal([B, H, N, Dk]) as tf.Tensor4D,
+    k: tf.randomNormal([B, H, N, Dk]) as tf.Tensor4D,
+    v: tf.randomNormal([B, H, N, Dv]) as tf.Tensor4D,
+    gf: tf.neg(tf.randomUniform([B, H, N, Dk], 0, 0.1)) as tf.Tensor4D,
+    gb: tf.neg(tf.randomUniform([B, H, N, Dk], 0, 0.1)) as tf.Tensor4D,
+  };
+  const fused = withGlaMode('fused', () => biGatedLinearAttention(x.q, x.k, x.v, x.gf, x.gb));
+  const split = withGlaMode('split', () => biGatedLinearAttention(x.q, x.k, x.v, x.gf, x.gb));
+  const [d, m] = tf.tidy(() => [tf.max(tf.abs(tf.sub(fused, split))), tf.max(tf.abs(split))]);
+  const [maxAbsDiff, maxAbs] = [(await d!.data())[0]!, (await m!.data())[0]!];
+  tf.dispose([fused, split, d!, m!, ...Object.values(x)]);
+  return { op: 'BiGLA forward, fused vs split', shape: `B${B} H${H} N${N} dk${Dk} dv${Dv}`, maxAbsDiff, maxAbs };
 }
 
 export function benchCases(small: boolean): BenchCase[] {
@@ -84,6 +116,8 @@ export function benchCases(small: boolean): BenchCase[] {
         ours(gla),
         { name: 'ours, one call awaited at a time', reference: false, run: gla, inner: 1 },
         { name: 'ours, 32-token chunks', reference: false, run: (x) => withChunk(32, () => gla(x)) },
+        { name: 'ours, split: two single-direction scans (previous kernel)', reference: false, run: (x) => withGlaMode('split', () => gla(x)) },
+        { name: 'ours, split, one call awaited at a time', reference: false, run: (x) => withGlaMode('split', () => gla(x)), inner: 1 },
         stock(glaSlice, { repeat: small ? 3 : 1, inner: 1, timeScale: N / slice, name: `tfjs-webgpu composite (reference ops, ${slice}-token slice x ${N / slice})` }),
       ],
     },
