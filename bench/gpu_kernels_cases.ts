@@ -116,6 +116,7 @@ export function benchCases(small: boolean): BenchCase[] {
         ours(gla),
         { name: 'ours, one call awaited at a time', reference: false, run: gla, inner: 1 },
         { name: 'ours, 32-token chunks', reference: false, run: (x) => withChunk(32, () => gla(x)) },
+        { name: 'ours, 16-token chunks', reference: false, run: (x) => withChunk(16, () => gla(x)) },
         { name: 'ours, split: two single-direction scans (previous kernel)', reference: false, run: (x) => withGlaMode('split', () => gla(x)) },
         { name: 'ours, split, one call awaited at a time', reference: false, run: (x) => withGlaMode('split', () => gla(x)), inner: 1 },
         stock(glaSlice, { repeat: small ? 3 : 1, inner: 1, timeScale: N / slice, name: `tfjs-webgpu composite (reference ops, ${slice}-token slice x ${N / slice})` }),

@@ -12,6 +12,7 @@
  *   same sub-chunk (l ≤ i):   A_il = Σ_d q_id k_ld exp(G_id − G_ld), exactly, once per chunk.
  * Then O accumulates over K-tiles staged in workgroup memory: S_c (DK rows), and for each key sub-chunk r the
  * tile Aᵀ[l ∈ r, all i] with V[l ∈ r].
+ * G is kept in base 2 (log2 α summed), so each exponential is one exp2.
  * DK, DV, C are baked and named in the shader key; T, BH, nC, scale are uniforms.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
@@ -121,7 +122,7 @@ export class GlaBiOutputProgram implements WebGPUProgram {
           }
           qs[e] = qv;
           ks[e] = kv;
-          st[e] = gv;
+          st[e] = gv * ${Math.LOG2E}; // log2 of the gates: every exp below is an exp2
         }
         workgroupBarrier();
         // G: inclusive cumsum over scan positions, in segments of ${SEG}, then the earlier segments' totals
@@ -156,7 +157,7 @@ export class GlaBiOutputProgram implements WebGPUProgram {
           var a = 0.0;
           for (var x = 0; x < ${DK4}; x++) {
             let d4 = (x + l) % ${DK4}; // lanes start at different columns: fewer bank conflicts
-            a += dot(qs[si + d4] * ks[sl + d4], exp(st[si + d4] - st[sl + d4]));
+            a += dot(qs[si + d4] * ks[sl + d4], exp2(st[si + d4] - st[sl + d4]));
           }
           ad[(p * ${SUB} + l) * ${SUB} + i] = a;
         }
@@ -171,7 +172,7 @@ export class GlaBiOutputProgram implements WebGPUProgram {
           var mr = vec4<f32>(0.0);
           if (p > 0) { mp = st[(p * ${SUB} - 1) * ${DK4} + d4]; }
           if (r >= 0) { mr = st[(r * ${SUB} + ${SUB - 1}) * ${DK4} + d4]; }
-          ew[e] = exp(mp - mr);
+          ew[e] = exp2(mp - mr);
         }
         workgroupBarrier();
         // QH and KH in place
@@ -181,8 +182,8 @@ export class GlaBiOutputProgram implements WebGPUProgram {
           var mp = vec4<f32>(0.0);
           if (p > 0) { mp = st[(p * ${SUB} - 1) * ${DK4} + d4]; }
           let mr = st[(p * ${SUB} + ${SUB - 1}) * ${DK4} + d4];
-          qs[e] = qs[e] * exp(st[e] - mp);
-          ks[e] = ks[e] * exp(mr - st[e]);
+          qs[e] = qs[e] * exp2(st[e] - mp);
+          ks[e] = ks[e] * exp2(mr - st[e]);
         }
         workgroupBarrier();
         // inter-chunk: the entering state of this direction (scan chunk nC − 1 − c backward)

@@ -60,7 +60,7 @@ export class GlaBiStateProgram implements WebGPUProgram {
             if (dir == 1) { gv = gb[at]; } else { gv = gf[at]; }
           }
           // stored by scan position, so the scan below is the same for both directions
-          kd[scanPos(dir, e / ${DK4}) * ${DK4} + e % ${DK4}] = gv;
+          kd[scanPos(dir, e / ${DK4}) * ${DK4} + e % ${DK4}] = gv * ${Math.LOG2E}; // base 2: one exp2 each
         }
         for (var e = li; e < ${C * DV4}; e += WG) {
           let t = t0 + e / ${DV4};
@@ -91,7 +91,7 @@ export class GlaBiStateProgram implements WebGPUProgram {
           let t = t0 + select(s, ${C - 1} - s, dir == 1);
           var kv = vec4<f32>(0.0);
           if (t < uniforms.T) { kv = k[(bh * uniforms.T + t) * ${DK4} + d4]; }
-          kd[e] = kv * exp(tot);
+          kd[e] = kv * exp2(tot);
         }
         workgroupBarrier();
         // kd rows are in scan order, vsh rows in token order
@@ -126,7 +126,7 @@ export class GlaBiStateProgram implements WebGPUProgram {
         for (var d4 = li; d4 < ${DK4}; d4 += WG) {
           var tot = vec4<f32>(0.0);
           for (var x = 0; x < ${NSEG}; x++) { tot += seg[x * ${DK4} + d4]; }
-          let gam = exp(tot);
+          let gam = exp2(tot);
           let o = (base + d4 * 4) * ${DV + 1} + ${DV};
           result[o] = gam.x; result[o + ${DV + 1}] = gam.y; result[o + ${2 * (DV + 1)}] = gam.z; result[o + ${3 * (DV + 1)}] = gam.w;
         }
