@@ -6,7 +6,6 @@ import { defineCommand, runCommand } from 'citty';
 import { stat } from 'node:fs/promises';
 import { GatedError } from '../core/errors.ts';
 import { convertInput, type ConvertTarget } from '../pipelines/convert.ts';
-import { progressReporter, reportError } from './output.ts';
 
 export const convertCommand = defineCommand({
   meta: { name: 'convert', description: 'Convert an input to NIfTI (.nii/.nii.gz) or PNG (2D)' },
@@ -18,12 +17,16 @@ export const convertCommand = defineCommand({
   },
   async run({ args }) {
     const target = await resolveTarget(args.output);
-    const progress = progressReporter('reading', Boolean(args.json));
+    // The task goes to the decoding process first; the progress display (cli-progress) loads while it works.
+    let progress: ReturnType<typeof import('./output.ts').progressReporter> | undefined;
+    const running = convertInput(args.input, target, { onProgress: (d, t, w) => progress?.onProgress(d, t, w), resample: Boolean(args.resample) });
+    running.catch(() => undefined); // awaited below; a failure before that is not an unhandled rejection
     let res;
     try {
-      res = await convertInput(args.input, target, { onProgress: progress.onProgress, resample: Boolean(args.resample) });
+      progress = (await import('./output.ts')).progressReporter('reading', Boolean(args.json));
+      res = await running;
     } finally {
-      progress.stop();
+      progress?.stop();
     }
     if (args.json) process.stdout.write(`${JSON.stringify(res)}\n`);
     else {
@@ -55,6 +58,7 @@ export async function convertMain(argv: string[]): Promise<number> {
   } catch (e) {
     // citty reports missing positionals as its own error class; those are usage errors
     const err = e instanceof Error && e.name === 'CLIError' ? new GatedError('usage', e.message) : e;
+    const { reportError } = await import('./output.ts');
     return reportError(err, argv.includes('--json'));
   }
 }

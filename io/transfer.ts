@@ -37,6 +37,13 @@ export function packLarge(value: unknown): unknown {
   return value;
 }
 
+/** Whether a packed value carries any array through a transfer file. */
+export function holdsTransferFiles(value: unknown): boolean {
+  if (!value || typeof value !== 'object' || ArrayBuffer.isView(value)) return false;
+  if ('__gvFile' in value) return true;
+  return Object.values(value).some(holdsTransferFiles);
+}
+
 /** Parent side: reads the files back (and deletes them). */
 export function unpackLarge(value: unknown): unknown {
   if (value && typeof value === 'object' && '__gvFile' in value) {

@@ -18,28 +18,37 @@ export interface FrameSpec {
   photometric?: string;
 }
 
-/** Decoded frame bytes in the native layout (little endian, samples interleaved, unsigned/signed as stored). */
-export async function decodeFrame(codec: Codec, data: Uint8Array, spec: FrameSpec): Promise<Uint8Array> {
+/**
+ * Decoded frame bytes in the native layout (little endian, samples interleaved, unsigned/signed as stored).
+ * With `use`, the bytes are handed to it synchronously as they come out of the decoder (for WebAssembly
+ * codecs a view on the codec's own memory, valid only during the call; the promise then holds nothing of
+ * them): a series decodes slice after slice without a garbage buffer per slice.
+ */
+export async function decodeFrame(codec: Codec, data: Uint8Array, spec: FrameSpec, use?: (decoded: Uint8Array) => void): Promise<Uint8Array> {
+  const own = (b: Uint8Array) => {
+    use?.(b);
+    return b;
+  };
   try {
     switch (codec) {
       case 'rle':
-        return decodeRle(data, spec);
+        return own(decodeRle(data, spec));
       case 'jpeg': {
         const precision = sofPrecision(data);
-        if (precision === 12) return await decodeJpeg12(data, spec);
+        if (precision === 12) return own(await decodeJpeg12(data, spec));
         if (precision > 8) {
           throw new GatedError('unsupported_transfer_syntax', `${precision}-bit lossy JPEG (JPEG Extended, 1.2.840.10008.1.2.4.51) has no decoder here; transcode to a lossless syntax`);
         }
-        return await wasmDecode('jpeg', spec.samplesPerPixel === 3 && spec.photometric === 'RGB' ? withoutColourTransform(data) : data, spec);
+        return await wasmDecode('jpeg', spec.samplesPerPixel === 3 && spec.photometric === 'RGB' ? withoutColourTransform(data) : data, spec, use);
       }
       case 'jpeg-ls':
-        return await wasmDecode('jpeg-ls', data, spec);
+        return await wasmDecode('jpeg-ls', data, spec, use);
       case 'j2k':
-        return await wasmDecode('j2k', data, spec);
+        return await wasmDecode('j2k', data, spec, use);
       case 'htj2k':
-        return await wasmDecode('htj2k', data, spec);
+        return await wasmDecode('htj2k', data, spec, use);
       case 'jpeg-lossless':
-        return decodeJpegLossless(data, spec);
+        return own(decodeJpegLossless(data, spec));
       default:
         throw new GatedError('internal', `no decoder for ${codec}`);
     }
@@ -79,10 +88,14 @@ function module(kind: WasmKind): Promise<Record<string, new () => WasmDecoder>> 
   return m;
 }
 
-async function wasmDecode(kind: WasmKind, data: Uint8Array, spec: FrameSpec): Promise<Uint8Array> {
+/**
+ * A fresh decoder per frame: a reused one can report the previous frame's size (and hold its pixels)
+ * after a codestream it could not decode. Its output is handed to `use` straight from the codec's memory,
+ * before the decoder is released, so a frame leaves no copy behind for the garbage collector.
+ */
+async function wasmDecode(kind: WasmKind, data: Uint8Array, spec: FrameSpec, use?: (decoded: Uint8Array) => void): Promise<Uint8Array> {
   const mod = await module(kind);
-  const Cls = mod[MODULES[kind].cls]!;
-  const dec = new Cls();
+  const dec = new mod[MODULES[kind].cls]!();
   try {
     dec.getEncodedBuffer(data.length).set(data);
     dec.decode();
@@ -94,8 +107,13 @@ async function wasmDecode(kind: WasmKind, data: Uint8Array, spec: FrameSpec): Pr
     if (info.componentCount !== spec.samplesPerPixel) {
       throw new GatedError('bad_geometry', `codestream has ${info.componentCount} components; the header says ${spec.samplesPerPixel}`);
     }
+    const out = dec.getDecodedBuffer();
+    if (use) {
+      use(out);
+      return new Uint8Array(0);
+    }
     // copy out of the wasm heap before the decoder (and its memory) is released
-    return new Uint8Array(dec.getDecodedBuffer());
+    return new Uint8Array(out);
   } finally {
     dec.delete();
   }

@@ -17,6 +17,8 @@ export interface ParseOptions {
   index: number;
   /** Size of the whole file when `bytes` is only its head (header parse only). */
   fileSize?: number;
+  /** Decoded pixels may be written into this buffer, reused from object to object (see decodePixels). */
+  scratch?: { buf: Uint8Array };
 }
 
 export type DicomHeader = Omit<DicomObject, 'pixels'>;
@@ -61,7 +63,7 @@ export function parseDicomHeaderDirect(bytes: Uint8Array, opts: ParseOptions): {
 
 export async function parseDicom(bytes: Uint8Array, opts: ParseOptions): Promise<DicomObject> {
   const { header, ds, ts } = readHeader(bytes, opts);
-  const pixels = await decodePixels(ds, ds.elements[PIXEL_DATA]!, ts, header);
+  const pixels = await decodePixels(ds, ds.elements[PIXEL_DATA]!, ts, header, opts.scratch);
   return { ...header, pixels };
 }
 

@@ -15,7 +15,11 @@ import type { DicomObject } from './types.ts';
 
 type Header = Omit<DicomObject, 'pixels'>;
 
-export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax, h: Header): Promise<VoxelArray> {
+/**
+ * With `scratch`, a result that is not native pixels used in place may live in scratch.buf (grown as
+ * needed, up to 64 MiB): valid only until the next decode with the same scratch.
+ */
+export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax, h: Header, scratch?: { buf: Uint8Array }): Promise<VoxelArray> {
   const pixelsPerFrame = h.rows * h.columns;
   const spp = h.samplesPerPixel;
   const bps = Math.max(1, h.bitsAllocated / 8);
@@ -32,7 +36,8 @@ export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax,
       return out;
     }
   }
-  const raw = new Uint8Array(frameBytes * h.numberOfFrames); // fresh, aligned buffer for typed views
+  // aligned for typed views; every byte of it is written below, so a reused scratch buffer shows nothing stale
+  const raw = rawBuffer(frameBytes * h.numberOfFrames, scratch);
   let interleaved = h.planarConfiguration === 0;
   let ybr = h.photometric === 'YBR_FULL' || h.photometric === 'YBR_FULL_422';
 
@@ -51,9 +56,10 @@ export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax,
     const frames = splitFrames(ds, el, h.numberOfFrames, ts.codec);
     const spec: FrameSpec = { rows: h.rows, columns: h.columns, samplesPerPixel: spp, bitsAllocated: h.bitsAllocated, pixelRepresentation: h.pixelRepresentation, photometric: h.photometric };
     for (let f = 0; f < frames.length; f++) {
-      const decoded = await decodeFrame(ts.codec, frames[f]!, spec);
-      if (decoded.length < frameBytes) throw new GatedError('decode_failed', `frame ${f} decoded to ${decoded.length} bytes; ${frameBytes} expected`);
-      raw.set(decoded.subarray(0, frameBytes), f * frameBytes);
+      await decodeFrame(ts.codec, frames[f]!, spec, (decoded) => {
+        if (decoded.length < frameBytes) throw new GatedError('decode_failed', `frame ${f} decoded to ${decoded.length} bytes; ${frameBytes} expected`);
+        raw.set(decoded.subarray(0, frameBytes), f * frameBytes);
+      });
     }
     // codecs return interleaved samples; lossy JPEG/J2K colour codecs already return RGB
     interleaved = true;
@@ -68,6 +74,15 @@ export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax,
 }
 
 // --- internal ---
+
+function rawBuffer(n: number, scratch: { buf: Uint8Array } | undefined): Uint8Array {
+  if (!scratch || n > SCRATCH_MAX) return new Uint8Array(n);
+  if (scratch.buf.length < n) scratch.buf = new Uint8Array(n);
+  return scratch.buf.subarray(0, n);
+}
+
+/** Larger results (multi-frame objects) get their own buffer, so a read never keeps one alive. */
+const SCRATCH_MAX = 64 * 1024 * 1024;
 
 function typed(raw: Uint8Array, bitsAllocated: number, signed: 0 | 1): VoxelArray {
   const b = raw.buffer;

@@ -25,13 +25,15 @@ export interface DicomReadResult {
 export async function readDicomItems(items: InputItem[], ctx: ReadContext): Promise<DicomReadResult> {
   const rejected: Rejection[] = [];
   const sources: ObjectSource[] = [];
+  // like the shared read buffer, one decode buffer serves every object: each is placed before the next is decoded
+  const scratch = { buf: new Uint8Array(0) };
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     try {
       const { header, direct } = await readHeaderOf(item, ctx, i);
       // decodePlan copies each object's pixels into the volume before it asks for the next: one shared read buffer serves them all
       const read = () => (item.readShared ? item.readShared() : item.read());
-      const source: ObjectSource = { header, pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i })).pixels };
+      const source: ObjectSource = { header, pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i, scratch })).pixels };
       // plain native slices go from the file straight into the volume (no read buffer, no second parse)
       if (direct && item.readRange) source.pixelsInto = async (dst) => dst.length === direct.bytes && item.readRange!(dst, direct.offset, direct.fileSize);
       sources.push(source);
