@@ -19,6 +19,12 @@
  * In training, both residual branches of each LGViT block pass through stochastic depth at rates
  * linspace(0, dropPath, Σdepths) indexed by block position, so the MBConv slots take the first (unused)
  * rates, as LGViT.py does.
+ *
+ * `recompute: true` trades one more forward pass per training step for memory: every MBConv block, both halves
+ * of every LGViT block, the neck, each two-way decoder layer, the final attention, both upscaling stages and the
+ * mask product run as recomputed segments (layers/recompute.ts), so a gradient pass keeps only the segments'
+ * inputs plus one segment's activations at a time. The outputs are the same, the gradients the same up to the
+ * order of floating-point sums; inference (no gradient tape) is unaffected.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
@@ -28,6 +34,7 @@ import { fanInUniform, normal, ones, Param, ParamStore, zeros, type ScopedStore 
 import type { Backbone, FeatureInfo } from './_types.ts';
 import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
 import { conv2d, gelu, layerNorm, linear, silu } from './layers/ops.ts';
+import { recompute, type Segment } from './layers/recompute.ts';
 import { toTf } from './weights/convert.ts';
 import type { StateDict } from './weights/tensors.ts';
 
@@ -48,11 +55,14 @@ export interface HerSegConfig {
   inChans: number;
   /** Stochastic-depth rate of the last LGViT block (training only); the released model uses 0.1. */
   dropPath: number;
+  /** Recompute block activations in the backward pass instead of keeping them (training memory; same results). */
+  recompute: boolean;
 }
 
 export const HER_SEG_DEFAULTS: HerSegConfig = {
   embedDim: 96, patchSize: 16, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24], mlpRatio: 2,
   decoderDim: 256, decoderDepth: 2, decoderHeads: 8, decoderMlpDim: 256, numMaskTokens: 3, maskInChans: 16, inChans: 3, dropPath: 0,
+  recompute: false,
 };
 
 const BN_EPS = 1e-5;
@@ -233,25 +243,38 @@ export class HerSegModel implements Backbone {
     const P = this.config.patchSize;
     if (H % P || W % P) throw new GatedError('shape', `HER-Seg input ${H}x${W} must be a multiple of the patch size ${P}`);
     return tf.tidy(() => {
-      let t = conv2d(x, this.#p.patch!, this.#p.patchb!, P, 'valid');
-      for (const m of this.#mb) t = this.#mbconv(t, m);
+      // convolution, then bias, as two ops: tfjs's fused conv-with-bias computes its input's gradient eagerly,
+      // and the image's (a 1024²×96 spread of dy on wasm) is never needed
+      let t = tf.add(tf.conv2d(x, this.#p.patch!.v as tf.Tensor4D, P, 'valid'), this.#p.patchb!.v) as tf.Tensor4D;
+      for (const m of this.#mb) t = this.#segment(m, [t], [], ([u]) => this.#mbconv(u as tf.Tensor4D, m)) as tf.Tensor4D;
       const [B, h, w, C] = t.shape;
       const { cos, sin } = ropeTables(h, w, C);
-      for (const b of this.#lg) t = this.#lgvit(t, b, cos, sin, state);
+      for (const b of this.#lg) {
+        // the stochastic-depth masks are drawn here, outside the block, so that a recomputed block sees the same ones
+        const keep1 = branchScale(B, b.dropPath, state);
+        const keep2 = branchScale(B, b.dropPath, state);
+        // two segments per block (attention, MLP): a recomputed block's backward then holds half a block at a time
+        const attn = [b.n1w, b.n1b, b.act, b.qk, b.lepe, b.lepeb, b.up, b.down, b.out];
+        t = this.#segment(attn, [t], keep1 ? [cos, sin, keep1] : [cos, sin], ([u], [c, s, k]) => this.#lgAttention(u as tf.Tensor4D, b, c as tf.Tensor3D, s as tf.Tensor3D, k)) as tf.Tensor4D;
+        t = this.#segment([b.n2w, b.n2b, b.fc1, b.fc2], [t], keep2 ? [keep2] : [], ([u], [k]) => this.#lgMlp(u as tf.Tensor4D, b, k)) as tf.Tensor4D;
+      }
       return tf.reshape(t, [B, h, w, C]) as tf.Tensor4D;
     });
   }
 
   /** Image embedding after the neck: [B, H/16, W/16, 256]. */
   forwardFeatures(x: tf.Tensor4D, opts: ForwardOptions = {}): tf.Tensor4D[] {
+    const p = this.#p;
+    const neck = [p.neck0!, p.neck1w!, p.neck1b!, p.neck2!, p.neck3w!, p.neck3b!];
     return [
-      tf.tidy(() => {
-        const p = this.#p;
-        let t = conv2d(this.encode(x, opts), p.neck0!, null, 1, 'valid');
-        t = layerNorm(t, p.neck1w!, p.neck1b!, LN2D_EPS) as tf.Tensor4D;
-        t = conv2d(t, p.neck2!, null, 1, 1);
-        return layerNorm(t, p.neck3w!, p.neck3b!, LN2D_EPS) as tf.Tensor4D;
-      }),
+      tf.tidy(() =>
+        this.#segment(neck, [this.encode(x, opts)], [], ([e]) => {
+          let t = conv2d(e as tf.Tensor4D, p.neck0!, null, 1, 'valid');
+          t = layerNorm(t, p.neck1w!, p.neck1b!, LN2D_EPS) as tf.Tensor4D;
+          t = conv2d(t, p.neck2!, null, 1, 1);
+          return layerNorm(t, p.neck3w!, p.neck3b!, LN2D_EPS);
+        }) as tf.Tensor4D,
+      ),
     ];
   }
 
@@ -274,38 +297,30 @@ export class HerSegModel implements Backbone {
       const src0 = tf.reshape(tf.add(emb, tf.reshape(p.noMask!.v, [1, 1, 1, D])), [B, h * w, D]) as tf.Tensor3D;
       const pos = tf.tile(tf.reshape(this.positionEncoding(h, w), [1, h * w, D]), [B, 1, 1]) as tf.Tensor3D;
       const tokens0 = tf.tile(tf.expandDims(tf.concat([p.iou!.v, p.maskTokens!.v], 0), 0), [B, 1, 1]) as tf.Tensor3D;
+      const T = tokens0.shape[1];
       let queries = tokens0;
       let keys = src0;
       this.#dec.layers.forEach((L, i) => {
-        if (i === 0) queries = attnApply(queries, queries, queries, L.self);
-        else {
-          const q = tf.add(queries, tokens0) as tf.Tensor3D;
-          queries = tf.add(queries, attnApply(q, q, queries, L.self)) as tf.Tensor3D;
+        if (!this.config.recompute) {
+          [queries, keys] = this.#twoWayLayer(queries, keys, tokens0, pos, L, i === 0);
+          return;
         }
-        queries = layerNorm(queries, L.n1[0], L.n1[1], LN_EPS) as tf.Tensor3D;
-        const kp = tf.add(keys, pos) as tf.Tensor3D;
-        queries = tf.add(queries, attnApply(tf.add(queries, tokens0) as tf.Tensor3D, kp, keys, L.t2i)) as tf.Tensor3D;
-        queries = layerNorm(queries, L.n2[0], L.n2[1], LN_EPS) as tf.Tensor3D;
-        queries = tf.add(queries, linApply(tf.relu(linApply(queries, L.lin1)), L.lin2)) as tf.Tensor3D;
-        queries = layerNorm(queries, L.n3[0], L.n3[1], LN_EPS) as tf.Tensor3D;
-        const qp = tf.add(queries, tokens0) as tf.Tensor3D;
-        keys = tf.add(keys, attnApply(kp, qp, queries, L.i2t)) as tf.Tensor3D;
-        keys = layerNorm(keys, L.n4[0], L.n4[1], LN_EPS) as tf.Tensor3D;
+        // a segment has one output: the token and image streams travel as one [B, T + N, D] tensor
+        const both = this.#segment(L, [tf.concat([queries, keys], 1), tokens0, pos], [], ([qk, t0, ps]) => {
+          const [q, k] = tf.split(qk!, [T, h * w], 1) as [tf.Tensor3D, tf.Tensor3D];
+          return tf.concat(this.#twoWayLayer(q, k, t0 as tf.Tensor3D, ps as tf.Tensor3D, L, i === 0), 1);
+        });
+        [queries, keys] = tf.split(both, [T, h * w], 1) as [tf.Tensor3D, tf.Tensor3D];
       });
-      const fq = tf.add(queries, tokens0) as tf.Tensor3D;
-      const fk = tf.add(keys, pos) as tf.Tensor3D;
-      queries = layerNorm(tf.add(queries, attnApply(fq, fk, keys, this.#dec.final)), this.#dec.nf[0], this.#dec.nf[1], LN_EPS) as tf.Tensor3D;
-      // upscaling ×4: ConvT 2×2/s2 (PyTorch definition = TF's) → LN2d → GELU → ConvT → GELU
-      let u = tf.reshape(keys, [B, h, w, D]) as tf.Tensor4D;
-      u = tf.add(tf.conv2dTranspose(u, p.up0!.v as tf.Tensor4D, [B, 2 * h, 2 * w, D / 4], 2, 'same'), p.up0b!.v) as tf.Tensor4D;
-      u = gelu(layerNorm(u, p.up1w!, p.up1b!, LN2D_EPS)) as tf.Tensor4D;
-      u = gelu(tf.add(tf.conv2dTranspose(u, p.up3!.v as tf.Tensor4D, [B, 4 * h, 4 * w, D / 8], 2, 'same'), p.up3b!.v)) as tf.Tensor4D;
-      // the released decoder feeds the IoU-token slot (index 0) to hypernetwork MLP 0; mask 0 is kept
-      const slot = tf.squeeze(tf.slice(queries, [0, 0, 0], [B, 1, D]), [1]);
-      const [l0, l1, l2] = this.#dec.hyper[0]!;
-      const hyper = linApply(tf.relu(linApply(tf.relu(linApply(slot, l0!)), l1!)), l2!); // [B, D/8]
-      const masks = tf.matMul(tf.reshape(u, [B, 16 * h * w, D / 8]), tf.expandDims(hyper, 2)); // [B, 16hw, 1]
-      return tf.reshape(masks, [B, 4 * h, 4 * w, 1]) as tf.Tensor4D;
+      const final = this.#segment([this.#dec.final, this.#dec.nf], [queries, keys, tokens0, pos], [], ([q, k, t0, ps]) => this.#finalAttention(q as tf.Tensor3D, k as tf.Tensor3D, t0 as tf.Tensor3D, ps as tf.Tensor3D));
+      // upscaling ×4: ConvT 2×2/s2 (PyTorch definition = TF's) → LN2d → GELU → ConvT → GELU, a segment per stage
+      // (their outputs are the decoder's largest tensors)
+      let u = this.#segment([p.up0!, p.up0b!, p.up1w!, p.up1b!], [tf.reshape(keys, [B, h, w, D])], [], ([k]) => {
+        const t = tf.add(tf.conv2dTranspose(k as tf.Tensor4D, p.up0!.v as tf.Tensor4D, [B, 2 * h, 2 * w, D / 4], 2, 'same'), p.up0b!.v);
+        return gelu(layerNorm(t, p.up1w!, p.up1b!, LN2D_EPS));
+      }) as tf.Tensor4D;
+      u = this.#segment([p.up3!, p.up3b!], [u], [], ([v]) => gelu(tf.add(tf.conv2dTranspose(v as tf.Tensor4D, p.up3!.v as tf.Tensor4D, [B, 4 * h, 4 * w, D / 8], 2, 'same'), p.up3b!.v))) as tf.Tensor4D;
+      return this.#segment(this.#dec.hyper[0]!, [final, u], [], ([q, v]) => this.#maskProduct(q as tf.Tensor3D, v as tf.Tensor4D)) as tf.Tensor4D;
     });
   }
 
@@ -328,6 +343,11 @@ export class HerSegModel implements Backbone {
     this.params.dispose();
   }
 
+  /** `fn` on its inputs, as a recomputed segment reading the trainable variables found in `owner` when asked. */
+  #segment(owner: unknown, xs: tf.Tensor[], consts: tf.Tensor[], fn: Segment): tf.Tensor {
+    return this.config.recompute ? recompute(fn, xs, trainableIn(owner), consts) : fn(xs, consts);
+  }
+
   #mbconv(x: tf.Tensor4D, m: MbConv): tf.Tensor4D {
     return tf.tidy(() => {
       let t = gelu(bnApply(tf.conv2d(x, m.c1.v as tf.Tensor4D, 1, 'valid'), m.bn1)) as tf.Tensor4D;
@@ -337,7 +357,8 @@ export class HerSegModel implements Backbone {
     });
   }
 
-  #lgvit(x: tf.Tensor4D, b: LgBlock, cos: tf.Tensor3D, sin: tf.Tensor3D, state: TrainState): tf.Tensor4D {
+  /** x + the attention branch of an LGViT block; `keep` scales the branch per sample (stochastic depth), absent in inference. */
+  #lgAttention(x: tf.Tensor4D, b: LgBlock, cos: tf.Tensor3D, sin: tf.Tensor3D, keep?: tf.Tensor): tf.Tensor4D {
     return tf.tidy(() => {
       const [B, h, w, C] = x.shape;
       const N = h * w;
@@ -353,10 +374,79 @@ export class HerSegModel implements Backbone {
       const y = linearAttention(heads(q), heads(k), heads(rope(q)), heads(rope(k)), heads(v), { eps: 1e-6 });
       let z = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B, h, w, C]);
       z = tf.add(z, depthwiseConv2dFused(v, b.lepe.v as tf.Tensor4D, { bias: b.lepeb.v as tf.Tensor1D }));
-      const r = tf.add(x, dropPath(linApply(tf.mul(z, gate), b.out), b.dropPath, state));
-      return tf.add(r, dropPath(linApply(gelu(linApply(layerNorm(r, b.n2w, b.n2b, LN_EPS), b.fc1)), b.fc2), b.dropPath, state)) as tf.Tensor4D;
+      const branch = linApply(tf.mul(z, gate), b.out);
+      return tf.add(x, keep ? tf.mul(branch, keep) : branch) as tf.Tensor4D;
     });
   }
+
+  /** r + the MLP branch of an LGViT block (`keep` as in #lgAttention). */
+  #lgMlp(r: tf.Tensor4D, b: LgBlock, keep?: tf.Tensor): tf.Tensor4D {
+    return tf.tidy(() => {
+      const branch = linApply(gelu(linApply(layerNorm(r, b.n2w, b.n2b, LN_EPS), b.fc1)), b.fc2);
+      return tf.add(r, keep ? tf.mul(branch, keep) : branch) as tf.Tensor4D;
+    });
+  }
+
+  /** One two-way transformer layer (SAM): tokens attend to themselves and the image, the image to the tokens. */
+  #twoWayLayer(queries: tf.Tensor3D, keys: tf.Tensor3D, tokens0: tf.Tensor3D, pos: tf.Tensor3D, L: TwoWayLayer, first: boolean): [tf.Tensor3D, tf.Tensor3D] {
+    return tf.tidy(() => {
+      if (first) queries = attnApply(queries, queries, queries, L.self);
+      else {
+        const q = tf.add(queries, tokens0) as tf.Tensor3D;
+        queries = tf.add(queries, attnApply(q, q, queries, L.self)) as tf.Tensor3D;
+      }
+      queries = layerNorm(queries, L.n1[0], L.n1[1], LN_EPS) as tf.Tensor3D;
+      const kp = tf.add(keys, pos) as tf.Tensor3D;
+      queries = tf.add(queries, attnApply(tf.add(queries, tokens0) as tf.Tensor3D, kp, keys, L.t2i)) as tf.Tensor3D;
+      queries = layerNorm(queries, L.n2[0], L.n2[1], LN_EPS) as tf.Tensor3D;
+      queries = tf.add(queries, linApply(tf.relu(linApply(queries, L.lin1)), L.lin2)) as tf.Tensor3D;
+      queries = layerNorm(queries, L.n3[0], L.n3[1], LN_EPS) as tf.Tensor3D;
+      const qp = tf.add(queries, tokens0) as tf.Tensor3D;
+      keys = tf.add(keys, attnApply(kp, qp, queries, L.i2t)) as tf.Tensor3D;
+      keys = layerNorm(keys, L.n4[0], L.n4[1], LN_EPS) as tf.Tensor3D;
+      return [queries, keys];
+    });
+  }
+
+  /** Final token→image attention of the decoder: the normalised tokens [B, T, D]. */
+  #finalAttention(queries: tf.Tensor3D, keys: tf.Tensor3D, tokens0: tf.Tensor3D, pos: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const fq = tf.add(queries, tokens0) as tf.Tensor3D;
+      const fk = tf.add(keys, pos) as tf.Tensor3D;
+      return layerNorm(tf.add(queries, attnApply(fq, fk, keys, this.#dec.final)), this.#dec.nf[0], this.#dec.nf[1], LN_EPS) as tf.Tensor3D;
+    });
+  }
+
+  /** Mask logits [B, 4h, 4w, 1]: the upscaled features [B, 4h, 4w, D/8] against the hypernetwork's vector. */
+  #maskProduct(queries: tf.Tensor3D, u: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [B, H4, W4, C8] = u.shape;
+      const D = queries.shape[2];
+      // the released decoder feeds the IoU-token slot (index 0) to hypernetwork MLP 0; mask 0 is kept
+      const slot = tf.squeeze(tf.slice(queries, [0, 0, 0], [B, 1, D]), [1]);
+      const [l0, l1, l2] = this.#dec.hyper[0]!;
+      const hyper = linApply(tf.relu(linApply(tf.relu(linApply(slot, l0!)), l1!)), l2!); // [B, D/8]
+      const masks = tf.matMul(tf.reshape(u, [B, H4 * W4, C8]), tf.expandDims(hyper, 2)); // [B, 16hw, 1]
+      return tf.reshape(masks, [B, H4, W4, 1]) as tf.Tensor4D;
+    });
+  }
+}
+
+/** Per-sample stochastic-depth scale [B, 1, 1, 1] (0 or 1/keep) of one residual branch; null when inactive. */
+function branchScale(B: number, rate: number, state: TrainState): tf.Tensor4D | null {
+  if (!state.training || rate === 0) return null;
+  // dropPath of ones is its scale itself (1·s = s exactly): the same draw and values as dropPath on the branch
+  return tf.tidy(() => dropPath(tf.ones([B, 1, 1, 1]) as tf.Tensor4D, rate, state));
+}
+
+/** The trainable variables among the Params found in `owner` (a Param, or objects and arrays holding them). */
+function trainableIn(owner: unknown, out: tf.Variable[] = []): tf.Variable[] {
+  if (owner instanceof Param) {
+    const v = owner.v;
+    if (v.trainable && !out.includes(v)) out.push(v);
+  } else if (Array.isArray(owner)) for (const o of owner) trainableIn(o, out);
+  else if (owner && typeof owner === 'object') for (const o of Object.values(owner)) trainableIn(o, out);
+  return out;
 }
 
 /** xq141839/HER-Seg MHRMedSeg state dict → our names ('.weight' of linears/convs → '.kernel') and layouts. */

@@ -8,6 +8,11 @@
  *
  *   npx tsx bench/backbones.ts --device wasm --sizes 224,512 --repeat 3
  *   npx tsx bench/backbones.ts --models her_seg --sizes 1024 --train     (one training step: forward + all gradients)
+ *   ... --models her_seg --sizes 1024 --step [--recompute]               (a whole step: forward in training mode, the
+ *       model's loss, all gradients, the AdamW update; --recompute: activation recomputation on). With --train or
+ *       --step a second table splits the peak: weights, optimizer moments, what the forward pass leaves for the
+ *       backward pass, and the rest (the backward pass itself). --free-backward: the gradients of --train/--step
+ *       by a backward pass that frees each op's saved tensors and each intermediate gradient as it goes
  *   ... --flags WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=200                     (tfjs environment flags for the run)
  *   bash ../shared/gpu/pack.sh bench/backbones.ts && bash .gpu/run.sh --device webgpu --sizes 224,512,1024,2048   (GPU host)
  */
@@ -16,6 +21,9 @@ import { parseArgs } from 'node:util';
 import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
 import { trackPeakGpuBytes, type WebGPUBackend } from '../kernels/_webgpu_internal.ts';
 import { countParams, createBackbone } from '../backbones/_registry.ts';
+import { herSegLoss } from '../backbones/her_seg_loss.ts';
+import { variableGradsFreeing } from '../backbones/layers/recompute.ts';
+import { AdamW, ADAMW_DEFAULTS } from '../pipelines/train/optim.ts';
 
 export interface BackboneBenchRow {
   model: string;
@@ -25,24 +33,59 @@ export interface BackboneBenchRow {
   peakTensorMiB: number | null;
   peakGpuMiB: number | null;
   error?: string;
+  /** --train / --step: the parts of the peak (MiB of live tensors). */
+  memory?: StepMemory;
 }
 
-export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean; flags?: Record<string, number | boolean> }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
+export interface StepMemory {
+  weights: number;
+  /** AdamW's two moments (--step only). */
+  optimizer: number;
+  /** Live at the end of the forward pass (loss included), beyond weights, moments and the input. */
+  keptForBackward: number;
+  /** The peak beyond all of the above: what the backward pass and the update add. */
+  backward: number;
+}
+
+export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean; step?: boolean; recompute?: boolean; freeBackward?: boolean; flags?: Record<string, number | boolean> }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
   const choice = await selectDevice(opts.device, { allowSoftware: opts.allowSoftware ?? false });
   for (const [k, v] of Object.entries(opts.flags ?? {})) tf.env().set(k, v);
   const tracker = choice.backend === 'webgpu' ? trackPeakGpuBytes(tf.backend() as unknown as WebGPUBackend) : null;
   const tensors = trackPeakTensorBytes();
   const rows: BackboneBenchRow[] = [];
   for (const name of opts.models) {
-    const model = createBackbone(name, { seed: 0 });
+    const model = createBackbone(name, { seed: 0, ...(opts.recompute ? { overrides: { recompute: true } } : {}) });
     for (const size of opts.sizes) {
       const tokens = name.startsWith('vig') ? (Math.floor((Math.floor((size - 7) / 8) + 1 - 1) / 2) + 1) ** 2 : (size / 16) ** 2;
       const x = tf.randomNormal([1, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
       // --train: one forward + backward over every parameter (the memory a training step needs per image)
       const vars = model.params.variables();
-      const run = opts.train
+      const weightBytes = vars.reduce((n, v) => n + v.size * 4, 0);
+      // --step: a fixed random binary mask as the target of the model's own loss (HER-Seg's; the mean elsewhere)
+      const target = opts.step && model.arch === 'her_seg' ? tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([1, size, size, 1], 0, 1, 'float32', 2), 0.5), 'float32')) : null;
+      const opt = opts.step ? new AdamW({ ...ADAMW_DEFAULTS }) : null;
+      let endOfForward = 0;
+      const grad = opts.freeBackward ? variableGradsFreeing : tf.variableGrads;
+      const step = async () => {
+        const { value, grads } = grad(() => {
+          const out = model.forward(x, { training: true, seed: 0 }) as tf.Tensor;
+          const loss = target ? herSegLoss(out, target, { recompute: opts.recompute ?? false }) : (tf.mean(out) as tf.Scalar);
+          endOfForward = tf.memory().numBytes;
+          return loss;
+        }, vars);
+        await value.data();
+        opt!.apply(new Map(vars.filter((v) => grads[v.name]).map((v) => [v, grads[v.name]!])));
+        tf.dispose([value, ...Object.values(grads)]);
+      };
+      const run = opts.step
+        ? step
+        : opts.train
         ? async () => {
-            const { value, grads } = tf.variableGrads(() => tf.mean(model.forward(x) as tf.Tensor) as tf.Scalar, vars);
+            const { value, grads } = grad(() => {
+              const loss = tf.mean(model.forward(x) as tf.Tensor) as tf.Scalar;
+              endOfForward = tf.memory().numBytes;
+              return loss;
+            }, vars);
             await value.data();
             value.dispose();
             tf.dispose(Object.values(grads));
@@ -56,9 +99,14 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
         await checked(run); // warm-up: shader compilation, weight upload; a device error fails the size
         tracker?.reset();
         tensors.reset();
+        const before = tf.memory().numBytes; // weights, moments (allocated by the warm-up's update), input, target
         await checked(run);
         const gpuPeak = tracker ? tracker.peak() : null;
         const tensorPeak = tensors.peak();
+        const optimizerBytes = opt ? 2 * weightBytes : 0;
+        const memory: StepMemory | undefined = opts.train || opts.step
+          ? { weights: mib(weightBytes), optimizer: mib(optimizerBytes), keptForBackward: mib(endOfForward - before), backward: mib(tensorPeak - endOfForward) }
+          : undefined;
         const times: number[] = [];
         for (let r = 0; r < opts.repeat; r++) {
           const t0 = performance.now();
@@ -66,11 +114,13 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
           times.push(performance.now() - t0);
         }
         times.sort((a, b) => a - b);
-        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20) });
+        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(memory ? { memory } : {}) });
       } catch (e) {
         rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
       }
       x.dispose();
+      target?.dispose();
+      opt?.dispose();
     }
     model.dispose();
   }
@@ -80,7 +130,12 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
 export function markdownTable(rows: BackboneBenchRow[]): string {
   const head = '| model | params | input | tokens | median ms / image | peak tensors MiB | peak GPU MiB |\n|---|---|---|---|---|---|---|';
   const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} | ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |`);
-  return [head, ...body].join('\n');
+  const table = [head, ...body].join('\n');
+  const split = rows.filter((r) => r.memory);
+  if (!split.length) return table;
+  const head2 = '| model | input | weights MiB | AdamW moments MiB | kept for the backward pass MiB | backward pass MiB | peak tensors MiB |\n|---|---|---|---|---|---|---|';
+  const body2 = split.map((r) => { const m = r.memory!; return `| ${r.model} | ${r.size}² | ${m.weights} | ${m.optimizer} | ${m.keptForBackward} | ${m.backward} | ${r.peakTensorMiB} |`; });
+  return [table, '', head2, ...body2].join('\n');
 }
 
 // --- internal ---
@@ -119,6 +174,10 @@ function trackPeakTensorBytes(): { reset: () => void; peak: () => number } {
   return { reset: () => void (peak = engine.state.numBytes), peak: () => peak };
 }
 
+function mib(bytes: number): number {
+  return round(bytes / 2 ** 20);
+}
+
 function round(x: number): number {
   return Math.round(x * 10) / 10;
 }
@@ -134,6 +193,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       software: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       train: { type: 'boolean', default: false },
+      step: { type: 'boolean', default: false },
+      recompute: { type: 'boolean', default: false },
+      'free-backward': { type: 'boolean', default: false },
       flags: { type: 'string', default: '' },
     },
   });
@@ -144,6 +206,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     repeat: Number(values.repeat),
     allowSoftware: values.software,
     train: values.train,
+    step: values.step,
+    recompute: values.recompute,
+    freeBackward: values['free-backward'],
     flags: Object.fromEntries(values.flags!.split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split('='); return [k!, v === 'true' ? true : v === 'false' ? false : Number(v)]; })),
   });
   process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);
