@@ -8,10 +8,6 @@ import { open, readdir, stat, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { GatedError, toGatedError } from '../core/errors.ts';
 import { resolveLimits, type Limits } from '../core/limits.ts';
-import { openZip } from './archive.ts';
-import { readDicomItems } from './dicom/read_items.ts';
-import { readImage } from './image/read.ts';
-import { readNifti } from './nifti/read.ts';
 import { runSandboxed } from './sandbox.ts';
 import { sniffFormat, type SniffedFormat } from './sniff.ts';
 import type { InputItem, LoadResult, Progress, ReadContext, Rejection } from './types.ts';
@@ -58,23 +54,34 @@ export async function loadInputDirect(path: string, opts: LoadOptions = {}): Pro
   const name = baseName(path);
   switch (format) {
     case 'zip': {
-      const { items, skipped } = await openZip(await readBytes(path), limits);
+      const { items, skipped } = await (await readers.zip()).openZip(await readBytes(path), limits);
       return readItems(items, ctx, skipped);
     }
     case 'dicom':
       return readItems([fileItem(path, name, info.size)], ctx, [], true);
     case 'nifti':
     case 'gzip':
-      return single('nifti', readNifti(await readBytes(path), ctx, name));
+      return single('nifti', (await readers.nifti()).readNifti(await readBytes(path), ctx, name));
     case 'png':
     case 'jpeg':
     case 'tiff':
     case 'webp':
-      return single('image', await readImage(await readBytes(path), ctx, name));
+      return single('image', await (await readers.image()).readImage(await readBytes(path), ctx, name));
     default:
       throw unsupported(format);
   }
 }
+
+/**
+ * Each reader is loaded when an input needs it: the zip, gzip, NIfTI and DICOM libraries each cost tens
+ * of ms to load, and the decoding process starts anew for every input.
+ */
+export const readers = {
+  dicom: () => import('./dicom/read_items.ts'),
+  nifti: () => import('./nifti/read.ts'),
+  image: () => import('./image/read.ts'),
+  zip: () => import('./archive.ts'),
+};
 
 // --- internal ---
 
@@ -101,7 +108,7 @@ async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejecti
   }
   if (dicom.length > 0) {
     for (const { item, format } of others) rejected.push({ name: item.name, code: 'not_dicom', message: `skipped: ${format} file among DICOM files` });
-    const res = await readDicomItems(dicom, ctx);
+    const res = await (await readers.dicom()).readDicomItems(dicom, ctx);
     if (res.volumes.length === 0) {
       const first = [...rejected, ...res.rejected][0];
       if (strictSingle && first) throw new GatedError(first.code as never, first.message);
@@ -112,8 +119,8 @@ async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejecti
   if (others.length === 1) {
     const { item, format } = others[0]!;
     const bytes = await item.read();
-    if (format === 'nifti' || format === 'gzip') return withRejected(single('nifti', readNifti(bytes, ctx, item.name)), rejected);
-    if (format === 'png' || format === 'jpeg' || format === 'tiff' || format === 'webp') return withRejected(single('image', await readImage(bytes, ctx, item.name)), rejected);
+    if (format === 'nifti' || format === 'gzip') return withRejected(single('nifti', (await readers.nifti()).readNifti(bytes, ctx, item.name)), rejected);
+    if (format === 'png' || format === 'jpeg' || format === 'tiff' || format === 'webp') return withRejected(single('image', await (await readers.image()).readImage(bytes, ctx, item.name)), rejected);
     throw unsupported(format);
   }
   if (others.length === 0) throw new GatedError('not_dicom', 'the input holds no readable file', { details: { rejected: rejected.length } });

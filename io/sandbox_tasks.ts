@@ -25,10 +25,12 @@ export const SANDBOX_TASKS: Record<string, Task> = {
 };
 
 /** The modules each task imports, loaded by a child started ahead of its task (see prestartSandbox). */
+// DICOM's reader is the one most inputs need; the others load when an input turns out to need them.
+const dicomReader = () => import('./load.ts').then((m) => m.readers.dicom());
 export const SANDBOX_PRELOAD: Record<string, () => Promise<unknown>> = {
-  load: () => import('./load.ts'),
-  convert: () => Promise.all([import('../pipelines/convert.ts'), import('./load.ts'), import('./nifti/write.ts'), import('../core/atomic.ts')]),
-  describe: () => Promise.all([import('../pipelines/convert.ts'), import('./load.ts')]),
+  load: () => dicomReader(),
+  convert: () => Promise.all([import('../pipelines/convert.ts'), dicomReader(), import('./nifti/write.ts'), import('../core/atomic.ts')]),
+  describe: () => Promise.all([import('../pipelines/convert.ts'), dicomReader()]),
 };
 
 // Misbehaving tasks that prove the sandbox contains crashes, hangs and runaway memory; only present when
