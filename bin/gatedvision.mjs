@@ -17,8 +17,10 @@ function newestSource(dir, depth = 0) {
   return t;
 }
 
+const hasBuild = process.env.GATEDVISION_FROM_SOURCE !== '1' && existsSync(built);
+
 function useBuild() {
-  if (process.env.GATEDVISION_FROM_SOURCE === '1' || !existsSync(built)) return false;
+  if (!hasBuild) return false;
   const b = statSync(built).mtimeMs;
   return ['core', 'io', 'kernels', 'backbones', 'heads', 'pipelines', 'service', 'cli'].every((d) => !existsSync(join(root, d)) || newestSource(join(root, d)) <= b);
 }
@@ -26,16 +28,18 @@ function useBuild() {
 const argv = process.argv.slice(2);
 // `convert` loads only its own code (no models, kernels or tfjs): a third of the start-up time
 const convertOnly = argv[0] === 'convert' && !argv.includes('--help') && !argv.includes('-h');
+// The decoding child starts first, before the source check below, and loads its modules while this
+// process checks and loads the command; a stale build's child is dropped unused.
+const sandbox = convertOnly && hasBuild ? await import(pathToFileURL(join(root, 'dist', 'sandbox.mjs')).href) : undefined;
+sandbox?.prestartSandbox('convert');
 let main;
 if (useBuild()) {
   if (convertOnly) {
-    // the decoding child starts first and loads its modules while this process loads the command
-    const { prestartSandbox } = await import(pathToFileURL(join(root, 'dist', 'sandbox.mjs')).href);
-    prestartSandbox('convert');
     const { convertMain } = await import(pathToFileURL(join(root, 'dist', 'convert.mjs')).href);
     main = (a) => convertMain(a.slice(1));
   } else ({ main } = await import(pathToFileURL(join(root, 'dist', 'gatedvision.mjs')).href));
 } else {
+  sandbox?.dropSpare?.(); // (a build older than dropSpare leaves its unref'd child to end with this process)
   const { register } = await import('tsx/esm/api');
   register();
   if (convertOnly) {

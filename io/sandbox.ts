@@ -44,6 +44,12 @@ export function prestartSandbox(task: string, limits: Limits = resolveLimits()):
   spare = { child, heapMb: limits.sandboxHeapMb };
 }
 
+/** Ends a child started by prestartSandbox that no call will take. */
+export function dropSpare(): void {
+  spare?.child.kill('SIGKILL');
+  spare = undefined;
+}
+
 /** Runs `task` (a name from sandbox_tasks.ts) with `payload` in a fresh child process. */
 export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOptions): Promise<T> {
   const { limits } = opts;
