@@ -6,7 +6,7 @@
  * learn the correction — the usual start for denoisers (DnCNN, NAFNet).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { zeros, type Init } from '../backbones/_params.ts';
+import { uniform, zeros, type Init } from '../backbones/_params.ts';
 import { conv2d, gelu } from '../backbones/layers/ops.ts';
 import { GatedError } from '../core/errors.ts';
 import type { Head, HeadContext, HeadSpec } from './_types.ts';
@@ -19,6 +19,11 @@ export interface ResidualConfig {
   /** 3×3 conv layers at full resolution after the fusion. */
   depth: number;
 }
+
+/** He initialisation (variance 2 / fan-in) for the plain GELU conv stack: with the default fan-in uniform
+ *  (variance 1 / (3 fan-in)) each GELU layer shrinks the signal about 3.4x, a 12-layer body hands the output conv
+ *  almost nothing, and training sits for hundreds of steps at the identity before it starts to denoise. */
+export const kaimingUniform = (fanIn: number): Init => uniform(Math.sqrt(6 / fanIn));
 
 export const RESIDUAL_DEFAULTS: ResidualConfig = { dim: 32, depth: 2 };
 
@@ -41,8 +46,8 @@ export class ResidualHead implements Head {
     const s = ctx.store;
     const conv = (name: string, kh: number, cin: number, cout: number, init?: Init): ConvP => convParams(s, name, kh, cin, cout, init);
     this.#lateral = ctx.featureInfo.map((f, i) => conv(`lateral.${i}`, 1, f.channels, dim));
-    this.#inConv = conv('input', 3, ctx.inChannels, dim);
-    this.#body = Array.from({ length: depth }, (_, i) => conv(`body.${i}`, 3, i === 0 ? 2 * dim : dim, dim));
+    this.#inConv = conv('input', 3, ctx.inChannels, dim, kaimingUniform(9 * ctx.inChannels));
+    this.#body = Array.from({ length: depth }, (_, i) => conv(`body.${i}`, 3, i === 0 ? 2 * dim : dim, dim, kaimingUniform(9 * (i === 0 ? 2 * dim : dim))));
     // the last conv also sees the input itself: a linear filter of the input is the first thing a denoiser
     // learns, and this path learns it in a few steps instead of through the whole stack
     this.#out = conv('out', 3, dim + ctx.inChannels, ctx.outChannels, zeros);

@@ -43,17 +43,18 @@ export interface DegradeConfig {
 export const DENOISE_DEGRADE: DegradeConfig = { sigma: [5, 50], ricianP: 0.25, blurP: 0, blurSigma: [0.5, 2] };
 export const DEBLUR_DEGRADE: DegradeConfig = { sigma: [0, 5], ricianP: 0, blurP: 1, blurSigma: [0.5, 2.5] };
 
-/** Restoration recipes for `train --task restore --model`: a backbone and the residual head (or a backbone name). */
+/** Restoration recipes for `train --task restore --model`: a backbone and the residual head (or a backbone name).
+ *  No stochastic depth in the denoisers: their runs are a few thousand steps, far from overfitting, where it only slows learning. */
 export const RESTORE_PRESETS: Record<string, { description: string; backbone: { arch: string; config: Record<string, unknown> }; head: { kind: string; config: Record<string, unknown> }; multipleOf: number }> = {
   denoise_vig_h_small: {
     description: 'small hierarchical ViG (BiGLA) features + residual head (8 full-resolution 3x3 layers of 48 channels)',
-    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0.2 } },
+    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0 } },
     head: { kind: 'residual', config: { dim: 48, depth: 8 } },
     multipleOf: 32,
   },
   denoise_vig_h: {
     description: 'hierarchical ViG (BiGLA) features + a deeper residual head (12 full-resolution 3x3 layers of 64 channels)',
-    backbone: { arch: 'vig_h_t', config: { dims: [32, 64, 128, 192], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0.2 } },
+    backbone: { arch: 'vig_h_t', config: { dims: [32, 64, 128, 192], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0 } },
     head: { kind: 'residual', config: { dim: 64, depth: 12 } },
     multipleOf: 32,
   },
