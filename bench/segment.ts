@@ -22,6 +22,8 @@ export interface SegmentBenchRow {
   peakTreeMiB: number;
   rssOverStored: number;
   rssOverFloat32: number;
+  /** Each process's RSS at the moment of the tree's peak. */
+  peakParts: string;
   device: string;
   status: string;
   /** Milliseconds per stage inside the CLI (load, segment, write). */
@@ -41,7 +43,7 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
       const n = v.shape.reduce((a, b) => a * b, 1);
       const out = join(dir, `out-${rows.length}`);
       const t0 = performance.now();
-      const { code, peak, stdout } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])]);
+      const { code, peak, peakParts, stdout } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])]);
       const wallS = (performance.now() - t0) / 1000;
       const storedMiB = (n * v.bytes) / 2 ** 20;
       const float32MiB = (n * 4) / 2 ** 20;
@@ -52,7 +54,7 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
       } catch {
         timings = undefined;
       }
-      rows.push({ ...(timings ? { timings } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}` });
+      rows.push({ ...(timings ? { timings } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
       log(JSON.stringify(rows[rows.length - 1]));
     }
     return rows;
@@ -62,23 +64,26 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
 }
 
 /** Runs a command and samples the summed RSS of it and all its descendants every 20 ms. */
-function runTree(argv: string[]): Promise<{ code: number; peak: number; stdout: string }> {
+function runTree(argv: string[]): Promise<{ code: number; peak: number; peakParts: string; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     let peak = 0;
+    let peakParts = '';
     const timer = setInterval(() => {
-      peak = Math.max(peak, treeRss(child.pid!));
+      const t = treeRss(child.pid!);
+      if (t.total > peak) [peak, peakParts] = [t.total, t.parts];
     }, 20);
     child.on('exit', (code) => {
       clearInterval(timer);
-      resolve({ code: code ?? -1, peak, stdout });
+      resolve({ code: code ?? -1, peak, peakParts, stdout });
     });
   });
 }
 
-function treeRss(root: number): number {
+/** Summed RSS of a process tree, and each process's share at that moment (which one holds the memory). */
+function treeRss(root: number): { total: number; parts: string } {
   const parent = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -90,18 +95,23 @@ function treeRss(root: number): number {
     }
   }
   let total = 0;
+  const parts: string[] = [];
   for (const pid of parent.keys()) {
     let p: number | undefined = pid;
     while (p !== undefined && p !== root && p > 1) p = parent.get(p);
     if (p !== root) continue;
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (m) total += Number(m[1]) * 1024;
+      if (m) {
+        total += Number(m[1]) * 1024;
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).map((a) => a.split('/').pop()).slice(0, 3).join(' ');
+        parts.push(`${pid === root ? 'cli' : 'child'} ${(Number(m[1]) / 1024).toFixed(0)} MiB (${cmd})`);
+      }
     } catch {
       // gone
     }
   }
-  return total;
+  return { total, parts: parts.join('; ') };
 }
 
 /** Trilinear resampling of a volume onto a centred grid of the given shape and spacing (int16 output). */
