@@ -35,7 +35,7 @@ const glaBiWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const [B, H, T, Dk] = q!.shape as [number, number, number, number];
   const Dv = v!.shape[3]!;
   const limits = gpu.device.limits;
-  const C = glaBiChunkSize(Dk, Dv, limits.maxComputeWorkgroupStorageSize, limits.maxComputeInvocationsPerWorkgroup);
+  const C = glaBiChunkSize(Dk, Dv, limits.maxComputeWorkgroupStorageSize, Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
   if (C === 0) return splitScans(gpu, [q!, k!, v!, gf!, gb!], scale);
   const BH = B * H;
   const nC = Math.ceil(T / C);
