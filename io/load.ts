@@ -10,7 +10,7 @@ import { GatedError, toGatedError } from '../core/errors.ts';
 import { resolveLimits, type Limits } from '../core/limits.ts';
 import { runSandboxed } from './sandbox.ts';
 import { sniffFormat, type SniffedFormat } from './sniff.ts';
-import type { InputItem, LoadResult, Progress, ReadContext, Rejection } from './types.ts';
+import type { InputItem, LoadResult, Progress, ReadContext, Rejection, SliceSink } from './types.ts';
 import type { Volume } from './volume.ts';
 
 export interface LoadOptions {
@@ -21,6 +21,8 @@ export interface LoadOptions {
   resample?: boolean;
   onProgress?: Progress;
   signal?: AbortSignal;
+  /** In-process only (a function does not cross into the sandbox): DICOM slices as they are decoded. */
+  slices?: SliceSink;
 }
 
 /** Loads every volume an input holds, decoding in a sandboxed child process by default. */
@@ -34,7 +36,7 @@ export async function loadInput(path: string, opts: LoadOptions = {}): Promise<L
 /** Same as loadInput, in this process (for trusted input, and inside the sandbox child). */
 export async function loadInputDirect(path: string, opts: LoadOptions = {}): Promise<LoadResult> {
   const limits = resolveLimits(opts.limits);
-  const ctx: ReadContext = { limits, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.resample ? { resample: true } : {}) };
+  const ctx: ReadContext = { limits, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.resample ? { resample: true } : {}), ...(opts.slices ? { slices: opts.slices } : {}) };
   let info;
   try {
     info = await stat(path);

@@ -1,6 +1,6 @@
 /** Shapes shared by the readers and the loader. */
 import type { Limits } from '../core/limits.ts';
-import type { IoWarning, Volume } from './volume.ts';
+import type { IoWarning, Volume, VoxelArray } from './volume.ts';
 
 /** One input file, read lazily so a folder walk never holds every file at once. */
 export interface InputItem {
@@ -29,9 +29,21 @@ export interface Progress {
   (done: number, total: number, what: string): void;
 }
 
+/**
+ * Told as each grey slice k (n2 values, at k * n2 in `data`) of a volume being assembled holds its final
+ * stored values, and told (invalidated) when values already reported change afterwards; a writer can then
+ * write slices out while later ones are decoded. `data` is the volume's buffer, alive after the call.
+ */
+export interface SliceSink {
+  placed(data: VoxelArray, k: number, n2: number): void;
+  invalidated(data: VoxelArray): void;
+}
+
 export interface ReadContext {
   limits: Limits;
   onProgress?: Progress;
+  /** DICOM: slices as they are decoded (see SliceSink). */
+  slices?: SliceSink;
   /** DICOM: resample irregular slice stacks (missing slices, uneven spacing, tilt) onto a regular grid. */
   resample?: boolean;
 }

@@ -4,13 +4,15 @@
  * The readers and writers are imported where they run (in the child), so the calling process starts
  * with nothing but the sandbox supervisor loaded.
  */
-import { join } from 'node:path';
-import { GatedError } from '../core/errors.ts';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { GatedError, toGatedError } from '../core/errors.ts';
 import { resolveLimits } from '../core/limits.ts';
 import type { LoadOptions } from '../io/load.ts';
 import { runSandboxed } from '../io/sandbox.ts';
-import type { LoadResult } from '../io/types.ts';
-import type { Volume } from '../io/volume.ts';
+import type { LoadResult, SliceSink } from '../io/types.ts';
+import type { Volume, VoxelArray } from '../io/volume.ts';
 
 export type OutKind = 'nii' | 'nii.gz' | 'png';
 export type ConvertTarget = { kind: 'file'; path: string; format: OutKind } | { kind: 'folder'; path: string };
@@ -30,6 +32,7 @@ export async function convertInput(input: string, target: ConvertTarget, opts: L
 }
 
 export async function convertInputDirect(input: string, target: ConvertTarget, opts: LoadOptions = {}): Promise<ConvertResult> {
+  if (target.kind === 'file' && target.format === 'nii') return convertToNii(input, target.path, opts);
   const [{ loadInputDirect }, { writeFileAtomic }] = await Promise.all([import('../io/load.ts'), import('../core/atomic.ts')]);
   const res = await loadInputDirect(input, { ...opts, sandbox: false });
   if (target.kind === 'file' && res.volumes.length > 1) {
@@ -63,6 +66,97 @@ export function stripVoxels(res: LoadResult): LoadResult {
 }
 
 // --- internal ---
+
+/**
+ * One .nii file, written the way writeFileAtomic writes (temporary sibling, fsync, rename, folder fsync)
+ * but with a DICOM series' slices written while the next ones are decoded, so that most of the write
+ * overlaps decoding. Whatever the streamed bytes cannot be trusted for (values changed after a slice was
+ * written, a second decode attempt, NIfTI-2, another layout), the whole body is written again at the end.
+ */
+async function convertToNii(input: string, path: string, opts: LoadOptions): Promise<ConvertResult> {
+  const [{ loadInputDirect }, { niftiParts }] = await Promise.all([import('../io/load.ts'), import('../io/nifti/write.ts')]);
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true }).catch((e: unknown) => {
+    throw toGatedError(e, 'io_error', `cannot create ${dir}`);
+  });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o644).catch((e: unknown) => {
+    throw toGatedError(e, 'io_error', `cannot write ${path}`);
+  });
+  const stream = new SliceStream(fh);
+  let closed = false;
+  try {
+    const res = await loadInputDirect(input, { ...opts, sandbox: false, slices: stream });
+    if (res.volumes.length > 1) {
+      throw new GatedError('usage', `the input holds ${res.volumes.length} series; give a folder as output to write one file per series`);
+    }
+    const v = res.volumes[0]!;
+    const [header, ...rest] = niftiParts(v, { gzip: false });
+    const body = rest[0]!;
+    const streamed = (await stream.settle(v.data)) && rest.length === 1 && header!.length === NII_VOX_OFFSET && body.buffer === v.data.buffer && body.byteOffset === v.data.byteOffset;
+    if (!streamed) await writeAll(fh, body, header!.length);
+    await writeAll(fh, header!, 0);
+    // an abandoned first attempt may have written past the end of the final volume
+    await fh.truncate(header!.length + body.length);
+    await fh.sync();
+    await fh.close();
+    closed = true;
+    await rename(tmp, path);
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+    return { outputs: [path], warnings: res.warnings, rejected: res.rejected };
+  } catch (e) {
+    await stream.settle(undefined);
+    if (!closed) await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e instanceof GatedError ? e : toGatedError(e, 'io_error', `cannot write ${path}`);
+  }
+}
+
+/** NIfTI-1's voxel offset: where slice k of a scalar volume starts is NII_VOX_OFFSET + its byte offset in the data. */
+const NII_VOX_OFFSET = 352;
+
+/** Writes reported slices at their place in the file; trusted only if every slice of the final buffer was written unchanged. */
+class SliceStream implements SliceSink {
+  private data: VoxelArray | undefined;
+  private values = 0;
+  private abandoned = false;
+  private readonly pending: Promise<unknown>[] = [];
+
+  constructor(private readonly fh: FileHandle) {}
+
+  placed(data: VoxelArray, k: number, n2: number): void {
+    if (this.abandoned) return;
+    // a second buffer is a second decode attempt or a second series: earlier writes may race its own
+    if (this.data !== undefined && this.data !== data) return this.abandon();
+    this.data = data;
+    const bytes = new Uint8Array(data.buffer, data.byteOffset + k * n2 * data.BYTES_PER_ELEMENT, n2 * data.BYTES_PER_ELEMENT);
+    this.values += n2;
+    this.pending.push(writeAll(this.fh, bytes, NII_VOX_OFFSET + k * n2 * data.BYTES_PER_ELEMENT).catch(() => this.abandon()));
+  }
+
+  invalidated(): void {
+    this.abandon();
+  }
+
+  /** Waits for every write; true when the file holds all of `data`, as it is now. */
+  async settle(data: VoxelArray | undefined): Promise<boolean> {
+    await Promise.all(this.pending);
+    return !this.abandoned && data !== undefined && data === this.data && this.values === data.length;
+  }
+
+  private abandon(): void {
+    this.abandoned = true;
+  }
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) done += (await fh.write(bytes, done, bytes.length - done, position + done)).bytesWritten;
+}
 
 async function encode(v: Volume, kind: OutKind): Promise<Uint8Array | Uint8Array[]> {
   if (kind === 'png') {

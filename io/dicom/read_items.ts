@@ -67,7 +67,7 @@ async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): P
 }
 
 /** Parsed objects (headers now, pixels on demand) → one volume per geometric stack. */
-export async function assembleSeries(sources: readonly ObjectSource[], ctx: Pick<ReadContext, 'limits' | 'resample'>, tick: () => void = () => {}): Promise<DicomReadResult> {
+export async function assembleSeries(sources: readonly ObjectSource[], ctx: Pick<ReadContext, 'limits' | 'resample' | 'slices'>, tick: () => void = () => {}): Promise<DicomReadResult> {
   const volumes: Volume[] = [];
   const series: SeriesSummary[] = [];
   const warnings: IoWarning[] = [];
@@ -76,7 +76,7 @@ export async function assembleSeries(sources: readonly ObjectSource[], ctx: Pick
     for (const o of new Set(objects)) rejected.push({ name: sources[o]!.header.sourceName, code, message });
   };
   for (const stack of groupStacks(sources.map((s) => s.header))) {
-    for (const { volume, files } of await buildStack(stack, sources, ctx.limits, ctx.resample === true, tick, reject)) {
+    for (const { volume, files } of await buildStack(stack, sources, ctx, tick, reject)) {
       volumes.push(volume);
       const m = volume.meta;
       series.push({
@@ -96,7 +96,9 @@ export async function assembleSeries(sources: readonly ObjectSource[], ctx: Pick
 
 // --- internal ---
 
-async function buildStack(stack: Stack, sources: readonly ObjectSource[], limits: Limits, resample: boolean, tick: () => void, reject: (objects: Iterable<number>, code: string, message: string) => void): Promise<{ volume: Volume; files: number }[]> {
+async function buildStack(stack: Stack, sources: readonly ObjectSource[], ctx: Pick<ReadContext, 'limits' | 'resample' | 'slices'>, tick: () => void, reject: (objects: Iterable<number>, code: string, message: string) => void): Promise<{ volume: Volume; files: number }[]> {
+  const { limits } = ctx;
+  const resample = ctx.resample === true;
   const volumes: { volume: Volume; files: number }[] = [];
   let plans;
   try {
@@ -111,7 +113,7 @@ async function buildStack(stack: Stack, sources: readonly ObjectSource[], limits
     for (;;) {
       const objects = new Set([...plan.order, ...plan.twins.map((t) => t.slice)].map((s) => s.object));
       try {
-        const { volume, failed } = await decodePlan(plan, sources, limits, tick);
+        const { volume, failed } = await decodePlan(plan, sources, limits, tick, ctx.slices);
         if (volume) {
           const out = resample && plan.irregular ? resampleStack(volume, plan, limits) : volume;
           volumes.push({ volume: out, files: objects.size });

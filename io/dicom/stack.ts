@@ -12,6 +12,7 @@ import { allocate, DTYPE_BYTES, type DType, type IoWarning, type Rescale, type V
 import type { DicomHeader } from './parse.ts';
 import { applyBitsStored } from './pixels.ts';
 import type { StackPlan } from './series.ts';
+import type { SliceSink } from '../types.ts';
 
 /** One parsed object: its header now, its stored pixel values on demand (decoding is the costly part). */
 export interface ObjectSource {
@@ -32,7 +33,7 @@ export interface DecodeOutcome {
   failed: { object: number; error: GatedError }[];
 }
 
-export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource[], limits: Limits, tick: () => void = () => {}): Promise<DecodeOutcome> {
+export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource[], limits: Limits, tick: () => void = () => {}, sink?: SliceSink): Promise<DecodeOutcome> {
   const h = plan.order[0]!.header;
   const cols = h.columns;
   const rows = h.rows;
@@ -72,6 +73,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
         if (await sources[object]!.pixelsInto!(slot)) {
           const o = sources[object]!.header;
           applyBitsStored(data.subarray(k * n2, (k + 1) * n2), o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
+          sink?.placed(data, k, n2);
           tick();
           continue;
         }
@@ -81,7 +83,10 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
         if ((f + 1) * n2 * spp > pixels.length) throw new GatedError('decode_failed', `frame ${f + 1} is missing from the decoded pixels`);
         return pixels.subarray(f * n2 * spp, (f + 1) * n2 * spp);
       };
-      for (const { frame, k, rescale } of perObject.get(object) ?? []) place(data, frameOf(frame), k, n2, nSlices, spp, plan.rescale ? undefined : rescale);
+      for (const { frame, k, rescale } of perObject.get(object) ?? []) {
+        place(data, frameOf(frame), k, n2, nSlices, spp, plan.rescale ? undefined : rescale);
+        if (spp === 1) sink?.placed(data, k, n2);
+      }
       // compared after every kept slice is in place (a copy may come before its original)
       for (const { frame, keep, rescale } of twinsOf.get(object) ?? []) pendingTwins.push({ keep, slice: frameOf(frame).slice(), rescale });
     } catch (e) {
@@ -102,6 +107,8 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
       }
     }
   }
+  // adding an intercept rewrites the values in place: slices reported so far are no longer final
+  if (plan.rescale && (plan.rescale.slope !== 1 || plan.rescale.intercept !== 0)) sink?.invalidated(data);
   const real = plan.rescale ? applyLosslessRescale(data, dtype, plan.rescale) : { data, dtype };
   const warnings = [...plan.warnings];
   for (const w of plan.order.flatMap((s) => s.header.warnings)) if (!warnings.some((x) => x.code === w.code)) warnings.push({ ...w });
