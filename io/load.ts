@@ -12,6 +12,7 @@ import { runSandboxed } from './sandbox.ts';
 import { sniffFormat, type SniffedFormat } from './sniff.ts';
 import type { InputItem, LoadResult, Progress, ReadContext, Rejection, SliceSink } from './types.ts';
 import type { Volume } from './volume.ts';
+import { HEAD_BYTES, type HeaderReads } from './dicom/head.ts';
 
 export interface LoadOptions {
   limits?: Partial<Limits>;
@@ -101,16 +102,23 @@ function single(format: LoadResult['format'], volume: Volume): LoadResult {
 async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejection[], strictSingle = false): Promise<LoadResult> {
   const dicom: InputItem[] = [];
   const others: { item: InputItem; format: SniffedFormat }[] = [];
+  // DICOM headers parsed from the head read for sniffing (it usually holds the whole header): one read per file
+  const headers: HeaderReads = new Map();
+  let reader: Awaited<ReturnType<typeof readers.dicom>> | undefined;
   for (const item of items) {
     // sniff from the head only: a folder of DICOM files is read whole once, later, one file at a time
-    const head = item.readHead ? await item.readHead(512) : (await item.read()).subarray(0, 512);
-    const format = sniffFormat(head);
-    if (format === 'dicom') dicom.push(item);
-    else others.push({ item, format });
+    const head = item.readHead ? await item.readHead(HEAD_BYTES) : await item.read();
+    const format = sniffFormat(head.subarray(0, 512));
+    if (format === 'dicom') {
+      reader ??= await readers.dicom();
+      const h = reader.headerFromHead(item, head, ctx, dicom.length);
+      if (h) headers.set(item, h);
+      dicom.push(item);
+    } else others.push({ item, format });
   }
   if (dicom.length > 0) {
     for (const { item, format } of others) rejected.push({ name: item.name, code: 'not_dicom', message: `skipped: ${format} file among DICOM files` });
-    const res = await (await readers.dicom()).readDicomItems(dicom, ctx);
+    const res = await reader!.readDicomItems(dicom, ctx, headers);
     if (res.volumes.length === 0) {
       const first = [...rejected, ...res.rejected][0];
       if (strictSingle && first) throw new GatedError(first.code as never, first.message);

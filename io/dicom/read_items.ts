@@ -10,10 +10,11 @@ import type { Limits } from '../../core/limits.ts';
 import type { InputItem, ReadContext, Rejection, SeriesSummary } from '../types.ts';
 import type { IoWarning, Volume } from '../volume.ts';
 import { groupStacks, type Stack } from './group.ts';
-import { parseDicom, parseDicomHeaderDirect, type DicomHeader, type DirectPixels } from './parse.ts';
+import { parseDicom, parseDicomHeaderDirect } from './parse.ts';
 import { resampleStack } from './resample.ts';
 import { planStack } from './series.ts';
 import { decodePlan, type ObjectSource } from './stack.ts';
+import { HEAD_BYTES, type HeaderRead, type HeaderReads } from './head.ts';
 
 export interface DicomReadResult {
   volumes: Volume[];
@@ -22,7 +23,8 @@ export interface DicomReadResult {
   rejected: Rejection[];
 }
 
-export async function readDicomItems(items: InputItem[], ctx: ReadContext): Promise<DicomReadResult> {
+/** `headers`: headers already parsed from heads read for sniffing (headerFromHead); the rest are read here. */
+export async function readDicomItems(items: InputItem[], ctx: ReadContext, headers?: HeaderReads): Promise<DicomReadResult> {
   const rejected: Rejection[] = [];
   const sources: ObjectSource[] = [];
   // like the shared read buffer, one decode buffer serves every object: each is placed before the next is decoded
@@ -30,7 +32,7 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
     try {
-      const { header, direct } = await readHeaderOf(item, ctx, i);
+      const { header, direct } = headers?.get(item) ?? (await readHeaderOf(item, ctx, i));
       // decodePlan copies each object's pixels into the volume before it asks for the next: one shared read buffer serves them all
       const read = () => (item.readShared ? item.readShared() : item.read());
       const source: ObjectSource = { header, pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i, scratch })).pixels };
@@ -49,13 +51,28 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext): Prom
   return { ...res, rejected: [...rejected, ...res.rejected] };
 }
 
-const HEAD_BYTES = 64 * 1024;
+/**
+ * The header from a head already read (for sniffing), when that head decides it as readHeaderOf would:
+ * the whole file, or HEAD_BYTES of a longer one holding the whole data set. Otherwise (or on any error)
+ * undefined, and readHeaderOf reads it again and reports what is wrong.
+ */
+export function headerFromHead(item: InputItem, head: Uint8Array, ctx: ReadContext, index: number): HeaderRead | undefined {
+  try {
+    if (head.length === item.size && item.size <= HEAD_BYTES) return parseDicomHeaderDirect(head, { limits: ctx.limits, name: item.name, index });
+    if (item.readHead && item.size > HEAD_BYTES && head.length === HEAD_BYTES) {
+      return parseDicomHeaderDirect(head, { limits: ctx.limits, name: item.name, index, fileSize: item.size });
+    }
+  } catch {
+    // decided below, by readHeaderOf
+  }
+  return undefined;
+}
 
 /**
  * The header from a 64 KiB head when the item can give one (the whole file is then read once, to decode);
  * the whole file when the data set does not fit in the head.
  */
-async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<{ header: DicomHeader; direct?: DirectPixels }> {
+async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<HeaderRead> {
   if (item.readHead && item.size > HEAD_BYTES) {
     try {
       return parseDicomHeaderDirect(await item.readHead(HEAD_BYTES), { limits: ctx.limits, name: item.name, index, fileSize: item.size });
