@@ -13,9 +13,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
 import { depthwiseConv2dFused } from '../kernels/dwconv/op.ts';
 import { biGatedLinearAttention } from '../kernels/gla/op.ts';
+import { gliMerge } from '../kernels/gli/op.ts';
+import { tokensToHeads } from '../kernels/heads/op.ts';
+import { linearFused, packGatedPairs } from '../kernels/linear/op.ts';
+import { recordingGradients } from '../kernels/flags.ts';
+import { matmulFast } from '../kernels/matmul/op.ts';
+import { swigluFused } from '../kernels/swiglu/op.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros, type Store } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
 import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
+import { DerivedWeight } from './layers/derived_weight.ts';
 import { conv2d, layerNorm, linear, rmsNorm, silu } from './layers/ops.ts';
 import { resizeSeparable, torchBicubicMatrix } from './layers/resize.ts';
 import { convertByRules } from './weights/convert.ts';
@@ -61,6 +68,20 @@ export function vigTokenGrid(h: number, patchSize: number): number {
   return Math.floor((h1 + 2 - 3) / 2) + 1;
 }
 
+/**
+ * The gated MLP's tile-ordered up-projection when its hidden width allows (a multiple of 64): built once for
+ * inference, where SiLU(gate)·value is then written by the matmul itself.
+ */
+export function gatedMlpWeight(gateUp: Param, hidden: number): DerivedWeight | null {
+  return hidden % 64 === 0 ? new DerivedWeight([gateUp], ([w]) => packGatedPairs(w!)) : null;
+}
+
+/** SiLU(x·W_gate) ⊙ (x·W_value): one gated matmul in inference, matmul + SwiGLU kernel while gradients are recorded. */
+export function gatedMlpHidden(x: tf.Tensor, gateUp: Param, packed: DerivedWeight | null): tf.Tensor {
+  if (packed && !recordingGradients()) return linearFused(x, packed.get(), { gated: true });
+  return swigluFused(linearFused(x, gateUp.v));
+}
+
 /** GLA block pieces shared with ViG-H: projections from the local branch, BiGLA, and GLI. */
 export class GlaMixer {
   readonly dw: Param;
@@ -76,6 +97,8 @@ export class GlaMixer {
   readonly keyDim: number;
   readonly dk: number;
   readonly dv: number;
+  readonly #packed: DerivedWeight;
+  readonly #packedBias: DerivedWeight;
 
   constructor(
     s: Store,
@@ -102,31 +125,49 @@ export class GlaMixer {
     this.gNorm = s.add('g_norm.weight', [this.dv], ones);
     this.lNorm = s.add('l_norm.weight', [this.dv], ones);
     this.out = s.add('out.kernel', [dim, dim], xav(dim, dim));
+    const K = this.keyDim;
+    this.#packed = new DerivedWeight([this.qkv, this.gateDown, this.gateUp, this.gli], ([qkv, down, up, gli]) =>
+      tf.concat([qkv!, matmulFast(down as tf.Tensor2D, up as tf.Tensor2D), gli!], 1),
+    );
+    this.#packedBias = new DerivedWeight([this.gateUpBias, this.gliBias], ([up, gli]) => tf.concat([tf.fill([2 * K + dim], 0), up!, gli!]));
   }
 
-  /** x: normalized map [B, H, W, C] → [B, H·W, C]. */
-  call(x: tf.Tensor4D): tf.Tensor3D {
+  /**
+   * x: normalized map [B, H, W, C] → [B, H·W, C] (plus `residual`, [B, H, W, C], when given: the block's
+   * residual sum in the same kernel as o_proj).
+   * One packed projection of L gives, side by side, q | k | v | forward and backward gate logits | GLI gate
+   * logits (the low-rank gate as L·(W_g1·W_g2), the same map reassociated); the heads are cut out of it by
+   * one kernel each, and the GLI, the head merge and the SiLU are one kernel.
+   */
+  call(x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor3D {
     return tf.tidy(() => {
       const [B, H, W, C] = x.shape;
       const N = H * W;
-      const h = this.heads;
+      const K = this.keyDim;
       const local = depthwiseConv2dFused(x, this.dw.v as tf.Tensor4D, { activation: this.actInConv ? 'silu' : 'linear' });
-      const L = tf.reshape(local, [B, N, C]); // [B, N, C]
-      const qkv = linear(L, this.qkv);
-      const [q, k, v] = tf.split(qkv, [this.keyDim, this.keyDim, C], 2);
-      const heads = (t: tf.Tensor, d: number) => tf.transpose(tf.reshape(t, [B, N, h, d]), [0, 2, 1, 3]) as tf.Tensor4D;
-      const z = linear(linear(L, this.gateDown), this.gateUp, this.gateUpBias);
-      const logA = tf.div(tf.logSigmoid(z), this.gateNormalizer);
-      const [gf, gb] = tf.split(logA, 2, 2);
-      const o = biGatedLinearAttention(heads(q!, this.dk), heads(k!, this.dk), heads(v!, this.dv), heads(gf!, this.dk), heads(gb!, this.dk));
-      const oT = tf.transpose(o, [0, 2, 1, 3]); // [B, N, h, dv]
-      const oN = rmsNorm(oT, this.gNorm, RMS_EPS);
-      const lN = rmsNorm(tf.reshape(L, [B, N, h, this.dv]), this.lNorm, RMS_EPS);
-      const g = tf.reshape(tf.sigmoid(linear(L, this.gli, this.gliBias)), [B, N, h, this.dv]);
-      let m = tf.reshape(tf.add(tf.mul(g, oN), tf.mul(tf.sub(1, g), lN)), [B, N, C]);
-      if (this.outAct) m = silu(m);
-      return linear(m, this.out) as tf.Tensor3D;
+      const L = tf.reshape(local, [B, N, C]) as tf.Tensor3D;
+      const P = linearFused(L, this.#packed.get(), { bias: this.#packedBias.get() }) as tf.Tensor3D; // [B, N, 4K + 2C]
+      const heads = (begin: number, size: number, logSigmoidScale = 0) => tokensToHeads(P, { begin, size, heads: this.heads, logSigmoidScale });
+      const g = this.gateNormalizer;
+      const o = biGatedLinearAttention(heads(0, K), heads(K, K), heads(2 * K, C), heads(2 * K + C, K, g), heads(3 * K + C, K, g));
+      const m = gliMerge(o, L, P, this.gNorm.v as tf.Tensor1D, this.lNorm.v as tf.Tensor1D, { gateOffset: 4 * K + C, eps: RMS_EPS, activation: this.outAct ? 'silu' : 'linear' });
+      return linearFused(m, this.out.v, residual ? { residual: tf.reshape(residual, [B, N, C]) } : {}) as tf.Tensor3D;
     });
+  }
+
+  /**
+   * Builds the packed projection now, so a model holds the same number of tensors before and after its first
+   * forward pass (a reassigned weight later swaps in a rebuilt one).
+   */
+  prepare(): void {
+    this.#packed.get();
+    this.#packedBias.get();
+  }
+
+  /** Frees the packed projection kept for inference (the parameters belong to the store). */
+  dispose(): void {
+    this.#packed.dispose();
+    this.#packedBias.dispose();
   }
 }
 
@@ -135,6 +176,8 @@ interface VigBlock {
   mixer: GlaMixer;
   mlpNorm: Param;
   gateUp: Param;
+  /** gateUp in the gated matmul's tile order (hidden width a multiple of 64), for inference. */
+  packedUp: DerivedWeight | null;
   down: Param;
   dropPath: number;
 }
@@ -173,11 +216,13 @@ export class VigModel implements Backbone {
     };
     for (let i = 0; i < c.depth; i++) {
       const b = s.scope(`blocks.${i}`);
+      const gateUp = b.add('mlp.gate_up.kernel', [C, 2 * I], normal(0.02));
       this.#blocks.push({
         attnNorm: b.add('attn_norm.weight', [C], ones),
         mixer: new GlaMixer(b.scope('attn'), C, c.numHeads, c.expandK, c.tinyActs, c.tinyActs, c.gateLowRank, c.gateNormalizer),
         mlpNorm: b.add('mlp_norm.weight', [C], ones),
-        gateUp: b.add('mlp.gate_up.kernel', [C, 2 * I], normal(0.02)),
+        gateUp,
+        packedUp: gatedMlpWeight(gateUp, I),
         down: b.add('mlp.down.kernel', [I, C], normal(0.02)),
         dropPath: rates[i]!,
       });
@@ -188,6 +233,7 @@ export class VigModel implements Backbone {
       this.#p.headb = s.add('head.bias', [c.numClasses], zeros);
     }
     this.featureInfo = [{ name: 'norm', channels: C, reduction: 16 }];
+    if (params.materialize) for (const b of this.#blocks) (b.mixer.prepare(), b.packedUp?.get());
   }
 
   /** Token map after the stem, with the (resized) position table added: [B, h, w, C]. */
@@ -241,6 +287,7 @@ export class VigModel implements Backbone {
   }
 
   dispose(): void {
+    for (const b of this.#blocks) (b.mixer.dispose(), b.packedUp?.dispose());
     this.params.dispose();
   }
 
@@ -255,11 +302,15 @@ export class VigModel implements Backbone {
   #block(x: tf.Tensor4D, blk: VigBlock, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
       const [B, H, W, C] = x.shape;
-      const y = blk.mixer.call(rmsNorm(x, blk.attnNorm, RMS_EPS) as tf.Tensor4D);
-      const r = tf.add(x, dropPath(tf.reshape(y, [B, H, W, C]), blk.dropPath, state));
-      const u = linear(rmsNorm(r, blk.mlpNorm, RMS_EPS), blk.gateUp);
-      const [a, bv] = tf.split(u, 2, 3);
-      return tf.add(r, dropPath(linear(tf.mul(silu(a!), bv!), blk.down), blk.dropPath, state)) as tf.Tensor4D;
+      // without stochastic depth the residual sums ride in the o_proj and down-projection kernels
+      const plain = !state.training || blk.dropPath === 0;
+      const xn = rmsNorm(x, blk.attnNorm, RMS_EPS) as tf.Tensor4D;
+      const r = plain
+        ? (tf.reshape(blk.mixer.call(xn, x), [B, H, W, C]) as tf.Tensor4D)
+        : tf.add(x, dropPath(tf.reshape(blk.mixer.call(xn), [B, H, W, C]), blk.dropPath, state));
+      const hidden = gatedMlpHidden(rmsNorm(r, blk.mlpNorm, RMS_EPS), blk.gateUp, blk.packedUp);
+      if (plain) return linearFused(hidden, blk.down.v, { residual: r }) as tf.Tensor4D;
+      return tf.add(r, dropPath(linearFused(hidden, blk.down.v), blk.dropPath, state)) as tf.Tensor4D;
     });
   }
 }

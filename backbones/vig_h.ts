@@ -16,8 +16,10 @@ import { GatedError } from '../core/errors.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
 import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
-import { conv2d, gelu, layerNorm, linear, silu } from './layers/ops.ts';
-import { GlaMixer } from './vig.ts';
+import { conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
+import { linearFused } from '../kernels/linear/op.ts';
+import { gatedMlpHidden, gatedMlpWeight, GlaMixer } from './vig.ts';
+import type { DerivedWeight } from './layers/derived_weight.ts';
 import { convertByRules, type Layout } from './weights/convert.ts';
 import type { StateDict } from './weights/tensors.ts';
 
@@ -51,7 +53,7 @@ export function gmlpHidden(dim: number): number {
 }
 
 interface HBlock {
-  nw: Param; nb: Param; mixer: GlaMixer; n2w: Param; n2b: Param; fc1: Param; fc2: Param; dropPath: number;
+  nw: Param; nb: Param; mixer: GlaMixer; n2w: Param; n2b: Param; fc1: Param; fc1Packed: DerivedWeight | null; fc2: Param; dropPath: number;
 }
 
 interface HStage {
@@ -98,11 +100,12 @@ export class VigHModel implements Backbone {
       const st: HStage = { blocks: [] };
       for (let j = 0; j < c.depths[i]!; j++) {
         const b = s.scope(`layers.${i}.blocks.${j}`);
+        const fc1 = b.add('mlp.fc1.kernel', [C, 2 * I], normal(0.02));
         st.blocks.push({
           nw: b.add('norm.weight', [C], ones), nb: b.add('norm.bias', [C], zeros),
           mixer: new GlaMixer(b.scope('op'), C, c.numHeads[i]!, c.expandK, false, false, c.gateLowRank, c.gateNormalizer),
           n2w: b.add('norm2.weight', [C], ones), n2b: b.add('norm2.bias', [C], zeros),
-          fc1: b.add('mlp.fc1.kernel', [C, 2 * I], normal(0.02)), fc2: b.add('mlp.fc2.kernel', [I, C], normal(0.02)),
+          fc1, fc1Packed: gatedMlpWeight(fc1, I), fc2: b.add('mlp.fc2.kernel', [I, C], normal(0.02)),
           dropPath: rates[slot++]!,
         });
       }
@@ -125,6 +128,7 @@ export class VigHModel implements Backbone {
       }
     }
     this.featureInfo = info;
+    if (params.materialize) for (const st of this.#stages) for (const b of st.blocks) (b.mixer.prepare(), b.fc1Packed?.get());
   }
 
   /** Stage outputs (before down-sampling; through outnorm{i} with outNorms), strides 4, 8, 16, 32. */
@@ -154,6 +158,7 @@ export class VigHModel implements Backbone {
   }
 
   dispose(): void {
+    for (const st of this.#stages) for (const b of st.blocks) (b.mixer.dispose(), b.fc1Packed?.dispose());
     this.params.dispose();
   }
 
@@ -167,10 +172,15 @@ export class VigHModel implements Backbone {
 
   #block(x: tf.Tensor4D, b: HBlock, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
-      const y = b.mixer.call(layerNorm(x, b.nw, b.nb, LN_EPS) as tf.Tensor4D);
-      const r = tf.add(x, dropPath(tf.reshape(y, x.shape), b.dropPath, state));
-      const [g, v] = tf.split(linear(layerNorm(r, b.n2w, b.n2b, LN_EPS), b.fc1), 2, 3);
-      return tf.add(r, dropPath(linear(tf.mul(silu(g!), v!), b.fc2), b.dropPath, state)) as tf.Tensor4D;
+      // without stochastic depth the residual sums ride in the o_proj and fc2 kernels
+      const plain = !state.training || b.dropPath === 0;
+      const xn = layerNorm(x, b.nw, b.nb, LN_EPS) as tf.Tensor4D;
+      const r = plain
+        ? (tf.reshape(b.mixer.call(xn, x), x.shape) as tf.Tensor4D)
+        : tf.add(x, dropPath(tf.reshape(b.mixer.call(xn), x.shape), b.dropPath, state));
+      const hidden = gatedMlpHidden(layerNorm(r, b.n2w, b.n2b, LN_EPS), b.fc1, b.fc1Packed);
+      if (plain) return linearFused(hidden, b.fc2.v, { residual: r }) as tf.Tensor4D;
+      return tf.add(r, dropPath(linearFused(hidden, b.fc2.v), b.dropPath, state)) as tf.Tensor4D;
     });
   }
 }

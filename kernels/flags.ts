@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs-core';
 /**
  * GATEDVISION_FORCE_REFERENCE_KERNELS=1 routes every custom op to its tfjs-ops reference (as tfjs's
  * WEBGPU_CPU_FORWARD does), for bisecting a numerical difference to one kernel.
@@ -26,4 +27,13 @@ export function glaBidirectionalMode(): 'fused' | 'split' {
 
 export function setGlaBidirectionalMode(mode: 'fused' | 'split'): void {
   glaMode = mode;
+}
+
+/**
+ * True while the engine records a tape (inside tf.grads, tf.variableGrads, an optimizer's minimize). Outside it an
+ * op may leave absent optional inputs out of runKernel; inside it every input the gradient saves must exist.
+ */
+export function recordingGradients(): boolean {
+  const state = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
+  return state.gradientDepth > 0 && state.kernelDepth === 0;
 }

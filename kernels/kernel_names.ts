@@ -9,11 +9,12 @@ export interface GlaAttrs {
 }
 
 export const DepthwiseConv2dFused = 'DepthwiseConv2dFused';
-/** x: [N, H, W, C]; filter: [kh, kw, C, 1]; bias: [C]; gate: [N, outH, outW, C] (or a 1-element dummy). */
+/** x: [N, H, W, C]; filter: [kh, kw, C, 1]; bias: [C]; gate: [N, outH, outW, C]. bias and gate absent (or dummies while a tape records) when unused. */
 export type DwInputs = { x: unknown; filter: unknown; bias: unknown; gate: unknown };
 export type Activation = 'linear' | 'relu' | 'silu' | 'gelu' | 'gelu_tanh' | 'sigmoid';
 export interface DwAttrs {
   activation: Activation;
+  hasBias: boolean;
   hasGate: boolean;
   padding: 'same' | 'valid';
   strides: [number, number];
@@ -65,4 +66,41 @@ export const GeluFused = 'GeluFused';
 export type GeluInputs = { x: unknown };
 export interface GeluAttrs {
   approximate: 'erf' | 'tanh';
+}
+
+export const LinearFused = 'LinearFused';
+/** a: [..., K]; w: [K, N]; bias: [N] and residual: [..., N] (absent, or a 1-element dummy while a tape records). Output act(a·w + bias) + residual, [..., N]. */
+export type LinearFusedInputs = { a: unknown; w: unknown; bias: unknown; residual: unknown };
+export interface LinearFusedAttrs {
+  activation: Activation;
+  hasBias: boolean;
+  hasResidual: boolean;
+  /** w's columns in tiles of 128 (64 gates, then their 64 values); output SiLU(gate)·value (+ residual), [..., N/2]. */
+  gated: boolean;
+}
+
+export const SwigluFused = 'SwigluFused';
+/** u: [..., 2I]. Output SiLU(u[..., :I]) ⊙ u[..., I:], [..., I]. */
+export type SwigluInputs = { u: unknown };
+
+export const TokensToHeads = 'TokensToHeads';
+/** p: [B, N, P]. Output columns [begin, begin + size) split into heads, [B, heads, N, size/heads]; logSigmoid(·)/logSigmoidScale when that is > 0. */
+export type TokensToHeadsInputs = { p: unknown };
+export interface TokensToHeadsAttrs {
+  begin: number;
+  size: number;
+  heads: number;
+  logSigmoidScale: number;
+}
+
+export const GliMerge = 'GliMerge';
+/**
+ * o: [B, h, N, dv]; local: [B, N, h·dv]; gate: [B, N, G] (logits in columns [gateOffset, gateOffset + h·dv));
+ * gammaO, gammaL: [dv]. Output act(σ(g) ⊙ RMSNorm(o; γo) + (1 − σ(g)) ⊙ RMSNorm(local; γl)), [B, N, h·dv].
+ */
+export type GliMergeInputs = { o: unknown; local: unknown; gate: unknown; gammaO: unknown; gammaL: unknown };
+export interface GliMergeAttrs {
+  gateOffset: number;
+  eps: number;
+  activation: 'linear' | 'silu';
 }

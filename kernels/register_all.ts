@@ -19,11 +19,22 @@ import { layerNormGradConfig } from './layer_norm/grad.ts';
 import { layerNormWebgpuConfig } from './layer_norm/webgpu.ts';
 import { rmsNormGradConfig } from './rms_norm/grad.ts';
 import { rmsNormWebgpuConfig } from './rms_norm/webgpu.ts';
+import { gliMergeGradWebgpuConfig } from './gli/backward.ts';
+import { gliMergeGradConfig } from './gli/grad.ts';
+import { gliMergeWebgpuConfig } from './gli/webgpu.ts';
+import { tokensToHeadsGradWebgpuConfig } from './heads/backward.ts';
+import { tokensToHeadsGradConfig } from './heads/grad.ts';
+import { tokensToHeadsWebgpuConfig } from './heads/webgpu.ts';
+import { linearGradConfig } from './linear/grad.ts';
+import { linearWebgpuConfig } from './linear/webgpu.ts';
+import { swigluGradWebgpuConfig } from './swiglu/backward.ts';
+import { swigluGradConfig } from './swiglu/grad.ts';
+import { swigluWebgpuConfig } from './swiglu/webgpu.ts';
 import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
 import { useConvBackpropFilterOnWebgpu } from './webgpu_training/conv2d_backprop_filter.ts';
 
-const KERNELS: KernelConfig[] = [glaWebgpuConfig, glaBiWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, ...WASM_TRAINING_KERNELS];
-const GRADIENTS: GradConfig[] = [glaGradConfig, glaBiGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig, geluGradConfig];
+const KERNELS: KernelConfig[] = [glaWebgpuConfig, glaBiWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, linearWebgpuConfig, swigluWebgpuConfig, tokensToHeadsWebgpuConfig, tokensToHeadsGradWebgpuConfig, swigluGradWebgpuConfig, gliMergeWebgpuConfig, gliMergeGradWebgpuConfig, ...WASM_TRAINING_KERNELS];
+const GRADIENTS: GradConfig[] = [glaGradConfig, glaBiGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig, geluGradConfig, linearGradConfig, swigluGradConfig, tokensToHeadsGradConfig, gliMergeGradConfig];
 
 const require = createRequire(import.meta.url);
 

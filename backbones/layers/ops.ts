@@ -6,19 +6,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { geluFused } from '../../kernels/gelu/op.ts';
 import { layerNormFused } from '../../kernels/layer_norm/op.ts';
 import { rmsNormFused } from '../../kernels/rms_norm/op.ts';
-import { matmulFast } from '../../kernels/matmul/op.ts';
+import { linearFused } from '../../kernels/linear/op.ts';
 import type { Param } from '../_params.ts';
 
-/** x [..., in] · W [in, out] (+ b). */
+/** x [..., in] · W [in, out] (+ b): one kernel on WebGPU, the bias added as the outputs are written. */
 export function linear(x: tf.Tensor, w: Param, b?: Param): tf.Tensor {
-  return tf.tidy(() => {
-    const shape = x.shape;
-    const inDim = shape[shape.length - 1]!;
-    const out = w.shape[1]!;
-    let y: tf.Tensor = matmulFast(tf.reshape(x, [-1, inDim]) as tf.Tensor2D, w.v as tf.Tensor2D);
-    if (b) y = tf.add(y, b.v);
-    return tf.reshape(y, [...shape.slice(0, -1), out]);
-  });
+  return linearFused(x, w.v, b ? { bias: b.v } : {});
 }
 
 /** (x - mean) · rsqrt(var + eps) · γ + β over the last axis (one fused kernel on WebGPU, the composite elsewhere). */
@@ -49,8 +42,9 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
 export function conv2d(x: tf.Tensor4D, k: Param, b: Param | null, stride: number, pad: number | 'same' | 'valid'): tf.Tensor4D {
   return tf.tidy(() => {
     const padding = typeof pad === 'number' ? (pad === 0 ? 'valid' : ([[0, 0], [pad, pad], [pad, pad], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]])) : pad;
-    const y = tf.conv2d(x, k.v as tf.Tensor4D, stride, padding);
-    return (b ? tf.add(y, b.v) : y) as tf.Tensor4D;
+    // the bias in the convolution's own kernel (tfjs's FusedConv2D) rather than in a second one
+    if (b) return tf.fused.conv2d({ x, filter: k.v as tf.Tensor4D, strides: stride, pad: padding, bias: b.v });
+    return tf.conv2d(x, k.v as tf.Tensor4D, stride, padding);
   });
 }
 

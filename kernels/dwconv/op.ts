@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedAttrMap } from '@tensorflow/tfjs-core';
 import { GatedError } from '../../core/errors.ts';
-import { forceReference } from '../flags.ts';
+import { forceReference, recordingGradients } from '../flags.ts';
 import { DepthwiseConv2dFused, type Activation, type DwAttrs } from '../kernel_names.ts';
 import { dwconvReference } from './reference.ts';
 
@@ -36,12 +36,20 @@ export function depthwiseConv2dFused(x: tf.Tensor4D, filter: tf.Tensor4D, opts: 
   const outShape = [N, outH, outW, C];
   if (opts.gate && opts.gate.shape.join() !== outShape.join()) throw new GatedError('shape', `gate must match the output [${outShape}]; got ${opts.gate.shape}`);
   const activation = opts.activation ?? 'linear';
+  if (forceReference() || tf.getKernel(DepthwiseConv2dFused, tf.getBackend()) === undefined) {
+    return tf.tidy(() => dwconvReference(x, filter, opts.bias ?? (tf.zeros([C]) as tf.Tensor1D), opts.gate ?? null, activation, padding, strides));
+  }
+  if (!recordingGradients()) {
+    // no tape saves the inputs: absent ones are left out instead of uploading placeholders per call
+    const attrs: DwAttrs = { activation, hasBias: Boolean(opts.bias), hasGate: Boolean(opts.gate), padding, strides };
+    const inputs: Record<string, tf.Tensor> = { x, filter };
+    if (opts.bias) inputs.bias = opts.bias;
+    if (opts.gate) inputs.gate = opts.gate;
+    return tf.engine().runKernel(DepthwiseConv2dFused, inputs, attrs as unknown as NamedAttrMap) as tf.Tensor4D;
+  }
   return tf.tidy(() => {
     const bias = opts.bias ?? (tf.zeros([C]) as tf.Tensor1D);
-    if (forceReference() || tf.getKernel(DepthwiseConv2dFused, tf.getBackend()) === undefined) {
-      return dwconvReference(x, filter, bias, opts.gate ?? null, activation, padding, strides);
-    }
-    const attrs: DwAttrs = { activation, hasGate: Boolean(opts.gate), padding, strides };
+    const attrs: DwAttrs = { activation, hasBias: true, hasGate: Boolean(opts.gate), padding, strides };
     const gate = opts.gate ?? (tf.zeros([1, 1, 1, 1]) as tf.Tensor4D);
     return tf.engine().runKernel(DepthwiseConv2dFused, { x, filter, bias, gate }, attrs as unknown as NamedAttrMap) as tf.Tensor4D;
   });

@@ -6,7 +6,8 @@
 import { flatDispatch, type WebGPUProgram } from '../_webgpu_internal.ts';
 import type { Activation } from '../kernel_names.ts';
 
-const ACTIVATIONS: Record<Activation, string> = {
+/** Each activation as the body of a WGSL `fn act(a : f32) -> f32` (shared with the matmul epilogue). */
+export const ACTIVATIONS: Record<Activation, string> = {
   linear: 'return a;',
   relu: 'return max(a, 0.0);',
   sigmoid: 'return 1.0 / (1.0 + exp(-a));',
@@ -20,7 +21,7 @@ const ACTIVATIONS: Record<Activation, string> = {
 };
 
 export class DwconvProgram implements WebGPUProgram {
-  // without a gate the input is not bound at all: an unused binding is stripped by the WGSL compiler
+  // without a bias or a gate the input is not bound at all: an unused binding is stripped by the WGSL compiler
   variableNames: string[];
   outputShape: number[];
   shaderKey: string;
@@ -36,11 +37,12 @@ export class DwconvProgram implements WebGPUProgram {
     outShape: number[],
     private readonly activation: Activation,
     private readonly hasGate: boolean,
+    private readonly hasBias = true,
   ) {
     this.outputShape = outShape;
     this.outputComponent = outShape[3]! % 4 === 0 ? 4 : 1;
-    this.variableNames = hasGate ? ['x', 'w', 'bias', 'gate'] : ['x', 'w', 'bias'];
-    this.shaderKey = `dwconv_fused_${activation}_${hasGate ? 'gate' : 'nogate'}_c${this.outputComponent}`;
+    this.variableNames = ['x', 'w', ...(hasBias ? ['bias'] : []), ...(hasGate ? ['gate'] : [])];
+    this.shaderKey = `dwconv_fused_${activation}${hasBias ? '' : '_nobias'}_${hasGate ? 'gate' : 'nogate'}_c${this.outputComponent}`;
     this.dispatchLayout = { x: outShape.map((_, i) => i) };
     const n = outShape.reduce((a, b) => a * b, 1) / this.outputComponent;
     this.dispatch = flatDispatch(n, this.workgroupSize[0]);
@@ -64,7 +66,7 @@ export class DwconvProgram implements WebGPUProgram {
         let n = index / (C4 * uniforms.OW * uniforms.OH);
         let H = uniforms.H;
         let W = uniforms.W;
-        var acc = ${T}(bias[c]);
+        var acc = ${this.hasBias ? `${T}(bias[c])` : `${T}(0.0)`};
         for (var dy = 0; dy < uniforms.KH; dy++) {
           let yy = oy * uniforms.SH + dy - uniforms.PT;
           if (yy < 0 || yy >= H) { continue; }

@@ -2,15 +2,33 @@
  * fp32 matmul in WGSL: 128×128 output tiles per 256-invocation workgroup, K in steps of 16 through
  * workgroup memory (both operands stored k-major so the inner loop reads vec4s), an 8×8 register tile per
  * invocation (two 4-row by two 4-column blocks, 64 and 4 apart, so a warp's vec4 reads stay contiguous).
- * Transposes are baked (shader key); M, N, K and the batch strides are uniforms.
+ * Transposes are baked (shader key); M, N, K and the batch strides are uniforms. An optional epilogue (bias,
+ * activation, residual: LinearFused) is applied as each output is written, also baked and named in the key.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
+import { ACTIVATIONS } from '../dwconv/webgpu_program.ts';
+import type { Activation } from '../kernel_names.ts';
+
+/**
+ * What is applied to each output as it is written: act(acc + bias[n]) + residual[m, n]. `gated`: b's columns come
+ * in tiles of 128, 64 gates then their 64 values, and the output (half as wide) is SiLU(gate)·value (+ residual):
+ * an invocation holds columns c and c + 64 of its tile, so the pair meets in registers.
+ */
+export interface MatMulEpilogue {
+  activation: Activation;
+  hasBias: boolean;
+  hasResidual: boolean;
+  gated?: boolean;
+}
+
+/** Width of a gate (or value) group in a gated epilogue's tile. */
+export const GATED_GROUP = 64;
 
 export const MM_TILE = 128;
 const BK = 16;
 
 export class MatMulTiledProgram implements WebGPUProgram {
-  variableNames = ['a', 'b'];
+  variableNames: string[];
   outputShape: number[];
   shaderKey: string;
   dispatchLayout = { x: [2], y: [1], z: [0] };
@@ -26,12 +44,18 @@ export class MatMulTiledProgram implements WebGPUProgram {
     private readonly transposeA: boolean,
     private readonly transposeB: boolean,
     K: number,
+    private readonly epilogue: MatMulEpilogue | null = null,
   ) {
     this.outputShape = outShape;
-    this.dispatch = [Math.ceil(outShape[2] / MM_TILE), Math.ceil(outShape[1] / MM_TILE), outShape[0]];
-    this.fit = !transposeA && !transposeB && outShape[1] % MM_TILE === 0 && outShape[2] % MM_TILE === 0 && K % BK === 0;
-    this.variableComponents = this.fit ? [4, 4] : undefined;
-    this.shaderKey = `mm_tiled128_${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}${this.fit ? '_fit' : ''}`;
+    this.variableNames = ['a', 'b'];
+    if (epilogue?.hasBias) this.variableNames.push('bias');
+    if (epilogue?.hasResidual) this.variableNames.push('residual');
+    const cols = epilogue?.gated ? 2 * outShape[2] : outShape[2]; // columns of b
+    this.dispatch = [Math.ceil(cols / MM_TILE), Math.ceil(outShape[1] / MM_TILE), outShape[0]];
+    this.fit = !transposeA && !transposeB && outShape[1] % MM_TILE === 0 && cols % MM_TILE === 0 && K % BK === 0;
+    this.variableComponents = this.fit ? [4, 4, ...this.variableNames.slice(2).map(() => 1)] : undefined;
+    const ep = epilogue ? `_${epilogue.gated ? 'gated' : epilogue.activation}${epilogue.hasBias ? '_bias' : ''}${epilogue.hasResidual ? '_res' : ''}` : '';
+    this.shaderKey = `mm_tiled128_${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}${this.fit ? '_fit' : ''}${ep}`;
   }
 
   /** Stages one K step with vec4 global loads: A rows along k, scattered into k-major columns; B rows as is. */
@@ -54,7 +78,67 @@ export class MatMulTiledProgram implements WebGPUProgram {
     // A element (m, k) and B element (k, n) of this batch, zero outside the matrix
     const aAt = this.transposeA ? 'aBase + k * uniforms.M + m' : 'aBase + m * uniforms.K + k';
     const bAt = this.transposeB ? 'bBase + n * uniforms.K + k' : 'bBase + k * uniforms.N + n';
+    const ep = this.epilogue;
+    if (ep?.gated) return this.userCode(aAt, bAt, '', this.gatedOutputs(ep));
+    const store = !ep
+      ? 'result[oBase + m * N + n] = v[e];'
+      : `var y = v[e];
+                  ${ep.hasBias ? 'y = y + bias[n];' : ''}
+                  ${ep.activation !== 'linear' ? 'y = act(y);' : ''}
+                  ${ep.hasResidual ? 'y = y + residual[oBase + m * N + n];' : ''}
+                  result[oBase + m * N + n] = y;`;
+    const outputs = `
+        let oBase = batch * M * N;
+        for (var half = 0; half < 2; half++) {
+          for (var r = 0; r < 4; r++) {
+            let m = m0 + (ty + half * 16) * 4 + r;
+            if (m >= M) { continue; }
+            for (var side = 0; side < 2; side++) {
+              let v = acc[half * 8 + r * 2 + side];
+              for (var e = 0; e < 4; e++) {
+                let n = n0 + (tx + side * 16) * 4 + e;
+                if (n < N) {
+                  ${store}
+                }
+              }
+            }
+          }
+        }
+`;
+    return this.userCode(aAt, bAt, ep && ep.activation !== 'linear' ? `fn act(a : f32) -> f32 { ${ACTIVATIONS[ep.activation]} }` : '', outputs);
+  }
+
+  /** SiLU(gate)·value for the column pairs (c, c + 64) each invocation holds, written to the half-width output. */
+  private gatedOutputs(ep: MatMulEpilogue): string {
     return `
+        let NO = N / 2;
+        let oBase = batch * M * NO;
+        for (var half = 0; half < 2; half++) {
+          for (var r = 0; r < 4; r++) {
+            let m = m0 + (ty + half * 16) * 4 + r;
+            if (m >= M) { continue; }
+            let g = acc[half * 8 + r * 2];
+            let v = acc[half * 8 + r * 2 + 1];
+            for (var e = 0; e < 4; e++) {
+              let n = n0 + tx * 4 + e;
+              if (n < N) {
+                var gate = g[e];
+                var value = v[e];
+                ${ep.hasBias ? 'gate = gate + bias[n]; value = value + bias[n + 64];' : ''}
+                let j = n0 / 2 + tx * 4 + e;
+                var y = gate / (1.0 + exp(-gate)) * value;
+                ${ep.hasResidual ? 'y = y + residual[oBase + m * NO + j];' : ''}
+                result[oBase + m * NO + j] = y;
+              }
+            }
+          }
+        }
+`;
+  }
+
+  private userCode(aAt: string, bAt: string, prelude: string, outputs: string): string {
+    return `
+      ${prelude}
       var<workgroup> As : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
       var<workgroup> Bs : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
       fn main() {
@@ -106,21 +190,7 @@ export class MatMulTiledProgram implements WebGPUProgram {
           }
           workgroupBarrier();
         }
-        let oBase = batch * M * N;
-        for (var half = 0; half < 2; half++) {
-          for (var r = 0; r < 4; r++) {
-            let m = m0 + (ty + half * 16) * 4 + r;
-            if (m >= M) { continue; }
-            for (var side = 0; side < 2; side++) {
-              let v = acc[half * 8 + r * 2 + side];
-              for (var e = 0; e < 4; e++) {
-                let n = n0 + (tx + side * 16) * 4 + e;
-                if (n < N) { result[oBase + m * N + n] = v[e]; }
-              }
-            }
-          }
-        }
-      }
+${outputs}      }
     `;
   }
 }

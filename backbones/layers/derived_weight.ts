@@ -1,0 +1,37 @@
+/**
+ * A weight derived from parameters (ViG's packed projection: the q/k/v, gate and GLI kernels side by side), so
+ * that one matmul replaces several. Outside gradient recording the derived tensor is built once and kept until
+ * one of its parameters is reassigned (a load or an optimizer step gives the variable new data); while
+ * gradients are recorded it is rebuilt on every call, inside the tape, so the gradients reach the parameters.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { recordingGradients } from '../../kernels/flags.ts';
+import type { Param } from '../_params.ts';
+
+export class DerivedWeight {
+  #value: tf.Tensor | null = null;
+  #sources: readonly object[] = [];
+
+  constructor(
+    private readonly params: readonly Param[],
+    private readonly build: (values: tf.Tensor[]) => tf.Tensor,
+  ) {}
+
+  get(): tf.Tensor {
+    const values = this.params.map((p) => p.v as tf.Tensor);
+    if (recordingGradients()) return this.build(values);
+    const sources = values.map((v) => v.dataId);
+    if (!this.#value || this.#value.isDisposed || sources.some((s, i) => s !== this.#sources[i])) {
+      this.dispose();
+      this.#value = tf.keep(tf.tidy(() => this.build(values)));
+      this.#sources = sources;
+    }
+    return this.#value;
+  }
+
+  dispose(): void {
+    this.#value?.dispose();
+    this.#value = null;
+    this.#sources = [];
+  }
+}
