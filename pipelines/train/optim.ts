@@ -39,8 +39,10 @@ export class AdamW {
     this.step++;
     const b1c = 1 - c.beta1 ** this.step;
     const b2c = 1 - c.beta2 ** this.step;
-    tf.tidy(() => {
-      for (const [p, g] of grads) {
+    // one scope per parameter: the temporaries of one update are freed before the next (one scope around all of
+    // them kept every parameter's temporaries alive together, several times the weights)
+    for (const [p, g] of grads) {
+      tf.tidy(() => {
         const m = this.#slot(this.#m, p);
         const v = this.#slot(this.#v, p);
         m.assign(tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1)));
@@ -48,8 +50,8 @@ export class AdamW {
         const update = tf.div(tf.div(m, b1c), tf.add(tf.sqrt(tf.div(v, b2c)), c.eps));
         const decay = p.rank > 1 && c.weightDecay > 0 ? tf.mul(p, lr * c.weightDecay) : null;
         p.assign(tf.sub(decay ? tf.sub(p, decay) : p, tf.mul(update, lr)));
-      }
-    });
+      });
+    }
     return lr;
   }
 
