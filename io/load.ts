@@ -202,8 +202,9 @@ const SYNC_READ_BYTES = 8 * 1024 * 1024;
 function readSmall(path: string, n: number, shared?: SharedBuffer): Uint8Array {
   const fd = openSync(path, 'r');
   try {
-    // the size is taken now, not from the folder walk: the file may have changed since
-    const want = Math.min(n, fstatSync(fd).size);
+    // the size is taken now, not from the folder walk: the file may have changed since (a head needs no size:
+    // reading stops at the end of the file)
+    const want = Number.isFinite(n) ? n : fstatSync(fd).size;
     if (shared && shared.buf.length < want) shared.buf = new Uint8Array(want);
     const out = shared ? shared.buf.subarray(0, want) : new Uint8Array(want);
     let got = 0;
