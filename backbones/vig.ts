@@ -69,17 +69,23 @@ export function vigTokenGrid(h: number, patchSize: number): number {
 }
 
 /**
- * The gated MLP's tile-ordered up-projection when its hidden width allows (a multiple of 64): built once for
- * inference, where SiLU(gate)·value is then written by the matmul itself.
+ * The gated MLP's tile-ordered up-projection when its hidden width allows (a multiple of 64), built once for
+ * inference, where SiLU(gate)·value is then written by the matmul itself. With `norm` (an RMSNorm weight) the
+ * norm's weight is folded into the rows, and the matmul divides by each row's root mean square itself.
  */
-export function gatedMlpWeight(gateUp: Param, hidden: number): DerivedWeight | null {
-  return hidden % 64 === 0 ? new DerivedWeight([gateUp], ([w]) => packGatedPairs(w!)) : null;
+export function gatedMlpWeight(gateUp: Param, hidden: number, norm?: Param): DerivedWeight | null {
+  if (hidden % 64 !== 0) return null;
+  if (!norm) return new DerivedWeight([gateUp], ([w]) => packGatedPairs(w!));
+  return new DerivedWeight([gateUp, norm], ([w, g]) => packGatedPairs(tf.mul(w!, tf.reshape(g!, [-1, 1]))));
 }
 
-/** SiLU(x·W_gate) ⊙ (x·W_value): one gated matmul in inference, matmul + SwiGLU kernel while gradients are recorded. */
-export function gatedMlpHidden(x: tf.Tensor, gateUp: Param, packed: DerivedWeight | null): tf.Tensor {
-  if (packed && !recordingGradients()) return linearFused(x, packed.get(), { gated: true });
-  return swigluFused(linearFused(x, gateUp.v));
+/**
+ * SiLU(x'·W_gate) ⊙ (x'·W_value), x' = x or RMSNorm(x; norm): one gated matmul in inference, norm + matmul + SwiGLU
+ * kernels while gradients are recorded.
+ */
+export function gatedMlpHidden(x: tf.Tensor, gateUp: Param, packed: DerivedWeight | null, norm?: { weight: Param; eps: number }): tf.Tensor {
+  if (packed && !recordingGradients()) return linearFused(x, packed.get(), { gated: true, ...(norm ? { rmsNormEps: norm.eps } : {}) });
+  return swigluFused(linearFused(norm ? rmsNorm(x, norm.weight, norm.eps) : x, gateUp.v));
 }
 
 /** GLA block pieces shared with ViG-H: projections from the local branch, BiGLA, and GLI. */
@@ -176,7 +182,7 @@ interface VigBlock {
   mixer: GlaMixer;
   mlpNorm: Param;
   gateUp: Param;
-  /** gateUp in the gated matmul's tile order (hidden width a multiple of 64), for inference. */
+  /** mlpNorm's weight ⊙ gateUp in the gated matmul's tile order (hidden width a multiple of 64), for inference. */
   packedUp: DerivedWeight | null;
   down: Param;
   dropPath: number;
@@ -216,13 +222,16 @@ export class VigModel implements Backbone {
     };
     for (let i = 0; i < c.depth; i++) {
       const b = s.scope(`blocks.${i}`);
+      const attnNorm = b.add('attn_norm.weight', [C], ones);
+      const mixer = new GlaMixer(b.scope('attn'), C, c.numHeads, c.expandK, c.tinyActs, c.tinyActs, c.gateLowRank, c.gateNormalizer);
+      const mlpNorm = b.add('mlp_norm.weight', [C], ones);
       const gateUp = b.add('mlp.gate_up.kernel', [C, 2 * I], normal(0.02));
       this.#blocks.push({
-        attnNorm: b.add('attn_norm.weight', [C], ones),
-        mixer: new GlaMixer(b.scope('attn'), C, c.numHeads, c.expandK, c.tinyActs, c.tinyActs, c.gateLowRank, c.gateNormalizer),
-        mlpNorm: b.add('mlp_norm.weight', [C], ones),
+        attnNorm,
+        mixer,
+        mlpNorm,
         gateUp,
-        packedUp: gatedMlpWeight(gateUp, I),
+        packedUp: gatedMlpWeight(gateUp, I, mlpNorm),
         down: b.add('mlp.down.kernel', [I, C], normal(0.02)),
         dropPath: rates[i]!,
       });
@@ -308,7 +317,7 @@ export class VigModel implements Backbone {
       const r = plain
         ? (tf.reshape(blk.mixer.call(xn, x), [B, H, W, C]) as tf.Tensor4D)
         : tf.add(x, dropPath(tf.reshape(blk.mixer.call(xn), [B, H, W, C]), blk.dropPath, state));
-      const hidden = gatedMlpHidden(rmsNorm(r, blk.mlpNorm, RMS_EPS), blk.gateUp, blk.packedUp);
+      const hidden = gatedMlpHidden(r, blk.gateUp, blk.packedUp, { weight: blk.mlpNorm, eps: RMS_EPS });
       if (plain) return linearFused(hidden, blk.down.v, { residual: r }) as tf.Tensor4D;
       return tf.add(r, dropPath(linearFused(hidden, blk.down.v), blk.dropPath, state)) as tf.Tensor4D;
     });

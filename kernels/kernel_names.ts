@@ -77,6 +77,8 @@ export interface LinearFusedAttrs {
   hasResidual: boolean;
   /** w's columns in tiles of 128 (64 gates, then their 64 values); output SiLU(gate)·value (+ residual), [..., N/2]. */
   gated: boolean;
+  /** > 0: a's rows are first divided by their root mean square, rsqrt(mean(a²) + rmsNormEps) (RMSNorm's weight folded into w). */
+  rmsNormEps: number;
 }
 
 export const SwigluFused = 'SwigluFused';

@@ -17,14 +17,14 @@ export const linearGradConfig: GradConfig = {
   inputsToSave: ['a', 'w', 'bias', 'residual'],
   gradFunc: (dy, saved, attrs: NamedAttrMap) => {
     const [x, w, bias, residual] = saved as tf.Tensor[];
-    const { activation, hasBias, hasResidual, gated } = attrs as unknown as LinearFusedAttrs;
+    const { activation, hasBias, hasResidual, gated, rmsNormEps } = attrs as unknown as LinearFusedAttrs;
     const K = w!.shape[0]!;
     const N = w!.shape[1]!;
     const a = tf.reshape(x!, [-1, K]) as tf.Tensor2D;
-    if (gated) {
-      // the gated form: the VJP of its reference
-      const f = (p: tf.Tensor, q: tf.Tensor, b?: tf.Tensor) => linearReference(p as tf.Tensor2D, q as tf.Tensor2D, (b as tf.Tensor1D) ?? null, 'linear', null, true);
-      const gs = vjp(f as (...t: tf.Tensor[]) => tf.Tensor, hasBias ? [a, w!, bias!] : [a, w!], tf.reshape(dy as tf.Tensor, [-1, N / 2]));
+    if (gated || rmsNormEps > 0) {
+      // the gated and normalizing forms: the VJP of their reference
+      const f = (p: tf.Tensor, q: tf.Tensor, b?: tf.Tensor) => linearReference(p as tf.Tensor2D, q as tf.Tensor2D, (b as tf.Tensor1D) ?? null, activation, null, gated, rmsNormEps);
+      const gs = vjp(f as (...t: tf.Tensor[]) => tf.Tensor, hasBias ? [a, w!, bias!] : [a, w!], tf.reshape(dy as tf.Tensor, [-1, gated ? N / 2 : N]));
       return {
         a: () => tf.reshape(gs[0]!, x!.shape),
         w: () => gs[1]!,

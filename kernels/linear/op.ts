@@ -21,6 +21,8 @@ export interface LinearOptions {
    * columns; the output is SiLU(gate)·value, half as wide, written by the matmul itself. Needs N a multiple of 128.
    */
   gated?: boolean;
+  /** > 0: RMSNorm x's rows first (no weight: fold it into w's rows), computed inside the matmul. */
+  rmsNormEps?: number;
 }
 
 /**
@@ -44,15 +46,17 @@ export function linearFused(x: tf.Tensor, w: tf.Tensor, opts: LinearOptions = {}
   if (opts.bias && (opts.bias.rank !== 1 || opts.bias.shape[0] !== N)) throw new GatedError('shape', `bias must be [${N}]; got [${opts.bias.shape}]`);
   if (opts.residual && opts.residual.shape.join() !== outShape.join()) throw new GatedError('shape', `residual must match the output [${outShape}]; got [${opts.residual.shape}]`);
   const activation = opts.activation ?? 'linear';
+  const rmsNormEps = opts.rmsNormEps ?? 0;
+  if (!(rmsNormEps >= 0)) throw new GatedError('config', `rmsNormEps must be ≥ 0; got ${rmsNormEps}`);
   if (forceReference() || x.dtype !== 'float32' || tf.getKernel(LinearFused, tf.getBackend()) === undefined) {
     return tf.tidy(() => {
       const a = tf.reshape(x, [-1, K!]) as tf.Tensor2D;
       const res = opts.residual ? (tf.reshape(opts.residual, [-1, outN]) as tf.Tensor2D) : null;
-      return tf.reshape(linearReference(a, w as tf.Tensor2D, (opts.bias as tf.Tensor1D) ?? null, activation, res, gated), outShape);
+      return tf.reshape(linearReference(a, w as tf.Tensor2D, (opts.bias as tf.Tensor1D) ?? null, activation, res, gated, rmsNormEps), outShape);
     });
   }
   // the kernel reads x as [rows, K] and writes [..., N] whatever the leading axes: no reshapes around it
-  const attrs: LinearFusedAttrs = { activation, hasBias: Boolean(opts.bias), hasResidual: Boolean(opts.residual), gated };
+  const attrs: LinearFusedAttrs = { activation, hasBias: Boolean(opts.bias), hasResidual: Boolean(opts.residual), gated, rmsNormEps };
   if (!recordingGradients()) {
     // no tape saves the inputs: absent ones are left out instead of uploading a placeholder per call
     const inputs: Record<string, tf.Tensor> = { a: x, w };

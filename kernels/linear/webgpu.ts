@@ -6,13 +6,14 @@ import { MatMulTiledProgram } from '../matmul/webgpu_program.ts';
 
 const linearWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const { a, w, bias, residual } = inputs as Record<string, TensorInfo>;
-  const { activation, hasBias, hasResidual, gated } = attrs as unknown as LinearFusedAttrs;
+  const { activation, hasBias, hasResidual, gated, rmsNormEps } = attrs as unknown as LinearFusedAttrs;
   const K = a!.shape[a!.shape.length - 1]!;
   const M = a!.shape.slice(0, -1).reduce((p, d) => p * d, 1);
   const N = w!.shape[1]!;
   const outN = gated ? N / 2 : N;
-  const program = new MatMulTiledProgram([1, M, outN], false, false, K, { activation, hasBias, hasResidual, gated });
+  const program = new MatMulTiledProgram([1, M, outN], false, false, K, { activation, hasBias, hasResidual, gated, rmsNorm: rmsNormEps > 0 });
   const uniforms = [M, N, K, 1].map((v) => ({ type: 'int32', data: [v] }));
+  if (rmsNormEps > 0) uniforms.push({ type: 'float32', data: [rmsNormEps] });
   const ins = [a!, w!];
   if (hasBias) ins.push(bias!);
   if (hasResidual) ins.push(residual!);

@@ -19,6 +19,11 @@ export interface MatMulEpilogue {
   hasBias: boolean;
   hasResidual: boolean;
   gated?: boolean;
+  /**
+   * RMSNorm of a's rows without a weight (fold it into b): each output row is scaled by rsqrt(mean_k(a²) + eps),
+   * eps a uniform. The 16 invocations sharing a row each sum the squares of every 16th element, then add up.
+   */
+  rmsNorm?: boolean;
 }
 
 /** Width of a gate (or value) group in a gated epilogue's tile. */
@@ -54,7 +59,8 @@ export class MatMulTiledProgram implements WebGPUProgram {
     this.dispatch = [Math.ceil(cols / MM_TILE), Math.ceil(outShape[1] / MM_TILE), outShape[0]];
     this.fit = !transposeA && !transposeB && outShape[1] % MM_TILE === 0 && cols % MM_TILE === 0 && K % BK === 0;
     this.variableComponents = this.fit ? [4, 4, ...this.variableNames.slice(2).map(() => 1)] : undefined;
-    const ep = epilogue ? `_${epilogue.gated ? 'gated' : epilogue.activation}${epilogue.hasBias ? '_bias' : ''}${epilogue.hasResidual ? '_res' : ''}` : '';
+    if (epilogue?.rmsNorm) this.uniforms += ' eps : f32,';
+    const ep = epilogue ? `_${epilogue.gated ? 'gated' : epilogue.activation}${epilogue.hasBias ? '_bias' : ''}${epilogue.hasResidual ? '_res' : ''}${epilogue.rmsNorm ? '_rms' : ''}` : '';
     this.shaderKey = `mm_tiled128_${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}${this.fit ? '_fit' : ''}${ep}`;
   }
 
@@ -136,9 +142,34 @@ export class MatMulTiledProgram implements WebGPUProgram {
 `;
   }
 
+  /** Scales the accumulators of each of the invocation's 8 rows by that row's rsqrt(mean(a²) + eps). */
+  private rowRms(): string {
+    const sum = this.fit
+      ? 'for (var q = tx; q < K / 4; q += 16) { let v4 = a[(aBase + m * K) / 4 + q]; part = part + dot(v4, v4); }'
+      : 'for (var k = tx; k < K; k += 16) { let v1 = a[aBase + m * K + k]; part = part + v1 * v1; }';
+    return `
+        for (var i = 0; i < 8; i++) {
+          let m = m0 + (ty + (i / 4) * 16) * 4 + i % 4;
+          var part = 0.0;
+          if (m < M) { ${sum} }
+          Rs[(ty * 8 + i) * 16 + tx] = part;
+        }
+        workgroupBarrier();
+        for (var i = 0; i < 8; i++) {
+          var total = 0.0;
+          for (var j = 0; j < 16; j++) { total = total + Rs[(ty * 8 + i) * 16 + j]; }
+          let sc = inverseSqrt(total / f32(K) + uniforms.eps);
+          let slot = (i / 4) * 8 + (i % 4) * 2;
+          acc[slot] = acc[slot] * sc;
+          acc[slot + 1] = acc[slot + 1] * sc;
+        }
+`;
+  }
+
   private userCode(aAt: string, bAt: string, prelude: string, outputs: string): string {
     return `
       ${prelude}
+      ${this.epilogue?.rmsNorm ? 'var<workgroup> Rs : array<f32, 2048>;' : ''}
       var<workgroup> As : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
       var<workgroup> Bs : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
       fn main() {
@@ -190,7 +221,7 @@ export class MatMulTiledProgram implements WebGPUProgram {
           }
           workgroupBarrier();
         }
-${outputs}      }
+${this.epilogue?.rmsNorm ? this.rowRms() : ''}${outputs}      }
     `;
   }
 }

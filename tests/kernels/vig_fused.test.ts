@@ -65,25 +65,29 @@ async function check(backend: string, kernel: string, op: (...xs: tf.Tensor[]) =
 const rand = (shape: number[], seed: number, lo = -1, hi = 1) => tf.tensor(seeded(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape);
 
 describeBackends('ViG fused kernels', ['cpu', 'wasm', 'webgpu'], (backend) => {
-  // [rows shape, K, N, activation, bias, residual]: tiles crossed and not filled, K not a multiple of 16, the
-  // unchecked vec4 path (rows and N multiples of 128, K of 16)
+  // [rows shape, K, N, activation, bias, residual, RMSNorm eps]: tiles crossed and not filled, K not a multiple of
+  // 16, the unchecked vec4 path (rows and N multiples of 128, K of 16), the row RMSNorm on both paths
   it.each([
-    [[2, 19], 13, 29, 'gelu_tanh', true, false],
-    [[3, 5, 9], 17, 131, 'linear', false, true],
-    [[128], 32, 128, 'silu', true, true],
-  ] as [number[], number, number, Activation, boolean, boolean][])('linearFused rows %j K %i N %i %s bias %s residual %s', async (rows, K, N, activation, hasBias, hasResidual) => {
+    [[2, 19], 13, 29, 'gelu_tanh', true, false, 0],
+    [[3, 5, 9], 17, 131, 'linear', false, true, 1e-3],
+    [[128], 32, 128, 'silu', true, true, 1e-6],
+  ] as [number[], number, number, Activation, boolean, boolean, number][])('linearFused rows %j K %i N %i %s bias %s residual %s rmsNorm eps %s', async (rows, K, N, activation, hasBias, hasResidual, rmsNormEps) => {
     const M = rows.reduce((a, b) => a * b, 1);
     // only the operands in use are inputs (tf.grads refuses an input the output does not depend on)
     const ins = [rand([...rows, K], 1), rand([K, N], 2, -0.5, 0.5), ...(hasBias ? [rand([N], 3)] : []), ...(hasResidual ? [rand([...rows, N], 4)] : [])];
-    const op = (x: tf.Tensor, w: tf.Tensor, ...rest: tf.Tensor[]) => linearFused(x, w, { activation, ...(hasBias ? { bias: rest[0] } : {}), ...(hasResidual ? { residual: rest[hasBias ? 1 : 0] } : {}) });
+    const op = (x: tf.Tensor, w: tf.Tensor, ...rest: tf.Tensor[]) => linearFused(x, w, { activation, rmsNormEps, ...(hasBias ? { bias: rest[0] } : {}), ...(hasResidual ? { residual: rest[hasBias ? 1 : 0] } : {}) });
     const naive: Naive = ([x, w, ...rest]) => {
       const b = hasBias ? rest[0] : null;
       const r = hasResidual ? rest[hasBias ? 1 : 0] : null;
       const y = new Float64Array(M * N);
       for (let m = 0; m < M; m++) {
+        let ss = 0;
+        for (let k = 0; k < K; k++) ss += x![m * K + k]! ** 2;
+        const scale = rmsNormEps > 0 ? 1 / Math.sqrt(ss / K + rmsNormEps) : 1;
         for (let n = 0; n < N; n++) {
-          let s = hasBias ? b![n]! : 0;
+          let s = 0;
           for (let k = 0; k < K; k++) s += x![m * K + k]! * w![k * N + n]!;
+          s = s * scale + (hasBias ? b![n]! : 0);
           y[m * N + n] = ACT[activation]!(s) + (hasResidual ? r![m * N + n]! : 0);
         }
       }
@@ -94,12 +98,12 @@ describeBackends('ViG fused kernels', ['cpu', 'wasm', 'webgpu'], (backend) => {
   });
 
   // gated: w's tiles of 64 gate and 64 value columns, SiLU(gate)·value written by the matmul (rows cross a tile)
-  it('linearFused gated (packGatedPairs weight) with bias and residual', async () => {
+  it('linearFused gated (packGatedPairs weight) with RMSNorm, bias and residual', async () => {
     const [M, K, I] = [129, 20, 128];
     const w = rand([K, 2 * I], 15, -0.5, 0.5);
     const packed = packGatedPairs(w);
     const ins = [rand([3, 43, K], 14), packed, rand([2 * I], 16), rand([3, 43, I], 17)];
-    const op = (x: tf.Tensor, pw: tf.Tensor, b: tf.Tensor, r: tf.Tensor) => linearFused(x, pw, { bias: b, residual: r, gated: true });
+    const op = (x: tf.Tensor, pw: tf.Tensor, b: tf.Tensor, r: tf.Tensor) => linearFused(x, pw, { bias: b, residual: r, gated: true, rmsNormEps: 1e-6 });
     // the definition on the unpacked weight: [gate | value] columns of w, the bias packed the same way
     const naive: Naive = ([x, pw, b, r]) => {
       const unpack = (c: number) => Math.floor(c / 64) % 2 === 0 ? 128 * Math.floor(c / 128) / 2 + (c % 64) : I + 128 * Math.floor(c / 128) / 2 + (c % 64);
@@ -108,11 +112,14 @@ describeBackends('ViG fused kernels', ['cpu', 'wasm', 'webgpu'], (backend) => {
       col.forEach((orig, c) => (inv[orig] = c));
       const y = new Float64Array(M * I);
       for (let m = 0; m < M; m++) {
+        let ss = 0;
+        for (let k = 0; k < K; k++) ss += x![m * K + k]! ** 2;
+        const scale = 1 / Math.sqrt(ss / K + 1e-6);
         for (let i = 0; i < I; i++) {
           const z = (orig: number) => {
-            let s = b![inv[orig]!]!;
+            let s = 0;
             for (let k = 0; k < K; k++) s += x![m * K + k]! * pw![k * 2 * I + inv[orig]!]!;
-            return s;
+            return s * scale + b![inv[orig]!]!;
           };
           y[m * I + i] = ACT.silu!(z(i)) * z(I + i) + r![m * I + i]!;
         }
