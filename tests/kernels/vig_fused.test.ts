@@ -66,10 +66,10 @@ const rand = (shape: number[], seed: number, lo = -1, hi = 1) => tf.tensor(seede
 
 describeBackends('ViG fused kernels', ['cpu', 'wasm', 'webgpu'], (backend) => {
   // [rows shape, K, N, activation, bias, residual, RMSNorm eps]: tiles crossed and not filled, K not a multiple of
-  // 16, the unchecked vec4 path (rows and N multiples of 128, K of 16), the row RMSNorm on both paths
+  // 16, the unchecked vec4 path (rows and N multiples of 128, K of 16), the row RMSNorm on both paths (each case
+  // compiles its own matmul shader on SwiftShader: few cases, each covering several options)
   it.each([
-    [[2, 19], 13, 29, 'gelu_tanh', true, false, 0],
-    [[3, 5, 9], 17, 131, 'linear', false, true, 1e-3],
+    [[3, 5, 9], 17, 131, 'gelu_tanh', false, true, 1e-3],
     [[128], 32, 128, 'silu', true, true, 1e-6],
   ] as [number[], number, number, Activation, boolean, boolean, number][])('linearFused rows %j K %i N %i %s bias %s residual %s rmsNorm eps %s', async (rows, K, N, activation, hasBias, hasResidual, rmsNormEps) => {
     const M = rows.reduce((a, b) => a * b, 1);
