@@ -38,12 +38,13 @@ const ours = (run: (x: Inputs) => tf.Tensor): BenchImpl => ({ name: 'ours (WGSL 
 const stock = (run: (x: Inputs) => tf.Tensor, extra: Partial<BenchImpl> = {}): BenchImpl => ({ name: 'tfjs-webgpu composite (reference ops)', reference: true, run, ...extra });
 
 function withChunk(c: number, f: () => tf.Tensor): tf.Tensor {
-  const before = glaTuning.maxChunk;
+  const before = { ...glaTuning };
   glaTuning.maxChunk = c;
+  glaTuning.biMaxChunk = c;
   try {
     return f();
   } finally {
-    glaTuning.maxChunk = before;
+    Object.assign(glaTuning, before);
   }
 }
 
@@ -115,7 +116,7 @@ export function benchCases(small: boolean): BenchCase[] {
       impls: [
         ours(gla),
         { name: 'ours, one call awaited at a time', reference: false, run: gla, inner: 1 },
-        { name: 'ours, 32-token chunks', reference: false, run: (x) => withChunk(32, () => gla(x)) },
+        { name: 'ours, 64-token chunks', reference: false, run: (x) => withChunk(64, () => gla(x)) },
         { name: 'ours, 16-token chunks', reference: false, run: (x) => withChunk(16, () => gla(x)) },
         { name: 'ours, split: two single-direction scans (previous kernel)', reference: false, run: (x) => withGlaMode('split', () => gla(x)) },
         { name: 'ours, split, one call awaited at a time', reference: false, run: (x) => withGlaMode('split', () => gla(x)), inner: 1 },

@@ -12,8 +12,10 @@ import { GlaChunkOutputProgram } from './webgpu_chunk_output.ts';
 import { GlaChunkStateProgram, GlaStateScanProgram } from './webgpu_chunk_programs.ts';
 import { GLA_CHUNK, GlaChunkStatePass, GlaCumsumPass, GlaOutputPass, GlaStateScanPass } from './chunked_programs.ts';
 
-/** Tuning for benchmarks: the largest chunk the three-pass kernel may pick. */
-export const glaTuning = { maxChunk: 64 };
+/** Largest chunks the kernels may pick: `maxChunk` for the single-direction three-pass kernel (also a cap for the
+ *  fused one), `biMaxChunk` for the fused bidirectional kernel, whose 32-token chunks ran 0.93 ms against 1.28 ms
+ *  for 64-token ones on an H200 (B1 H3 N65536 d_k 32 d_v 64, bench/RESULTS.md). Benchmarks and tests change them. */
+export const glaTuning = { maxChunk: 64, biMaxChunk: 32 };
 
 /** Largest chunk (64, 32 or 16 rows) whose workgroup tiles fit the device, or 0 when none does. */
 export function glaChunkSize(dk: number, dv: number, maxSharedBytes: number, maxInvocations: number): number {

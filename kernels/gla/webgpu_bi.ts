@@ -17,10 +17,10 @@ import { GlaBiOutputProgram, glaBiOutputInvocations, glaBiOutputSharedFloats } f
 import { GlaBiStateProgram } from './webgpu_bi_state.ts';
 import { GlaStateScanProgram } from './webgpu_chunk_programs.ts';
 
-/** Largest chunk (64, 32 or 16 tokens, at most glaTuning.maxChunk) the fused programs can use, or 0 when none fits. */
-export function glaBiChunkSize(dk: number, dv: number, maxSharedBytes: number, maxInvocations: number): number {
+/** Largest chunk (64, 32 or 16 tokens, at most maxChunk) the fused programs can use, or 0 when none fits. */
+export function glaBiChunkSize(dk: number, dv: number, maxSharedBytes: number, maxInvocations: number, maxChunk = glaTuning.maxChunk): number {
   if (dk % 4 !== 0 || dv % 4 !== 0) return 0;
-  for (const c of [64, 32, 16].filter((x) => x <= glaTuning.maxChunk)) {
+  for (const c of [64, 32, 16].filter((x) => x <= maxChunk)) {
     const state = (c * dk + c * dv + (c / 8) * dk) * 4;
     const out = glaBiOutputSharedFloats(dk, dv, c) * 4;
     if (Math.max(state, out) <= maxSharedBytes && glaBiOutputInvocations(dv, c) <= maxInvocations && 128 <= maxInvocations) return c;
@@ -35,7 +35,7 @@ const glaBiWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const [B, H, T, Dk] = q!.shape as [number, number, number, number];
   const Dv = v!.shape[3]!;
   const limits = gpu.device.limits;
-  const C = glaBiChunkSize(Dk, Dv, limits.maxComputeWorkgroupStorageSize, Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
+  const C = glaBiChunkSize(Dk, Dv, limits.maxComputeWorkgroupStorageSize, Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX), Math.min(glaTuning.maxChunk, glaTuning.biMaxChunk));
   if (C === 0) return splitScans(gpu, [q!, k!, v!, gf!, gb!], scale);
   const BH = B * H;
   const nC = Math.ceil(T / C);

@@ -70,6 +70,7 @@ describe('fused BiGLA WebGPU kernel (SwiftShader)', () => {
     setForceReference(false);
     setGlaBidirectionalMode('fused');
     glaTuning.maxChunk = 64;
+    glaTuning.biMaxChunk = 32;
   });
 
   // [shape, largest chunk]: one head shorter than a chunk; batch > 1 over three chunks, the last partial (the
@@ -85,6 +86,7 @@ describe('fused BiGLA WebGPU kernel (SwiftShader)', () => {
 
   it.each(CASES)('forward equals the reference: %j, chunk ≤ %i', async (shape, chunk) => {
     glaTuning.maxChunk = chunk;
+    glaTuning.biMaxChunk = chunk;
     const x = inputs(shape, 17 + shape[2]);
     const before = tf.memory().numTensors;
     expect(programsOf(() => bi(x))).toContain('GlaBiOutputProgram');
@@ -100,6 +102,7 @@ describe('fused BiGLA WebGPU kernel (SwiftShader)', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose(Object.values(x));
     glaTuning.maxChunk = 64;
+    glaTuning.biMaxChunk = 32;
   });
 
   it('gradients through the fused kernel equal those through the reference (all five inputs)', async () => {
