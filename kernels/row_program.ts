@@ -4,6 +4,7 @@
  * sees `row`, `t` (invocation in the row), `C`, `live` (row < rows) and `base` (first element of the row).
  */
 import { flatDispatch, type WebGPUProgram } from './_webgpu_internal.ts';
+import { workgroupSumWgsl } from './wgsl_reduce.ts';
 
 export const ROW_WORKGROUP = 64;
 
@@ -29,18 +30,7 @@ export class RowProgram implements WebGPUProgram {
   getUserCode(): string {
     const WG = ROW_WORKGROUP;
     return `
-      var<workgroup> partial : array<f32, ${WG}>;
-      fn rowSum(t : i32, s : f32) -> f32 {
-        partial[t] = s;
-        workgroupBarrier();
-        for (var stride = ${WG / 2}; stride > 0; stride = stride / 2) {
-          if (t < stride) { partial[t] = partial[t] + partial[t + stride]; }
-          workgroupBarrier();
-        }
-        let total = partial[0];
-        workgroupBarrier();
-        return total;
-      }
+      ${workgroupSumWgsl('rowSum', 'f32', WG)}
       fn main(unused : i32) {
         let row = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
         let t = i32(localId.x);

@@ -4,9 +4,9 @@
  * The readers and writers are imported where they run (in the child), so the calling process starts
  * with nothing but the sandbox supervisor loaded.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { commitTempSibling, openTempSibling } from '../core/atomic.ts';
 import { GatedError, toGatedError } from '../core/errors.ts';
 import { resolveLimits } from '../core/limits.ts';
 import type { LoadOptions } from '../io/load.ts';
@@ -75,14 +75,7 @@ export function stripVoxels(res: LoadResult): LoadResult {
  */
 async function convertToNii(input: string, path: string, opts: LoadOptions): Promise<ConvertResult> {
   const [{ loadInputDirect }, { niftiParts }] = await Promise.all([import('../io/load.ts'), import('../io/nifti/write.ts')]);
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true }).catch((e: unknown) => {
-    throw toGatedError(e, 'io_error', `cannot create ${dir}`);
-  });
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o644).catch((e: unknown) => {
-    throw toGatedError(e, 'io_error', `cannot write ${path}`);
-  });
+  const { fh, tmp } = await openTempSibling(path);
   const stream = new SliceStream(fh);
   let closed = false;
   try {
@@ -101,13 +94,7 @@ async function convertToNii(input: string, path: string, opts: LoadOptions): Pro
     await fh.sync();
     await fh.close();
     closed = true;
-    await rename(tmp, path);
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await commitTempSibling(tmp, path);
     return { outputs: [path], warnings: res.warnings, rejected: res.rejected };
   } catch (e) {
     await stream.settle(undefined);

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { flatDispatch, type WebGPUBackend, type WebGPUProgram } from '../_webgpu_internal.ts';
+import { workgroupSumWgsl } from '../wgsl_reduce.ts';
 import { forceReference } from '../flags.ts';
 import type { GliMergeAttrs } from '../kernel_names.ts';
 import { vjp } from '../vjp.ts';
@@ -64,18 +65,7 @@ class GliMergeGradProgram implements WebGPUProgram {
       gammaL: 'result[row * dv + c] = dm * (1.0 - s) * ln;',
     };
     return `
-      var<workgroup> partial : array<vec2<f32>, ${WG}>;
-      fn reduce(t : i32, v : vec2<f32>) -> vec2<f32> {
-        partial[t] = v;
-        workgroupBarrier();
-        for (var stride = ${WG / 2}; stride > 0; stride = stride / 2) {
-          if (t < stride) { partial[t] = partial[t] + partial[t + stride]; }
-          workgroupBarrier();
-        }
-        let total = partial[0];
-        workgroupBarrier();
-        return total;
-      }
+      ${workgroupSumWgsl('reduce', 'vec2<f32>', WG)}
       fn main(unused : i32) {
         let row = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
         let t = i32(localId.x);

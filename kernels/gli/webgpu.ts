@@ -5,6 +5,7 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { flatDispatch, type WebGPUBackend, type WebGPUProgram } from '../_webgpu_internal.ts';
+import { workgroupSumWgsl } from '../wgsl_reduce.ts';
 import { GliMerge, type GliMergeAttrs } from '../kernel_names.ts';
 
 const WG = 64;
@@ -27,7 +28,7 @@ class GliMergeProgram implements WebGPUProgram {
 
   getUserCode(): string {
     return `
-      var<workgroup> partial : array<vec2<f32>, ${WG}>;
+      ${workgroupSumWgsl('reduce', 'vec2<f32>', WG)}
       fn main(unused : i32) {
         let row = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
         let t = i32(localId.x);
@@ -45,13 +46,7 @@ class GliMergeProgram implements WebGPUProgram {
         if (live) {
           for (var c = t; c < dv; c += ${WG}) { let ov = o[oBase + c]; let lv = loc[lBase + c]; s = s + vec2<f32>(ov * ov, lv * lv); }
         }
-        partial[t] = s;
-        workgroupBarrier();
-        for (var stride = ${WG / 2}; stride > 0; stride = stride / 2) {
-          if (t < stride) { partial[t] = partial[t] + partial[t + stride]; }
-          workgroupBarrier();
-        }
-        let r = inverseSqrt(partial[0] / f32(dv) + vec2<f32>(uniforms.eps));
+        let r = inverseSqrt(reduce(t, s) / f32(dv) + vec2<f32>(uniforms.eps));
         if (!live) { return; }
         for (var c = t; c < dv; c += ${WG}) {
           let g = 1.0 / (1.0 + exp(-gate[gBase + c]));
