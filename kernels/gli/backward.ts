@@ -14,6 +14,7 @@ import { forceReference } from '../flags.ts';
 import type { GliMergeAttrs } from '../kernel_names.ts';
 import { vjp } from '../vjp.ts';
 import { gliMergeReference } from './reference.ts';
+import { GLI_ROW_WGSL } from './webgpu.ts';
 
 export const GliMergeGrad = 'GliMergeGrad';
 export type GliGradOutput = 'o' | 'local' | 'gate' | 'gammaO' | 'gammaL';
@@ -67,16 +68,7 @@ class GliMergeGradProgram implements WebGPUProgram {
     return `
       ${workgroupSumWgsl('reduce', 'vec2<f32>', WG)}
       fn main(unused : i32) {
-        let row = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
-        let t = i32(localId.x);
-        let live = row < uniforms.rows;
-        let dv = uniforms.dv;
-        let N = uniforms.N;
-        let head = row % uniforms.heads;
-        let bn = row / uniforms.heads;
-        let oBase = ((bn / N * uniforms.heads + head) * N + bn % N) * dv;
-        let lBase = bn * uniforms.heads * dv + head * dv;
-        let gBase = bn * uniforms.G + uniforms.offset + head * dv;
+${GLI_ROW_WGSL}
         var sq = vec2<f32>(0.0);
         if (live) { for (var c = t; c < dv; c += ${WG}) { let ov = o[oBase + c]; let lv = loc[lBase + c]; sq = sq + vec2<f32>(ov * ov, lv * lv); } }
         let r = inverseSqrt(reduce(t, sq) / f32(dv) + vec2<f32>(uniforms.eps));

@@ -10,6 +10,20 @@ import { GliMerge, type GliMergeAttrs } from '../kernel_names.ts';
 
 const WG = 64;
 
+/** WGSL opening of the GLI programs, forward and backward: one workgroup per (b, n, head) row; where the row lies
+ *  in o ([B, h, N, dv]), in the local branch and the output ([B, N, h·dv]) and in the packed gate columns. */
+export const GLI_ROW_WGSL = `
+        let row = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
+        let t = i32(localId.x);
+        let live = row < uniforms.rows;
+        let dv = uniforms.dv;
+        let N = uniforms.N;
+        let head = row % uniforms.heads;
+        let bn = row / uniforms.heads;                   // b·N + n
+        let oBase = ((bn / N * uniforms.heads + head) * N + bn % N) * dv;
+        let lBase = bn * uniforms.heads * dv + head * dv;
+        let gBase = bn * uniforms.G + uniforms.offset + head * dv;`;
+
 class GliMergeProgram implements WebGPUProgram {
   variableNames = ['o', 'loc', 'gate', 'gammaO', 'gammaL'];
   outputShape: number[];
@@ -30,18 +44,7 @@ class GliMergeProgram implements WebGPUProgram {
     return `
       ${workgroupSumWgsl('reduce', 'vec2<f32>', WG)}
       fn main(unused : i32) {
-        let row = i32(workgroupId.y * numWorkgroups.x + workgroupId.x);
-        let t = i32(localId.x);
-        let live = row < uniforms.rows;
-        let dv = uniforms.dv;
-        let N = uniforms.N;
-        let head = row % uniforms.heads;
-        let bn = row / uniforms.heads;                   // b·N + n
-        let b = bn / N;
-        let n = bn % N;
-        let oBase = ((b * uniforms.heads + head) * N + n) * dv;
-        let lBase = bn * uniforms.heads * dv + head * dv;
-        let gBase = bn * uniforms.G + uniforms.offset + head * dv;
+${GLI_ROW_WGSL}
         var s = vec2<f32>(0.0);
         if (live) {
           for (var c = t; c < dv; c += ${WG}) { let ov = o[oBase + c]; let lv = loc[lBase + c]; s = s + vec2<f32>(ov * ov, lv * lv); }
