@@ -243,9 +243,7 @@ export class HerSegModel implements Backbone {
     const P = this.config.patchSize;
     if (H % P || W % P) throw new GatedError('shape', `HER-Seg input ${H}x${W} must be a multiple of the patch size ${P}`);
     return tf.tidy(() => {
-      // convolution, then bias, as two ops: tfjs's fused conv-with-bias computes its input's gradient eagerly,
-      // and the image's (a 1024²×96 spread of dy on wasm) is never needed
-      let t = tf.add(tf.conv2d(x, this.#p.patch!.v as tf.Tensor4D, P, 'valid'), this.#p.patchb!.v) as tf.Tensor4D;
+      let t = conv2d(x, this.#p.patch!, this.#p.patchb!, P, 'valid');
       for (const m of this.#mb) t = this.#segment(m, [t], [], ([u]) => this.#mbconv(u as tf.Tensor4D, m)) as tf.Tensor4D;
       const [B, h, w, C] = t.shape;
       const { cos, sin } = ropeTables(h, w, C);

@@ -7,6 +7,7 @@ import { geluFused } from '../../kernels/gelu/op.ts';
 import { layerNormFused } from '../../kernels/layer_norm/op.ts';
 import { rmsNormFused } from '../../kernels/rms_norm/op.ts';
 import { linearFused } from '../../kernels/linear/op.ts';
+import { recordingGradients } from '../../kernels/flags.ts';
 import type { Param } from '../_params.ts';
 
 /** x [..., in] · W [in, out] (+ b): one kernel on WebGPU, the bias added as the outputs are written. */
@@ -42,9 +43,13 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
 export function conv2d(x: tf.Tensor4D, k: Param, b: Param | null, stride: number, pad: number | 'same' | 'valid'): tf.Tensor4D {
   return tf.tidy(() => {
     const padding = typeof pad === 'number' ? (pad === 0 ? 'valid' : ([[0, 0], [pad, pad], [pad, pad], [0, 0]] as [[number, number], [number, number], [number, number], [number, number]])) : pad;
-    // the bias in the convolution's own kernel (tfjs's FusedConv2D) rather than in a second one
-    if (b) return tf.fused.conv2d({ x, filter: k.v as tf.Tensor4D, strides: stride, pad: padding, bias: b.v });
-    return tf.conv2d(x, k.v as tf.Tensor4D, stride, padding);
+    // the bias in the convolution's own kernel (tfjs's FusedConv2D) rather than in a second one — but not while
+    // gradients are recorded: the fused op's gradient always computes its input's gradient, which for a stem
+    // convolution is the image's (never needed; at 1024² a full-size spread of dy), while a plain convolution's
+    // input gradient is taken only when something upstream needs it
+    if (b && !recordingGradients()) return tf.fused.conv2d({ x, filter: k.v as tf.Tensor4D, strides: stride, pad: padding, bias: b.v });
+    const y = tf.conv2d(x, k.v as tf.Tensor4D, stride, padding);
+    return b ? (tf.add(y, b.v) as tf.Tensor4D) : y;
   });
 }
 
