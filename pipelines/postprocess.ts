@@ -1,8 +1,12 @@
 /**
  * Label-map clean-up: keep the largest 6-connected 3D component of each class (spurious islands far from
- * the organ are the classic failure of slice-wise models), and fill enclosed holes of each class. Work stays
- * inside the class's bounding box (plus one voxel), with one byte of scratch per voxel of the box and a
- * growable queue, and the flood loop is written out so a 512×512×300 map takes seconds, not tens of seconds.
+ * the organ are the classic failure of slice-wise models), and fill enclosed holes of each class.
+ *
+ * Both are connected-component problems solved on runs rather than voxels: each row of the class's bounding
+ * box is cut into runs of equal membership, runs that overlap a run of the row above or of the slice below are
+ * joined with union-find, and the voxels are touched once to find the runs and once to change them. A brain
+ * mask of a 512×512×300 volume has a few hundred thousand runs against tens of millions of voxels, so this is
+ * an order of magnitude faster than a voxel flood, with the same result.
  */
 
 interface Box {
@@ -18,38 +22,22 @@ export function keepLargestComponent(labels: Uint8Array | Uint16Array, shape: re
   const [nx = 1, ny = 1, nz = 1] = shape;
   const box = bbox(labels, nx, ny, nz, cls, 0);
   if (!box) return 0;
-  const f = new Flood(labels, nx, ny, box);
-  let bestSeed = -1;
-  let bestSize = 0;
-  for (let z = box.z0; z <= box.z1; z++) {
-    for (let y = box.y0; y <= box.y1; y++) {
-      for (let x = box.x0; x <= box.x1; x++) {
-        const i = x + nx * (y + ny * z);
-        if (labels[i] !== cls || f.mark[f.local(x, y, z)] !== 0) continue;
-        const size = f.run(x, y, z, cls, true, 0, 1);
-        if (size > bestSize) {
-          bestSize = size;
-          bestSeed = i;
-        }
-      }
-    }
+  const r = runsOf(labels, nx, ny, box, cls, true);
+  const size = new Float64Array(r.count);
+  for (let k = 0; k < r.count; k++) {
+    const root = r.find(k);
+    size[root] = size[root]! + r.xe[k]! - r.xs[k]! + 1;
   }
-  // a second flood from the largest component's seed marks it 2; every other voxel of the class goes
-  const sx = bestSeed % nx;
-  const sy = Math.floor(bestSeed / nx) % ny;
-  const sz = Math.floor(bestSeed / (nx * ny));
-  f.run(sx, sy, sz, cls, true, 1, 2);
+  // a root is its component's first run in raster order, so the first maximum is the component whose first
+  // voxel comes first — the one a raster-order scan keeps on a tie
+  let best = 0;
+  for (let k = 1; k < r.count; k++) if (size[k]! > size[best]!) best = k;
   let removed = 0;
-  for (let z = box.z0; z <= box.z1; z++) {
-    for (let y = box.y0; y <= box.y1; y++) {
-      for (let x = box.x0; x <= box.x1; x++) {
-        const i = x + nx * (y + ny * z);
-        if (labels[i] === cls && f.mark[f.local(x, y, z)] !== 2) {
-          labels[i] = 0;
-          removed++;
-        }
-      }
-    }
+  for (let k = 0; k < r.count; k++) {
+    if (r.find(k) === best) continue;
+    const row = r.rowOf(k);
+    labels.fill(0, row + r.xs[k]!, row + r.xe[k]! + 1);
+    removed += r.xe[k]! - r.xs[k]! + 1;
   }
   return removed;
 }
@@ -59,29 +47,26 @@ export function fillHoles(labels: Uint8Array | Uint16Array, shape: readonly numb
   const [nx = 1, ny = 1, nz = 1] = shape;
   const box = bbox(labels, nx, ny, nz, cls, 1);
   if (!box) return 0;
-  const f = new Flood(labels, nx, ny, box);
-  // everything outside the box is outside the mask; flood the non-class voxels from the box's faces
-  for (let z = box.z0; z <= box.z1; z++) {
-    for (let y = box.y0; y <= box.y1; y++) {
-      for (let x = box.x0; x <= box.x1; x++) {
-        const face = x === box.x0 || x === box.x1 || y === box.y0 || y === box.y1 || z === box.z0 || z === box.z1;
-        if (!face) {
-          x = box.x1 - 1;
-          continue;
-        }
-        if (labels[x + nx * (y + ny * z)] !== cls && f.mark[f.local(x, y, z)] === 0) f.run(x, y, z, cls, false, 0, 1);
-      }
-    }
+  // everything outside the box is outside the mask: a region of non-class voxels that reaches a face of the
+  // box is open; the others are holes
+  const r = runsOf(labels, nx, ny, box, cls, false);
+  const open = new Uint8Array(r.count);
+  const by = box.y1 - box.y0 + 1;
+  const bz = box.z1 - box.z0 + 1;
+  for (let k = 0; k < r.count; k++) {
+    const row = r.row[k]!;
+    const y = row % by;
+    const z = (row - y) / by;
+    if (y === 0 || y === by - 1 || z === 0 || z === bz - 1 || r.xs[k] === box.x0 || r.xe[k] === box.x1) open[r.find(k)] = 1;
   }
   let filled = 0;
-  for (let z = box.z0; z <= box.z1; z++) {
-    for (let y = box.y0; y <= box.y1; y++) {
-      for (let x = box.x0; x <= box.x1; x++) {
-        const i = x + nx * (y + ny * z);
-        if (labels[i] === 0 && f.mark[f.local(x, y, z)] === 0) {
-          labels[i] = cls;
-          filled++;
-        }
+  for (let k = 0; k < r.count; k++) {
+    if (open[r.find(k)]) continue;
+    const base = r.rowOf(k);
+    for (let i = base + r.xs[k]!, end = base + r.xe[k]!; i <= end; i++) {
+      if (labels[i] === 0) {
+        labels[i] = cls;
+        filled++;
       }
     }
   }
@@ -90,7 +75,7 @@ export function fillHoles(labels: Uint8Array | Uint16Array, shape: readonly numb
 
 // --- internal ---
 
-function bbox(labels: ArrayLike<number>, nx: number, ny: number, nz: number, cls: number, margin: number): Box | null {
+function bbox(labels: Uint8Array | Uint16Array, nx: number, ny: number, nz: number, cls: number, margin: number): Box | null {
   let x0 = nx;
   let x1 = -1;
   let y0 = ny;
@@ -99,93 +84,132 @@ function bbox(labels: ArrayLike<number>, nx: number, ny: number, nz: number, cls
   let z1 = -1;
   let i = 0;
   for (let z = 0; z < nz; z++) {
-    for (let y = 0; y < ny; y++) {
-      for (let x = 0; x < nx; x++, i++) {
-        if (labels[i] !== cls) continue;
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-        if (y < y0) y0 = y;
-        if (y > y1) y1 = y;
-        if (z < z0) z0 = z;
-        if (z > z1) z1 = z;
+    for (let y = 0; y < ny; y++, i += nx) {
+      // the first and last class voxel of the row are all a box needs
+      let a = -1;
+      for (let x = 0; x < nx; x++) {
+        if (labels[i + x] === cls) {
+          a = x;
+          break;
+        }
       }
+      if (a < 0) continue;
+      let b = nx - 1;
+      while (labels[i + b] !== cls) b--;
+      if (a < x0) x0 = a;
+      if (b > x1) x1 = b;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+      if (z < z0) z0 = z;
+      z1 = z;
     }
   }
   if (x1 < 0) return null;
   return { x0: Math.max(0, x0 - margin), x1: Math.min(nx - 1, x1 + margin), y0: Math.max(0, y0 - margin), y1: Math.min(ny - 1, y1 + margin), z0: Math.max(0, z0 - margin), z1: Math.min(nz - 1, z1 + margin) };
 }
 
-/** 6-connected flood inside a box, marking a byte per box voxel. */
-class Flood {
-  readonly mark: Uint8Array;
-  readonly #bx: number;
-  readonly #by: number;
-  #queue = new Int32Array(1 << 16);
+/** Runs of one row-membership inside a box, joined into 6-connected components. */
+class Runs {
+  count = 0;
+  xs: Int32Array;
+  xe: Int32Array;
+  /** Box row (y - y0) + by·(z - z0) of each run. */
+  row: Int32Array;
+  parent: Int32Array;
 
   constructor(
-    readonly labels: Uint8Array | Uint16Array,
+    capacity: number,
     readonly nx: number,
     readonly ny: number,
     readonly box: Box,
   ) {
-    this.#bx = box.x1 - box.x0 + 1;
-    this.#by = box.y1 - box.y0 + 1;
-    this.mark = new Uint8Array(this.#bx * this.#by * (box.z1 - box.z0 + 1));
+    this.xs = new Int32Array(capacity);
+    this.xe = new Int32Array(capacity);
+    this.row = new Int32Array(capacity);
+    this.parent = new Int32Array(capacity);
   }
 
-  local(x: number, y: number, z: number): number {
-    return x - this.box.x0 + this.#bx * (y - this.box.y0 + this.#by * (z - this.box.z0));
-  }
-
-  /** Floods from (x, y, z) over voxels whose (label === cls) equals `inClass` and whose mark is `from`; marks `to`. */
-  run(x: number, y: number, z: number, cls: number, inClass: boolean, from: number, to: number): number {
-    const { labels, nx, ny, mark, box } = this;
-    const bx = this.#bx;
-    const bxy = bx * this.#by;
-    const plane = nx * ny;
-    let q = this.#queue;
-    // the queue holds pairs (global index, box index); a ring that doubles when full
-    let head = 0;
-    let size = 0;
-    const push = (g: number, l: number) => {
-      if (size * 2 + 2 > q.length) {
-        const next = new Int32Array(q.length * 2);
-        for (let k = 0; k < size; k++) {
-          const s = ((head + k) * 2) % q.length;
-          next[2 * k] = q[s]!;
-          next[2 * k + 1] = q[s + 1]!;
-        }
-        q = next;
-        this.#queue = q;
-        head = 0;
-      }
-      const s = ((head + size) * 2) % q.length;
-      q[s] = g;
-      q[s + 1] = l;
-      size++;
-    };
-    let count = 1;
-    const g0 = x + nx * (y + ny * z);
-    const l0 = this.local(x, y, z);
-    mark[l0] = to;
-    push(g0, l0);
-    while (size > 0) {
-      const s = (head * 2) % q.length;
-      const g = q[s]!;
-      const l = q[s + 1]!;
-      head = (head + 1) % (q.length / 2);
-      size--;
-      const lx = l % bx;
-      const ly = Math.floor(l / bx) % this.#by;
-      const lz = Math.floor(l / bxy);
-      // six neighbours, each: inside the box, right class membership, unmarked
-      if (lx > 0 && mark[l - 1] === from && (labels[g - 1] === cls) === inClass) { mark[l - 1] = to; push(g - 1, l - 1); count++; }
-      if (lx < bx - 1 && mark[l + 1] === from && (labels[g + 1] === cls) === inClass) { mark[l + 1] = to; push(g + 1, l + 1); count++; }
-      if (ly > 0 && mark[l - bx] === from && (labels[g - nx] === cls) === inClass) { mark[l - bx] = to; push(g - nx, l - bx); count++; }
-      if (ly < this.#by - 1 && mark[l + bx] === from && (labels[g + nx] === cls) === inClass) { mark[l + bx] = to; push(g + nx, l + bx); count++; }
-      if (lz > 0 && mark[l - bxy] === from && (labels[g - plane] === cls) === inClass) { mark[l - bxy] = to; push(g - plane, l - bxy); count++; }
-      if (lz < box.z1 - box.z0 && mark[l + bxy] === from && (labels[g + plane] === cls) === inClass) { mark[l + bxy] = to; push(g + plane, l + bxy); count++; }
+  add(xs: number, xe: number, row: number): void {
+    if (this.count === this.xs.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.xs = grow(this.xs);
+      this.xe = grow(this.xe);
+      this.row = grow(this.row);
+      this.parent = grow(this.parent);
     }
-    return count;
+    const k = this.count++;
+    this.xs[k] = xs;
+    this.xe[k] = xe;
+    this.row[k] = row;
+    this.parent[k] = k;
+  }
+
+  find(k: number): number {
+    const p = this.parent;
+    while (p[k] !== k) {
+      p[k] = p[p[k]!]!; // path halving
+      k = p[k]!;
+    }
+    return k;
+  }
+
+  /** The smaller root becomes the parent, so every root is its component's first run. */
+  union(a: number, b: number): void {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra < rb) this.parent[rb] = ra;
+    else if (rb < ra) this.parent[ra] = rb;
+  }
+
+  /** Index in the volume of x = 0 on a run's row. */
+  rowOf(k: number): number {
+    const by = this.box.y1 - this.box.y0 + 1;
+    const row = this.row[k]!;
+    const y = row % by;
+    return this.nx * (this.box.y0 + y + this.ny * (this.box.z0 + (row - y) / by));
+  }
+}
+
+function runsOf(labels: Uint8Array | Uint16Array, nx: number, ny: number, box: Box, cls: number, inClass: boolean): Runs {
+  const by = box.y1 - box.y0 + 1;
+  const bz = box.z1 - box.z0 + 1;
+  const r = new Runs(Math.max(1024, 4 * by * bz), nx, ny, box);
+  // first run of each box row; rows are stored in order, so a row's runs are rowStart[row] .. rowStart[row + 1]
+  const rowStart = new Int32Array(by * bz + 1);
+  for (let z = 0; z < bz; z++) {
+    for (let y = 0; y < by; y++) {
+      const row = y + by * z;
+      rowStart[row] = r.count;
+      const base = nx * (box.y0 + y + ny * (box.z0 + z));
+      let x = box.x0;
+      while (x <= box.x1) {
+        if ((labels[base + x] === cls) !== inClass) {
+          x++;
+          continue;
+        }
+        const s = x;
+        while (x <= box.x1 && (labels[base + x] === cls) === inClass) x++;
+        r.add(s, x - 1, row);
+      }
+      const end = r.count;
+      if (y > 0) joinRows(r, rowStart[row - 1]!, rowStart[row]!, rowStart[row]!, end);
+      if (z > 0) joinRows(r, rowStart[row - by]!, rowStart[row - by + 1]!, rowStart[row]!, end);
+    }
+  }
+  return r;
+}
+
+/** Joins each run of [a0, a1) with the runs of [b0, b1) it shares an x with (both lists sorted by x). */
+function joinRows(r: Runs, a0: number, a1: number, b0: number, b1: number): void {
+  let i = a0;
+  let j = b0;
+  while (i < a1 && j < b1) {
+    if (r.xs[i]! <= r.xe[j]! && r.xs[j]! <= r.xe[i]!) r.union(i, j);
+    if (r.xe[i]! < r.xe[j]!) i++;
+    else j++;
   }
 }
