@@ -14,6 +14,7 @@
  *       backward pass, and the rest (the backward pass itself). --free-backward: the gradients of --train/--step
  *       by a backward pass that frees each op's saved tensors and each intermediate gradient as it goes
  *   ... --flags WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=200                     (tfjs environment flags for the run)
+ *   ... --gpu-time     (webgpu: also the GPU time of one forward, timestamp queries summed over its dispatches)
  *   bash ../shared/gpu/pack.sh bench/backbones.ts && bash .gpu/run.sh --device webgpu --sizes 224,512,1024,2048   (GPU host)
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -32,6 +33,8 @@ export interface BackboneBenchRow {
   medianMs: number | null;
   peakTensorMiB: number | null;
   peakGpuMiB: number | null;
+  /** --gpu-time: median GPU time of one forward (timestamp queries summed over its dispatches). */
+  gpuMs?: number | null;
   error?: string;
   /** --train / --step: the parts of the peak (MiB of live tensors). */
   memory?: StepMemory;
@@ -47,7 +50,7 @@ export interface StepMemory {
   backward: number;
 }
 
-export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean; step?: boolean; recompute?: boolean; freeBackward?: boolean; flags?: Record<string, number | boolean> }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
+export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean; step?: boolean; recompute?: boolean; freeBackward?: boolean; gpuTime?: boolean; flags?: Record<string, number | boolean> }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
   const choice = await selectDevice(opts.device, { allowSoftware: opts.allowSoftware ?? false });
   for (const [k, v] of Object.entries(opts.flags ?? {})) tf.env().set(k, v);
   const tracker = choice.backend === 'webgpu' ? trackPeakGpuBytes(tf.backend() as unknown as WebGPUBackend) : null;
@@ -114,7 +117,8 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
           times.push(performance.now() - t0);
         }
         times.sort((a, b) => a - b);
-        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(memory ? { memory } : {}) });
+        const gpuMs = opts.gpuTime && !opts.train && !opts.step ? await forwardGpuMs(() => model.forward(x) as tf.Tensor, opts.repeat) : undefined;
+        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}) });
       } catch (e) {
         rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
       }
@@ -128,8 +132,9 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
 }
 
 export function markdownTable(rows: BackboneBenchRow[]): string {
-  const head = '| model | params | input | tokens | median ms / image | peak tensors MiB | peak GPU MiB |\n|---|---|---|---|---|---|---|';
-  const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} | ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |`);
+  const withGpu = rows.some((r) => r.gpuMs !== undefined);
+  const head = `| model | params | input | tokens | median ms / image |${withGpu ? ' GPU ms / image |' : ''} peak tensors MiB | peak GPU MiB |\n|---|---|---|---|---|${withGpu ? '---|' : ''}---|---|`;
+  const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} |${withGpu ? ` ${r.gpuMs ?? '-'} |` : ''} ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |`);
   const table = [head, ...body].join('\n');
   const split = rows.filter((r) => r.memory);
   if (!split.length) return table;
@@ -139,6 +144,22 @@ export function markdownTable(rows: BackboneBenchRow[]): string {
 }
 
 // --- internal ---
+
+/**
+ * Median GPU time of one forward: tfjs's timestamp-query profiling summed over the call's dispatches (each timed
+ * dispatch ends its compute pass, so this is the GPU's work without the host's per-op cost). Null where the
+ * device has no timestamp queries.
+ */
+async function forwardGpuMs(fn: () => tf.Tensor, repeat: number): Promise<number | null> {
+  const ts: number[] = [];
+  for (let r = 0; r < Math.max(3, repeat); r++) {
+    const info = await tf.time(() => void fn().dispose());
+    if (typeof info.kernelMs !== 'number' || info.kernelMs <= 0) return null;
+    ts.push(info.kernelMs);
+  }
+  ts.sort((a, b) => a - b);
+  return Math.round(ts[Math.floor(ts.length / 2)]! * 100) / 100;
+}
 
 interface ErrorScopes {
   pushErrorScope(filter: 'validation' | 'out-of-memory'): void;
@@ -197,6 +218,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       recompute: { type: 'boolean', default: false },
       'free-backward': { type: 'boolean', default: false },
       flags: { type: 'string', default: '' },
+      'gpu-time': { type: 'boolean', default: false },
     },
   });
   const res = await benchBackbones({
@@ -209,6 +231,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     step: values.step,
     recompute: values.recompute,
     freeBackward: values['free-backward'],
+    gpuTime: values['gpu-time'],
     flags: Object.fromEntries(values.flags!.split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split('='); return [k!, v === 'true' ? true : v === 'false' ? false : Number(v)]; })),
   });
   process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);
