@@ -156,6 +156,7 @@ async function forwardGpuMs(fn: () => tf.Tensor, repeat: number): Promise<number
     const info = await tf.time(() => void fn().dispose());
     if (typeof info.kernelMs !== 'number' || info.kernelMs <= 0) return null;
     ts.push(info.kernelMs);
+    if (r === 0 && process.env.GATEDVISION_BENCH_PROFILE === '1') printProgramTimes(info as unknown as { getExtraProfileInfo?: () => string });
   }
   ts.sort((a, b) => a - b);
   return Math.round(ts[Math.floor(ts.length / 2)]! * 100) / 100;
@@ -180,6 +181,19 @@ async function checked(f: () => Promise<void>): Promise<void> {
   const invalid = await device.popErrorScope();
   const e = oom ?? invalid;
   if (e) throw new Error(`WebGPU ${oom ? 'out of memory' : 'validation error'}: ${e.message.split('\n')[0]}`);
+}
+
+/** GATEDVISION_BENCH_PROFILE=1: GPU ms and dispatch count per program of one forward, to stderr, largest first. */
+function printProgramTimes(info: { getExtraProfileInfo?: () => string }): void {
+  const per = new Map<string, { ms: number; n: number }>();
+  // tfjs-webgpu gives "Name: ms, Name: ms, ..."
+  for (const m of (info.getExtraProfileInfo?.() ?? '').matchAll(/([\w$]+): ([\d.e+-]+)/g)) {
+    const [name, ms] = [m[1]!, Number(m[2])];
+    const e = per.get(name) ?? { ms: 0, n: 0 };
+    per.set(name, { ms: e.ms + ms, n: e.n + 1 });
+  }
+  const lines = [...per].sort((a, b) => b[1].ms - a[1].ms).map(([name, e]) => `  ${name}: ${e.ms.toFixed(3)} ms in ${e.n} dispatches`);
+  process.stderr.write(`GPU time per program:\n${lines.join('\n')}\n`);
 }
 
 /** Peak of the engine's live tensor bytes: wraps its allocation hook once; `reset()` starts a new window. */
