@@ -31,7 +31,9 @@ const convertOnly = argv[0] === 'convert' && !argv.includes('--help') && !argv.i
 // The decoding child starts first, before the source check below, and loads its modules while this
 // process checks and loads the command; a stale build's child is dropped unused.
 const sandbox = convertOnly && hasBuild ? await import(pathToFileURL(join(root, 'dist', 'sandbox.mjs')).href) : undefined;
-sandbox?.prestartSandbox('convert');
+// DICOM/NIfTI decode in a worker thread of this process (no second Node start-up); images in a child process
+const positional = argv.slice(1).filter((a) => !a.startsWith('-'));
+sandbox?.prestartSandbox('convert', undefined, sandbox.sandboxModeFor?.(positional[0] ?? '', positional[1] ?? '') ?? 'process');
 let main;
 if (useBuild()) {
   if (convertOnly) {

@@ -5,6 +5,7 @@
 import { defineCommand, runCommand } from 'citty';
 import { stat } from 'node:fs/promises';
 import { GatedError } from '../core/errors.ts';
+import { sandboxModeFor } from '../io/sandbox_guard.ts';
 import { convertInput, type ConvertTarget } from '../pipelines/convert.ts';
 
 export const convertCommand = defineCommand({
@@ -19,7 +20,7 @@ export const convertCommand = defineCommand({
     const target = await resolveTarget(args.output);
     // The task goes to the decoding process first; the progress display (cli-progress) loads while it works.
     let progress: ReturnType<typeof import('./output.ts').progressReporter> | undefined;
-    const running = convertInput(args.input, target, { onProgress: (d, t, w) => progress?.onProgress(d, t, w), resample: Boolean(args.resample) });
+    const running = convertInput(args.input, target, { onProgress: (d, t, w) => progress?.onProgress(d, t, w), resample: Boolean(args.resample), sandboxMode: sandboxModeFor(args.input, args.output) });
     running.catch(() => undefined); // awaited below; a failure before that is not an unhandled rejection
     let res;
     try {

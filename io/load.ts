@@ -8,7 +8,8 @@ import { open, readdir, stat, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { GatedError, toGatedError } from '../core/errors.ts';
 import { resolveLimits, type Limits } from '../core/limits.ts';
-import { runSandboxed } from './sandbox.ts';
+import { runSandboxed, type SandboxMode } from './sandbox.ts';
+import { assertNativeAllowed } from './sandbox_guard.ts';
 import { sniffFormat, type SniffedFormat } from './sniff.ts';
 import type { InputItem, LoadResult, Progress, ReadContext, Rejection, SliceSink } from './types.ts';
 import type { Volume } from './volume.ts';
@@ -18,6 +19,8 @@ export interface LoadOptions {
   limits?: Partial<Limits>;
   /** Decode in a child process with memory/time caps (default true). */
   sandbox?: boolean;
+  /** Where the sandbox decodes: a child process (default) or a worker thread (see io/sandbox.ts). */
+  sandboxMode?: SandboxMode;
   /** DICOM: resample irregular stacks onto a regular grid. */
   resample?: boolean;
   onProgress?: Progress;
@@ -30,8 +33,8 @@ export interface LoadOptions {
 export async function loadInput(path: string, opts: LoadOptions = {}): Promise<LoadResult> {
   const limits = resolveLimits(opts.limits);
   if (opts.sandbox === false) return loadInputDirect(path, opts);
-  const { onProgress, signal, ...rest } = opts;
-  return runSandboxed<LoadResult>('load', { path, opts: { ...rest, limits, sandbox: false } }, { limits, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) });
+  const { onProgress, signal, sandboxMode, ...rest } = opts;
+  return runSandboxed<LoadResult>('load', { path, opts: { ...rest, limits, sandbox: false } }, { limits, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}), ...(sandboxMode ? { mode: sandboxMode } : {}) });
 }
 
 /** Same as loadInput, in this process (for trusted input, and inside the sandbox child). */
@@ -82,7 +85,11 @@ export async function loadInputDirect(path: string, opts: LoadOptions = {}): Pro
 export const readers = {
   dicom: () => import('./dicom/read_items.ts'),
   nifti: () => import('./nifti/read.ts'),
-  image: () => import('./image/read.ts'),
+  // sharp is native: a decoding worker thread refuses it and the input is read again in a child process
+  image: () => {
+    assertNativeAllowed('an image');
+    return import('./image/read.ts');
+  },
   zip: () => import('./archive.ts'),
 };
 

@@ -2,7 +2,9 @@
  * Runs decoding of untrusted input in a child process with a heap cap, a resident-memory watchdog and a
  * wall-clock limit, so that a codec crash, an endless loop or a runaway allocation fails one request
  * with a typed error instead of taking the caller down. Results come back over IPC with structured
- * clone, typed arrays included.
+ * clone, typed arrays included. With `mode: 'worker'` the task runs in a worker thread under the same
+ * limits instead (sandbox_worker.ts): faster to start, for inputs that need no native decoder; one that
+ * does is run again in a child process.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
@@ -11,19 +13,24 @@ import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { GatedError, reviveGatedError } from '../core/errors.ts';
 import { resolveLimits, type Limits } from '../core/limits.ts';
+export { sandboxModeFor } from './sandbox_guard.ts';
+import type { SandboxMessage } from './sandbox_run.ts';
+import { dropSpareWorker, NEEDS_PROCESS, prestartWorker, runInWorker } from './sandbox_worker.ts';
 import { holdsTransferFiles, removeLeftovers, unpackLarge } from './transfer.ts';
 import type { Progress } from './types.ts';
+
+/**
+ * 'process' (the default): a child process, which also contains native crashes (sharp). 'worker': a worker
+ * thread of this process, for JavaScript/WebAssembly decoding only (DICOM, NIfTI, zips of them).
+ */
+export type SandboxMode = 'process' | 'worker';
 
 export interface SandboxOptions {
   limits: Limits;
   onProgress?: Progress;
   signal?: AbortSignal;
+  mode?: SandboxMode;
 }
-
-type ChildMessage =
-  | { type: 'progress'; done: number; total: number; what: string }
-  | { type: 'result'; value: unknown }
-  | { type: 'error'; error: { code?: unknown; message?: unknown; details?: unknown } };
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -34,7 +41,8 @@ let spare: { child: ChildProcess; heapMb: number } | undefined;
  * `task`) overlaps the caller's own; the first call with the same heap cap takes it. It does not keep
  * this process alive: unused, it ends when this process does. The limits apply from the call on.
  */
-export function prestartSandbox(task: string, limits: Limits = resolveLimits()): void {
+export function prestartSandbox(task: string, limits: Limits = resolveLimits(), mode: SandboxMode = 'process'): void {
+  if (mode === 'worker') return prestartWorker(task, limits);
   if (spare) return;
   const child = spawnChild(limits, task);
   child.on('error', () => undefined); // a failed start is reported by the call that takes the child
@@ -44,14 +52,25 @@ export function prestartSandbox(task: string, limits: Limits = resolveLimits()):
   spare = { child, heapMb: limits.sandboxHeapMb };
 }
 
-/** Ends a child started by prestartSandbox that no call will take. */
+/** Ends a child or worker started by prestartSandbox that no call will take. */
 export function dropSpare(): void {
   spare?.child.kill('SIGKILL');
   spare = undefined;
+  dropSpareWorker();
 }
 
-/** Runs `task` (a name from sandbox_tasks.ts) with `payload` in a fresh child process. */
-export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOptions): Promise<T> {
+/** Runs `task` (a name from sandbox_tasks.ts) with `payload` in a fresh child process or worker thread. */
+export async function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOptions): Promise<T> {
+  if (opts.mode === 'worker') {
+    const out = await runInWorker<T>(task, payload, opts);
+    if (out !== NEEDS_PROCESS) return out;
+  }
+  return runInProcess<T>(task, payload, opts);
+}
+
+// --- internal ---
+
+function runInProcess<T>(task: string, payload: unknown, opts: SandboxOptions): Promise<T> {
   const { limits } = opts;
   const child = takeSpare(limits) ?? spawnChild(limits);
   return new Promise<T>((resolve, reject) => {
@@ -94,7 +113,7 @@ export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOpt
     child.stderr?.on('data', (d: Buffer) => {
       if (stderr.length < 8192) stderr += d.toString();
     });
-    child.on('message', (msg: ChildMessage) => {
+    child.on('message', (msg: SandboxMessage) => {
       if (msg.type === 'progress') opts.onProgress?.(msg.done, msg.total, msg.what);
       else if (msg.type === 'result') {
         // A result without transfer files (written paths, findings) is complete as it arrived; the child's
@@ -132,8 +151,6 @@ export function runSandboxed<T>(task: string, payload: unknown, opts: SandboxOpt
     child.send({ task, payload });
   });
 }
-
-// --- internal ---
 
 function takeSpare(limits: Limits): ChildProcess | undefined {
   const s = spare;

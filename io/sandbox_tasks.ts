@@ -39,6 +39,17 @@ if (process.env.GATEDVISION_SANDBOX_SELFTEST === '1') {
   SANDBOX_TASKS.selftest_echo = async (payload) => payload;
   SANDBOX_TASKS.selftest_argv = async () => process.argv.slice(2);
   SANDBOX_TASKS.selftest_hang = () => new Promise(() => setInterval(() => undefined, 1000));
+  SANDBOX_TASKS.selftest_spin = async () => {
+    for (;;);
+  };
+  // (module (func (export "run") (loop (br 0)))) and (module (func (export "run") unreachable))
+  SANDBOX_TASKS.selftest_wasm_spin = async () => wasmRun([0x0a, 0x09, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b]);
+  SANDBOX_TASKS.selftest_wasm_trap = async () => wasmRun([0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b]);
+  SANDBOX_TASKS.selftest_native = async () => {
+    const { assertNativeAllowed } = await import('./sandbox_guard.ts');
+    assertNativeAllowed('this task');
+    return { pid: process.pid };
+  };
   SANDBOX_TASKS.selftest_crash = async () => process.abort();
   SANDBOX_TASKS.selftest_alloc = async () => {
     const hold: Uint8Array[] = [];
@@ -47,7 +58,19 @@ if (process.env.GATEDVISION_SANDBOX_SELFTEST === '1') {
       await new Promise((r) => setTimeout(r, 5));
     }
   };
+  SANDBOX_TASKS.selftest_heap = async () => {
+    const hold: number[][] = [];
+    for (;;) hold.push(Array.from({ length: 1024 }, (_, i) => i + hold.length));
+  };
   SANDBOX_TASKS.selftest_throw = async () => {
     throw 'dicomParser.readFixedString: attempt to read past end of buffer';
   };
+}
+
+/** Runs the exported function "run" of a one-function WebAssembly module with the given code section. */
+function wasmRun(code: number[]): unknown {
+  const head = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x03, 0x02, 0x01, 0x00, 0x07, 0x07, 0x01, 0x03, 0x72, 0x75, 0x6e, 0x00, 0x00];
+  // (the project's type libraries declare no WebAssembly constructors)
+  const wasm = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object) => { exports: { run(): unknown } } } }).WebAssembly;
+  return new wasm.Instance(new wasm.Module(new Uint8Array([...head, ...code]))).exports.run();
 }

@@ -23,6 +23,10 @@ function scratchDir(): string {
 
 /** Child side: replaces big typed arrays with file markers. */
 export function packLarge(value: unknown): unknown {
+  // a volume decoded by several threads lives in shared memory, which cannot cross into another process
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView) && value.byteLength < THRESHOLD && value.buffer instanceof SharedArrayBuffer) {
+    return (value as unknown as { slice(): unknown }).slice();
+  }
   if (ArrayBuffer.isView(value) && !(value instanceof DataView) && value.byteLength >= THRESHOLD) {
     const type = value.constructor.name as CtorName;
     if (!(type in CTORS)) return value;
@@ -35,6 +39,19 @@ export function packLarge(value: unknown): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, packLarge(v)]));
   }
   return value;
+}
+
+/**
+ * Worker side: the buffers of big typed arrays in `value`, to be moved (not copied) to the caller with
+ * postMessage. Shared memory is shared anyway and is left out.
+ */
+export function transferables(value: unknown, out: Set<ArrayBuffer> = new Set()): ArrayBuffer[] {
+  if (ArrayBuffer.isView(value)) {
+    if (value.byteLength >= THRESHOLD && value.buffer instanceof ArrayBuffer) out.add(value.buffer);
+  } else if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) transferables(v, out);
+  }
+  return [...out];
 }
 
 /** Whether a packed value carries any array through a transfer file. */

@@ -11,6 +11,7 @@ import { GatedError, toGatedError } from '../core/errors.ts';
 import { resolveLimits } from '../core/limits.ts';
 import type { LoadOptions } from '../io/load.ts';
 import { runSandboxed } from '../io/sandbox.ts';
+import { assertNativeAllowed } from '../io/sandbox_guard.ts';
 import type { LoadResult, SliceSink } from '../io/types.ts';
 import type { Volume, VoxelArray } from '../io/volume.ts';
 
@@ -23,12 +24,12 @@ export interface ConvertResult {
   rejected: LoadResult['rejected'];
 }
 
-/** Converts in a sandboxed child unless opts.sandbox is false. */
+/** Converts in a sandboxed child (or worker thread: opts.sandboxMode) unless opts.sandbox is false. */
 export async function convertInput(input: string, target: ConvertTarget, opts: LoadOptions = {}): Promise<ConvertResult> {
   if (opts.sandbox === false) return convertInputDirect(input, target, opts);
   const limits = resolveLimits(opts.limits);
-  const { onProgress, signal, ...rest } = opts;
-  return runSandboxed<ConvertResult>('convert', { input, target, opts: { ...rest, limits, sandbox: false } }, { limits, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) });
+  const { onProgress, signal, sandboxMode, ...rest } = opts;
+  return runSandboxed<ConvertResult>('convert', { input, target, opts: { ...rest, limits, sandbox: false } }, { limits, ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}), ...(sandboxMode ? { mode: sandboxMode } : {}) });
 }
 
 export async function convertInputDirect(input: string, target: ConvertTarget, opts: LoadOptions = {}): Promise<ConvertResult> {
@@ -147,6 +148,7 @@ async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Pr
 
 async function encode(v: Volume, kind: OutKind): Promise<Uint8Array | Uint8Array[]> {
   if (kind === 'png') {
+    assertNativeAllowed('PNG output'); // sharp writes it
     if ((v.shape[2] ?? 1) !== 1) throw new GatedError('usage', `PNG output needs a 2D input; this one has ${v.shape[2]} slices (write .nii.gz instead)`);
     const { writePng } = await import('../io/image/write.ts');
     return writePng(v, pngWindow(v));

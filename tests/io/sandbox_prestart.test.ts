@@ -24,11 +24,16 @@ describe('prestartSandbox', () => {
     // it was dropped, not kept for later
     expect(await runSandboxed<string[]>('selftest_argv', null, { limits })).toEqual([]);
   });
-  it('an unused prestarted child does not keep its caller alive', () => {
+  it('a worker thread started ahead is taken the same way', async () => {
+    prestartSandbox('load', limits, 'worker');
+    expect(await runSandboxed<string[]>('selftest_argv', null, { limits, mode: 'worker' })).toEqual(['load']);
+    expect(await runSandboxed<string[]>('selftest_argv', null, { limits, mode: 'worker' })).toEqual([]);
+  });
+  it.each(['process', 'worker'])('an unused prestarted %s does not keep its caller alive', (mode) => {
     const root = join(import.meta.dirname, '..', '..');
     const script = `
       import { prestartSandbox } from './io/sandbox.ts';
-      prestartSandbox('convert');
+      prestartSandbox('convert', undefined, '${mode}');
       setTimeout(() => console.log('done'), 300);`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 30_000 });
     expect(r.error).toBeUndefined();
