@@ -13,6 +13,8 @@ import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
 import { trackPeakGpuBytes, type WebGPUBackend } from '../kernels/_webgpu_internal.ts';
 import { setForceReference } from '../kernels/flags.ts';
 import { installDawn } from '../kernels/webgpu_node.ts';
+import { matmulFast } from '../kernels/matmul/op.ts';
+import { halfMatmulShape } from '../kernels/matmul/webgpu_half.ts';
 import { benchCases, glaAgreement, type BenchCase } from './gpu_kernels_cases.ts';
 
 type GlaAgreement = Awaited<ReturnType<typeof glaAgreement>>;
@@ -115,7 +117,24 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<{ d
     tf.dispose(Object.values(inputs));
   }
   const checks = !opts.only || 'BiGLA forward'.includes(opts.only) ? [await glaAgreement(small)] : [];
+  if (!opts.only || 'matmul'.includes(opts.only)) checks.push(await halfAgreement(small ? 256 : 4096));
   return { device: choice.reason, reason: choice.reason, rows, checks };
+}
+
+/**
+ * precision 'f16' against fp32 on the same random operands: the difference is f16's rounding of the inputs
+ * (about 2^-11 relative per element, growing like √K), and says which kernel ran.
+ */
+async function halfAgreement(n: number): Promise<GlaAgreement> {
+  const half = halfMatmulShape();
+  const a = tf.randomNormal([n, n], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const b = tf.randomNormal([n, n], 0, 1, 'float32', 4) as tf.Tensor2D;
+  const f = matmulFast(a, b);
+  const h = matmulFast(a, b, { precision: 'f16' });
+  const [d, m] = await Promise.all([tf.max(tf.abs(tf.sub(h, f))).data(), tf.max(tf.abs(f)).data()]);
+  tf.dispose([a, b, f, h]);
+  const how = half ? `subgroup matrices ${half.config.M}x${half.config.N}x${half.config.K}, subgroup ${half.subgroup}` : 'no subgroup matrices: fp32 kernel';
+  return { op: `matmul f16 vs fp32 (${how})`, shape: `${n}^3`, maxAbsDiff: d[0]!, maxAbs: m[0]! };
 }
 
 export function formatRows(rows: KernelBenchRow[]): string {

@@ -36,6 +36,58 @@ export function trackPeakGpuBytes(backend: WebGPUBackend): { reset: () => void; 
   return { reset: () => void (peak = bm.numBytesUsed), peak: () => peak };
 }
 
+/**
+ * Marker comments a program's WGSL may carry for what tfjs's shader generator cannot express (it writes every
+ * declaration itself and calls `main()` from its own entry point):
+ *   `//!enable f16`        → `enable f16;` at the top of the module (extensions must precede all declarations)
+ *   `//!f16 a b`           → inputs `a` and `b` declared `array<f16>` (their int32 tensors hold packed halves;
+ *                            tfjs's accessors convert with `i32(...)`, valid from f16)
+ *   `//!entry mainWg`      → the entry point calls `mainWg(WorkgroupId)` instead of `main()`: a workgroup id that
+ *                            WGSL's uniformity analysis can see (subgroup-matrix offsets must be uniform, and
+ *                            tfjs passes ids through private variables, which it treats as non-uniform)
+ */
+export function applyShaderMarkers(code: string): string {
+  if (!code.includes('//!')) return code;
+  let out = code;
+  const enables: string[] = [];
+  for (const m of code.matchAll(/^[ \t]*\/\/!enable ([\w ]+)$/gm)) enables.push(...m[1]!.trim().split(/\s+/));
+  for (const m of code.matchAll(/^[ \t]*\/\/!f16 ([\w ]+)$/gm)) {
+    for (const name of m[1]!.trim().split(/\s+/)) {
+      const decl = new RegExp(`(var<storage, read> ${name}: array<)(i32|f32|u32)(>;)`);
+      if (!decl.test(out)) throw new Error(`shader marker: no storage input '${name}' to declare as f16`);
+      out = out.replace(decl, '$1f16$3');
+    }
+  }
+  const entry = /^[ \t]*\/\/!entry (\w+)$/m.exec(code)?.[1];
+  if (entry) {
+    const start = out.indexOf('fn _start(');
+    const call = /\bmain\((getGlobalIndex\(\))?\);/;
+    if (start < 0 || !call.test(out.slice(start))) throw new Error('shader marker: no tfjs entry point to redirect');
+    out = out.slice(0, start) + out.slice(start).replace(call, `${entry}(WorkgroupId);`);
+  }
+  return `${[...new Set(enables)].map((e) => `enable ${e};`).join('\n')}\n${out}`;
+}
+
+let markersInstalled = false;
+/** Whether devices made by registerWebgpuBackend apply the shader markers (programs relying on them check). */
+export function shaderMarkersInstalled(): boolean {
+  return markersInstalled;
+}
+
+/** Subgroup-matrix shapes of the adapter (Dawn's `subgroupMatrixConfigs`), empty where it has none. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+let matrixConfigs: SubgroupMatrixConfig[] = [];
+let subgroupSizes: [number, number] = [0, 0];
+export function subgroupMatrixConfigs(): { configs: SubgroupMatrixConfig[]; subgroupMinSize: number; subgroupMaxSize: number } {
+  return { configs: matrixConfigs, subgroupMinSize: subgroupSizes[0], subgroupMaxSize: subgroupSizes[1] };
+}
+
 /** Device features we use or may use, requested whenever the adapter offers them. */
 export const WANTED_FEATURES = ['timestamp-query', 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'];
 
@@ -69,7 +121,15 @@ export function registerWebgpuBackend(): Promise<string[]> {
             maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
           },
         });
-        return new Backend(device, (adapter as unknown as { info: GPUAdapterInfo }).info);
+        const createShaderModule = device.createShaderModule.bind(device);
+        device.createShaderModule = (d: GPUShaderModuleDescriptor) => createShaderModule({ ...d, code: applyShaderMarkers(d.code) });
+        markersInstalled = true;
+        const info = (adapter as unknown as { info: GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
+        if (features.includes('chromium-experimental-subgroup-matrix')) {
+          matrixConfigs = (info.subgroupMatrixConfigs ?? []).map((c) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: c.M, N: c.N, K: c.K }));
+          subgroupSizes = [info.subgroupMinSize ?? 0, info.subgroupMaxSize ?? 0];
+        }
+        return new Backend(device, info);
       },
       3,
     );
