@@ -42,8 +42,8 @@ def gla_chunked(q, k, v, g, scale, C=16):
     chunks the [dk, dv] state; every exponent is <= 0, so nothing overflows. T need not divide by C."""
     B, H, T, Dk = q.shape
     S = q.new_zeros(B, H, Dk, v.shape[-1])
-    out = torch.empty(B, H, T, v.shape[-1], dtype=q.dtype)
-    full = torch.tril(torch.ones(C, C, dtype=torch.bool))
+    out = torch.empty(B, H, T, v.shape[-1], dtype=q.dtype, device=q.device)
+    full = torch.tril(torch.ones(C, C, dtype=torch.bool, device=q.device))
     q = q * scale
     for c in range(0, T, C):
         Q, K, V = q[:, :, c:c + C], k[:, :, c:c + C], v[:, :, c:c + C]
@@ -102,26 +102,34 @@ def check_model(model, vig, naive_bid, C):
     return float((got - ref).abs().max() / ref.abs().max()), outs[0] / 2  # eval divides the merged output by 2 again
 
 
+# ViG-T as in the official yaml/config.py (see ../shared/specs/architectures.md §1.1)
+VIG_T = dict(img_size=224, patch_size=16, stride=16, depth=12, num_heads=3, embed_dim=192, num_classes=1000,
+             if_cls_token=False, classification_mode='avgpool', use_out_act=True, use_out_gate=False,
+             use_swiglu=True, use_act_in_conv=True, drop_path_rate=0.0, expand_k=0.5, expand_v=1.0,
+             patch_embed_version='v2', attn_model='fused_chunk')
+
+
+def randomize_vig_t(model):
+    """Random weights as in the parity fixtures, then q, k, v 100x larger: at the official init's scale the GLA
+    output is ~1e-8, far under g_norm's eps (1e-6 on its mean square), so a GLA check on the whole model would see
+    no GLA at all; speed does not depend on the values."""
+    from backbone_fixtures import perturb
+    perturb(torch, model, 0)
+    for blk in model.blocks:
+        blk.attn.in_proj[0].weight.mul_(10)
+        blk.attn.qkv_proj.weight.mul_(10)
+    return model
+
+
 def build_vig_t(chunk):
-    from backbone_fixtures import OFFICIAL, perturb, torch_setup
+    from backbone_fixtures import OFFICIAL, torch_setup
     torch_setup()
     fuse = sys.modules['fla.ops.gla.recurrent_fuse']
     naive_bid = fuse.bid_fused_recurrent_gla
     fuse.bid_fused_recurrent_gla = make_chunked_bid(chunk)
     sys.path.insert(0, os.path.join(OFFICIAL, 'vig'))
     import vig
-    # ViG-T as in the official yaml/config.py (see ../shared/specs/architectures.md §1.1)
-    model = vig.ViG(img_size=224, patch_size=16, stride=16, depth=12, num_heads=3, embed_dim=192, num_classes=1000,
-                    if_cls_token=False, classification_mode='avgpool', use_out_act=True, use_out_gate=False,
-                    use_swiglu=True, use_act_in_conv=True, drop_path_rate=0.0, expand_k=0.5, expand_v=1.0,
-                    patch_embed_version='v2', attn_model='fused_chunk')
-    # random weights as in the parity fixtures, then q, k, v 100x larger: at the official init's scale the GLA
-    # output is ~1e-8, far under g_norm's eps (1e-6 on its mean square), so the chunked-vs-recurrent check on the
-    # whole model would see no GLA at all; speed does not depend on the values
-    perturb(torch, model, 0)
-    for blk in model.blocks:
-        blk.attn.in_proj[0].weight.mul_(10)
-        blk.attn.qkv_proj.weight.mul_(10)
+    model = randomize_vig_t(vig.ViG(**VIG_T))
     return model.eval(), vig, naive_bid
 
 
