@@ -48,6 +48,7 @@ os.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', os.path.join(ROOT, '.scratch', 
 # as the parity oracle runs the fork's Triton kernels on Triton 3.6 (tests/_oracles/backbone_fixtures.py --triton-check)
 os.environ.setdefault('TRITON_ALLOW_NON_CONSTEXPR_GLOBALS', '1')
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ beside the committed scripts
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -385,17 +386,21 @@ def main():
     if device == 'cuda' and not torch.cuda.is_available():
         ap.error('--device cuda: CUDA is not available here (use --device cpu for a smoke test)')
     if device == 'cuda':
+        os.makedirs(os.environ['TRITON_CACHE_DIR'], exist_ok=True)
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.allow_tf32 = args.tf32
-    os.makedirs(os.environ['TRITON_CACHE_DIR'], exist_ok=True)
     dtypes = [torch.float32] + ([torch.bfloat16] if args.bf16 else [])
     sizes = [int(s) for s in args.sizes.split(',')]
     models = args.models.split(',')
     torch.set_grad_enabled(False)
 
     t0 = time.perf_counter()
-    vig_cpu, cand, why, ref, ref_norm_cls = build(args, device)
-    paths, checks = choose(args, device, dtypes, vig_cpu, cand, why, ref, ref_norm_cls)
+    if 'vig_t' in models:
+        vig_cpu, cand, why, ref, ref_norm_cls = build(args, device)
+        paths, checks = choose(args, device, dtypes, vig_cpu, cand, why, ref, ref_norm_cls)
+    else:
+        vig_cpu, paths, checks, why = None, [], {}, {}
+        cand = {'norm': {'chosen': '-'}, 'swiglu': {'chosen': '-'}}
     setup_s = time.perf_counter() - t0
     norm, swiglu = cand['norm']['chosen'], cand['swiglu']['chosen']
     log(f'setup (imports, checks, their Triton compiles): {setup_s:.1f} s; GLA paths timed: {paths or "none"}; '
