@@ -24,6 +24,8 @@ export interface Limits {
   sandboxTimeoutMs: number;
   /** Resident-memory cap (MiB) for the child, wasm and buffers included; checked by the parent. */
   sandboxRssMb: number;
+  /** Threads decoding a series' compressed frames: 0 picks min(cores, 4); 1 decodes on the reading thread. */
+  decodeThreads: number;
 }
 
 const GiB = 1024 ** 3;
@@ -42,6 +44,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   sandboxHeapMb: 4096,
   sandboxTimeoutMs: 300_000,
   sandboxRssMb: 12_288,
+  decodeThreads: 0,
 });
 
 export function resolveLimits(overrides: Partial<Limits> = {}): Limits {

@@ -118,7 +118,7 @@ async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejecti
     const format = sniffFormat(head.subarray(0, 512));
     if (format === 'dicom') {
       reader ??= await readers.dicom();
-      const h = reader.headerFromHead(item, head, ctx, dicom.length);
+      const h = reader.headerFromHead(item, head, ctx, dicom.length, items.length);
       if (h) headers.set(item, h);
       dicom.push(item);
     } else others.push({ item, format });

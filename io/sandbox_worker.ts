@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { GatedError, reviveGatedError } from '../core/errors.ts';
 import type { Limits } from '../core/limits.ts';
 import type { SandboxMessage } from './sandbox_run.ts';
@@ -104,7 +104,6 @@ function takeSpare(limits: Limits): Worker | undefined {
 }
 
 function spawnWorker(limits: Limits, preload?: string): Worker {
-  const js = join(here, 'sandbox_worker_entry.mjs');
   const resourceLimits = {
     maxOldGenerationSizeMb: limits.sandboxHeapMb,
     // a small young generation (1 MiB semi-spaces), as for the child process: thousands of short-lived
@@ -112,15 +111,21 @@ function spawnWorker(limits: Limits, preload?: string): Worker {
     maxYoungGenerationSizeMb: 3,
     stackSizeMb: 4,
   };
-  const workerData = preload ? { preload } : {};
   // argv as the child process gets it, so a task sees what it was started for the same way in both modes
-  const argv = preload ? [preload] : [];
-  if (existsSync(js)) return new Worker(js, { workerData, argv, resourceLimits });
-  // Source checkout: the thread loads TypeScript through tsx, resolved from this package, not the cwd.
+  return startModuleWorker(here, 'sandbox_worker_entry', { workerData: preload ? { preload } : {}, argv: preload ? [preload] : [], resourceLimits });
+}
+
+/**
+ * A worker thread running module `name` of folder `dir`: the bundle's `name.mjs` when built (dist/ is
+ * flat), else the TypeScript source through tsx, resolved from this package, not the cwd.
+ */
+export function startModuleWorker(dir: string, name: string, options: WorkerOptions): Worker {
+  const js = join(dir, `${name}.mjs`);
+  if (existsSync(js)) return new Worker(js, options);
   const api = pathToFileURL(join(packageRoot(), 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs')).href;
-  const entry = pathToFileURL(join(here, 'sandbox_worker_entry.ts')).href;
+  const entry = pathToFileURL(join(dir, `${name}.ts`)).href;
   const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData, argv, resourceLimits });
+  return new Worker(boot, { ...options, eval: true });
 }
 
 function packageRoot(): string {

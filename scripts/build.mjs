@@ -19,7 +19,7 @@ await build({
   logLevel: 'warning',
 });
 await build({
-  entryPoints: { gatedvision: join(root, 'cli/main.ts'), convert: join(root, 'cli/convert.ts'), sandbox: join(root, 'io/sandbox.ts'), sandbox_child: join(root, 'io/sandbox_child.ts'), sandbox_worker_entry: join(root, 'io/sandbox_worker_entry.ts') },
+  entryPoints: { gatedvision: join(root, 'cli/main.ts'), convert: join(root, 'cli/convert.ts'), sandbox: join(root, 'io/sandbox.ts'), sandbox_child: join(root, 'io/sandbox_child.ts'), sandbox_worker_entry: join(root, 'io/sandbox_worker_entry.ts'), decode_thread: join(root, 'io/dicom/decode_thread.ts') },
   outdir: join(root, 'dist'),
   outExtension: { '.js': '.mjs' },
   bundle: true,

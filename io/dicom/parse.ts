@@ -8,7 +8,8 @@ import type { Limits } from '../../core/limits.ts';
 import type { Vec3 } from '../geometry.ts';
 import { item, num, nums, readDicomFile, str, us, type DataSet } from './dataset.ts';
 import { decodePixels } from './pixels.ts';
-import type { TransferSyntax } from './transfer_syntax.ts';
+import { splitFrames } from './frames.ts';
+import type { Codec, TransferSyntax } from './transfer_syntax.ts';
 import type { DicomObject, FrameGeometry } from './types.ts';
 
 export interface ParseOptions {
@@ -59,6 +60,18 @@ export function parseDicomHeaderDirect(bytes: Uint8Array, opts: ParseOptions): {
   const plain = ts.codec === 'native' && !ts.deflated && ts.littleEndian && header.samplesPerPixel === 1 && header.numberOfFrames === 1 && header.bitsAllocated >= 8;
   if (!plain || pixel.length < frameBytes) return { header };
   return { header, direct: { offset: pixel.dataOffset, bytes: frameBytes, fileSize: opts.fileSize ?? bytes.length } };
+}
+
+/**
+ * The header and the codestream of each frame of an encapsulated object, split as decodePixels splits
+ * them (each copied into its own buffer, so `bytes` may be reused at once), for decoding elsewhere (a
+ * decoding thread, see decode_pool.ts); undefined for native pixels.
+ */
+export function parseDicomFrames(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeader; codec: Codec; frames: Uint8Array[] } | undefined {
+  const { header, ds, ts } = readHeader(bytes, opts);
+  if (ts.codec === 'native') return undefined;
+  const frames = splitFrames(ds, ds.elements[PIXEL_DATA]!, header.numberOfFrames, ts.codec).map((f) => f.slice());
+  return { header, codec: ts.codec, frames };
 }
 
 export async function parseDicom(bytes: Uint8Array, opts: ParseOptions): Promise<DicomObject> {

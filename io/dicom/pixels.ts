@@ -73,6 +73,13 @@ export async function decodePixels(ds: DataSet, el: Element, ts: TransferSyntax,
   return out;
 }
 
+/** One decoded frame's bytes as stored values (BitsStored applied), in place: what decodePixels makes of it. */
+export function storedValues(raw: Uint8Array, h: Pick<Header, 'bitsAllocated' | 'bitsStored' | 'pixelRepresentation'>): VoxelArray {
+  const out = typed(raw, h.bitsAllocated, h.pixelRepresentation);
+  applyBitsStored(out, h.bitsStored, h.bitsAllocated, h.pixelRepresentation);
+  return out;
+}
+
 // --- internal ---
 
 function rawBuffer(n: number, scratch: { buf: Uint8Array } | undefined): Uint8Array {

@@ -10,7 +10,9 @@ import type { Limits } from '../../core/limits.ts';
 import type { InputItem, ReadContext, Rejection, SeriesSummary } from '../types.ts';
 import type { IoWarning, Volume } from '../volume.ts';
 import { groupStacks, type Stack } from './group.ts';
-import { parseDicom, parseDicomHeaderDirect } from './parse.ts';
+import { dropWarmDecodePool, POOL_CODECS, POOL_MIN_FRAMES, warmDecodePool } from './decode_pool.ts';
+import { parseDicom, parseDicomFrames, parseDicomHeaderDirect } from './parse.ts';
+import { TRANSFER_SYNTAXES } from './transfer_syntax.ts';
 import { resampleStack } from './resample.ts';
 import { planStack } from './series.ts';
 import { decodePlan, type ObjectSource } from './stack.ts';
@@ -25,6 +27,14 @@ export interface DicomReadResult {
 
 /** `headers`: headers already parsed from heads read for sniffing (headerFromHead); the rest are read here. */
 export async function readDicomItems(items: InputItem[], ctx: ReadContext, headers?: HeaderReads): Promise<DicomReadResult> {
+  try {
+    return await readItems(items, ctx, headers);
+  } finally {
+    dropWarmDecodePool(); // started by headerFromHead for a series that then took none (or went elsewhere)
+  }
+}
+
+async function readItems(items: InputItem[], ctx: ReadContext, headers?: HeaderReads): Promise<DicomReadResult> {
   const rejected: Rejection[] = [];
   const sources: ObjectSource[] = [];
   // like the shared read buffer, one decode buffer serves every object: each is placed before the next is decoded
@@ -35,7 +45,11 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext, heade
       const { header, direct } = headers?.get(item) ?? (await readHeaderOf(item, ctx, i));
       // decodePlan copies each object's pixels into the volume before it asks for the next: one shared read buffer serves them all
       const read = () => (item.readShared ? item.readShared() : item.read());
-      const source: ObjectSource = { header, pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i, scratch })).pixels };
+      const source: ObjectSource = {
+        header,
+        pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i, scratch })).pixels,
+        codestreams: async () => parseDicomFrames(await read(), { limits: ctx.limits, name: item.name, index: i }),
+      };
       // plain native slices go from the file straight into the volume (no read buffer, no second parse)
       if (direct && item.readRange) source.pixelsInto = async (dst) => dst.length === direct.bytes && item.readRange!(dst, direct.offset, direct.fileSize);
       sources.push(source);
@@ -56,16 +70,20 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext, heade
  * the whole file, or HEAD_BYTES of a longer one holding the whole data set. Otherwise (or on any error)
  * undefined, and readHeaderOf reads it again and reports what is wrong.
  */
-export function headerFromHead(item: InputItem, head: Uint8Array, ctx: ReadContext, index: number): HeaderRead | undefined {
+export function headerFromHead(item: InputItem, head: Uint8Array, ctx: ReadContext, index: number, total = 0): HeaderRead | undefined {
+  let h: HeaderRead | undefined;
   try {
-    if (head.length === item.size && item.size <= HEAD_BYTES) return parseDicomHeaderDirect(head, { limits: ctx.limits, name: item.name, index });
-    if (item.readHead && item.size > HEAD_BYTES && head.length === HEAD_BYTES) {
-      return parseDicomHeaderDirect(head, { limits: ctx.limits, name: item.name, index, fileSize: item.size });
+    if (head.length === item.size && item.size <= HEAD_BYTES) h = parseDicomHeaderDirect(head, { limits: ctx.limits, name: item.name, index });
+    else if (item.readHead && item.size > HEAD_BYTES && head.length === HEAD_BYTES) {
+      h = parseDicomHeaderDirect(head, { limits: ctx.limits, name: item.name, index, fileSize: item.size });
     }
   } catch {
-    // decided below, by readHeaderOf
+    // decided later, by readHeaderOf
   }
-  return undefined;
+  // a long compressed series: the decoding threads start (and load their codecs) while the headers are read
+  const codec = h && TRANSFER_SYNTAXES.get(h.header.transferSyntaxUID)?.codec;
+  if (codec && POOL_CODECS.has(codec) && total * h!.header.numberOfFrames >= POOL_MIN_FRAMES) warmDecodePool(ctx.limits);
+  return h;
 }
 
 /**

@@ -12,6 +12,8 @@ import { allocate, DTYPE_BYTES, type DType, type IoWarning, type Rescale, type V
 import type { DicomHeader } from './parse.ts';
 import { applyBitsStored } from './pixels.ts';
 import type { StackPlan } from './series.ts';
+import { POOL_CODECS, POOL_MIN_FRAMES, takeDecodePool, type DecodePool } from './decode_pool.ts';
+import { TRANSFER_SYNTAXES, type Codec } from './transfer_syntax.ts';
 import type { SliceSink } from '../types.ts';
 
 /** One parsed object: its header now, its stored pixel values on demand (decoding is the costly part). */
@@ -25,6 +27,12 @@ export interface ObjectSource {
    * BitsStored is applied by the caller.
    */
   pixelsInto?(dst: Uint8Array): Promise<boolean>;
+  /**
+   * Encapsulated objects: the header as read now and each frame's codestream (in buffers of their own),
+   * to be decoded on another thread; undefined for native pixels. Calls must not overlap each other or
+   * pixels() (they may share one read buffer).
+   */
+  codestreams?(): Promise<{ header: DicomHeader; codec: Codec; frames: Uint8Array[] } | undefined>;
 }
 
 export interface DecodeOutcome {
@@ -65,7 +73,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
     if (o.rows !== rows || o.columns !== cols || o.bitsAllocated !== h.bitsAllocated || o.pixelRepresentation !== h.pixelRepresentation || o.bitsAllocated / 8 !== bytesPer) return undefined;
     return slots[0]!.k;
   };
-  for (const object of objects) {
+  const decodeHere = async (object: number) => {
     try {
       const k = direct(object);
       if (k !== undefined) {
@@ -75,7 +83,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
           applyBitsStored(data.subarray(k * n2, (k + 1) * n2), o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
           sink?.placed(data, k, n2);
           tick();
-          continue;
+          return;
         }
       }
       const pixels = await sources[object]!.pixels();
@@ -93,7 +101,70 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
       failed.push({ object, error: toGatedError(e, 'decode_failed') });
     }
     tick();
+  };
+  // Compressed grey frames go to decoding threads (decode_pool.ts) when there are enough of them; the
+  // frames come back as stored values and are placed exactly as decodeHere places them.
+  const pooled = (object: number) => {
+    const src = sources[object]!;
+    const codec = TRANSFER_SYNTAXES.get(src.header.transferSyntaxUID)?.codec;
+    return spp === 1 && h.bitsAllocated >= 8 && src.codestreams !== undefined && !twinsOf.has(object) && codec !== undefined && POOL_CODECS.has(codec);
+  };
+  const pooledFrames = objects.filter(pooled).reduce((n, o) => n + (perObject.get(o)?.length ?? 0), 0);
+  const pool = pooledFrames >= POOL_MIN_FRAMES ? takeDecodePool(limits) : undefined;
+  // objects whose file no longer matches the plan's geometry: decoded by decodeHere, after the pool's
+  const later: number[] = [];
+  // codestreams() calls take turns: they may share one read buffer
+  let reading: Promise<unknown> = Promise.resolve();
+  const decodeOnPool = async (pool: DecodePool, object: number) => {
+    try {
+      const turn = reading.then(() => sources[object]!.codestreams!());
+      reading = turn.catch(() => undefined);
+      const cs = await turn;
+      const o = cs?.header;
+      if (!cs || !o || o.rows !== rows || o.columns !== cols || o.samplesPerPixel !== 1 || o.bitsAllocated !== h.bitsAllocated || o.pixelRepresentation !== h.pixelRepresentation) {
+        later.push(object);
+        return;
+      }
+      const spec = { rows, columns: cols, samplesPerPixel: 1, bitsAllocated: o.bitsAllocated, bitsStored: o.bitsStored, pixelRepresentation: o.pixelRepresentation, photometric: o.photometric };
+      const settled = await Promise.allSettled(cs.frames.map((f, i) => pool.decode(cs.codec, f, spec, i)));
+      const decoded = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      try {
+        // the first frame that failed, in frame order, as decodePixels reports it
+        const bad = settled.find((r) => r.status === 'rejected');
+        if (bad) throw (bad as PromiseRejectedResult).reason;
+        for (const { frame, k, rescale } of perObject.get(object) ?? []) {
+          const src = decoded[frame];
+          if (!src) throw new GatedError('decode_failed', `frame ${frame + 1} is missing from the decoded pixels`);
+          place(data, src, k, n2, nSlices, spp, plan.rescale ? undefined : rescale);
+          sink?.placed(data, k, n2);
+        }
+      } finally {
+        for (const d of decoded) pool.release(d);
+      }
+    } catch (e) {
+      failed.push({ object, error: toGatedError(e, 'decode_failed') });
+    }
+    tick();
+  };
+  try {
+    const inflight: Promise<void>[] = [];
+    for (const object of objects) {
+      if (pool && pooled(object)) {
+        inflight.push(decodeOnPool(pool, object));
+        // a few objects per thread in flight: enough to keep every thread busy, little memory held
+        if (inflight.length >= pool.size * 3) await inflight.shift();
+        continue;
+      }
+      await Promise.all(inflight.splice(0)); // decodeHere's reads may share the buffer codestreams() reads into
+      await decodeHere(object);
+    }
+    await Promise.all(inflight);
+    for (const object of later) await decodeHere(object);
+  } finally {
+    pool?.close();
   }
+  // in object order, whichever thread finished first
+  failed.sort((a, b) => a.object - b.object);
   if (failed.length > 0) return { volume: undefined, failed };
   const probe = allocate(dtype, n2 * spp);
   for (const { keep, slice, rescale } of pendingTwins) {

@@ -1,0 +1,24 @@
+/**
+ * A decoding thread of decode_pool.ts: decodes one compressed frame at a time with its own codec instances
+ * into a buffer lent by the pool and gives the buffer back, with BitsStored applied as decodePixels does.
+ */
+import { parentPort } from 'node:worker_threads';
+import { GatedError, toGatedError } from '../../core/errors.ts';
+import { decodeFrame } from './codecs.ts';
+import type { FrameJob } from './decode_pool.ts';
+import { storedValues } from './pixels.ts';
+
+const port = parentPort!;
+port.on('message', async (job: FrameJob) => {
+  try {
+    const raw = new Uint8Array(job.out, 0, job.frameBytes);
+    await decodeFrame(job.codec, job.data, job.spec, (decoded) => {
+      if (decoded.length < job.frameBytes) throw new GatedError('decode_failed', `frame ${job.frame} decoded to ${decoded.length} bytes; ${job.frameBytes} expected`);
+      raw.set(decoded.subarray(0, job.frameBytes));
+    });
+    storedValues(raw, job.spec);
+    port.postMessage({ id: job.id, out: job.out }, [job.out]);
+  } catch (e) {
+    port.postMessage({ id: job.id, out: job.out, error: toGatedError(e, 'decode_failed').toJSON() }, [job.out]);
+  }
+});
