@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
 import { GatedLinearAttention, type GlaAttrs } from '../kernel_names.ts';
 import { BiGatedLinearAttention, type BiGlaAttrs } from './names.ts';
+import { glaBiGradKernel, glaBiGradKernelChunk } from './backward.ts';
 import { glaVectorized } from './vectorized.ts';
 import { vjp } from '../vjp.ts';
 
@@ -25,13 +26,20 @@ export const glaGradConfig: GradConfig = {
   },
 };
 
-/** Gradient of BiGatedLinearAttention: the VJP of the two loop-free scans, the backward one added onto the forward one. */
+/**
+ * Gradient of BiGatedLinearAttention: on WebGPU, where the sizes fit, the backward kernel (backward.ts); elsewhere
+ * the VJP of the two loop-free scans, the backward one added onto the forward one.
+ */
 export const glaBiGradConfig: GradConfig = {
   kernelName: BiGatedLinearAttention,
   inputsToSave: ['q', 'k', 'v', 'logDecayFwd', 'logDecayBwd'],
   gradFunc: (dy, saved, attrs: NamedAttrMap) => {
     const [q, k, v, gf, gb] = saved as tf.Tensor4D[];
     const { scale } = attrs as unknown as BiGlaAttrs;
+    if (glaBiGradKernelChunk(q!.shape[3], v!.shape[3]) > 0) {
+      const [dq, dk, dv, dgf, dgb] = glaBiGradKernel(q!, k!, v!, gf!, gb!, dy as tf.Tensor4D, scale);
+      return { q: () => dq!, k: () => dk!, v: () => dv!, logDecayFwd: () => dgf!, logDecayBwd: () => dgb! };
+    }
     const both = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, f: tf.Tensor, r: tf.Tensor) => {
       const [x, y, z] = [a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D];
       const zero = tf.fill([x.shape[0], x.shape[1], x.shape[2], z.shape[3]], 0) as tf.Tensor4D;

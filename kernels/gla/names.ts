@@ -9,3 +9,10 @@ export interface BiGlaAttrs {
   /** Includes ViG's /2 merge. */
   scale: number;
 }
+
+/**
+ * The backward pass of BiGatedLinearAttention as one kernel call: inputs as the forward's plus dy [B, H, T, Dv];
+ * five outputs, the gradients of q, k, v, logDecayFwd and logDecayBwd, in that order. Attrs as the forward's.
+ */
+export const BiGatedLinearAttentionGrad = 'BiGatedLinearAttentionGrad';
+export type BiGlaGradInputs = BiGlaInputs & { dy: unknown };

@@ -1,0 +1,231 @@
+/**
+ * Pass 3 of the BiGLA backward (backward.ts): per (token chunk, head), both directions, the gradients of q, k, v
+ * and each direction's gate term z = q ⊙ dq − k ⊙ dk summed over the rest of its chunk. For one direction, in its
+ * scan order (positions i, l), with G the in-chunk inclusive cumsum of log-gates, S the forward state entering the
+ * chunk, R the reverse state entering it from the other side (webgpu_bi_grad_state.ts), P_il = dy_i · v_l and
+ * A_il = Σ_d q_id k_ld exp(G_id − G_ld) for l ≤ i:
+ *   dq_i = s·[exp(G_i) ⊙ (S dy_iᵀ) + Σ_{l≤i} P_il k_l ⊙ exp(G_i − G_l)]
+ *   dk_l = s·[exp(G_end − G_l) ⊙ (R v_lᵀ) + Σ_{i≥l} P_il q_i ⊙ exp(G_i − G_l)]
+ *   dv_l = s·[(k_l ⊙ exp(G_end − G_l)) R + Σ_{i≥l} A_il dy_i]
+ * The log-gate gradient of the direction is Σ over scan positions at or after l of z (its cumsum G_t enters
+ * exp(G_t − G_j) with + for the query side and − for the key side, and g_l is inside every G_t with t ≥ l).
+ * Every exponent is a difference of in-chunk sums with the later position first (≤ 0), computed exactly per
+ * channel: the same log-space rule as the forward, so steep decays cannot overflow.
+ * One packed output (vec4 units): dq, dk [BH, T, DK]; dv [BH, T, DV]; then z's in-chunk suffix sums for the
+ * forward and the backward direction [2, BH, T, DK]. Each invocation owns the same token rows in both
+ * directions and keeps their dq, dk, dv in registers.
+ * DK, DV and C are baked and named in the shader key; T, BH, nC and scale are uniforms.
+ */
+import type { WebGPUProgram } from '../_webgpu_internal.ts';
+
+const WG = 256;
+
+/** Floats of workgroup memory the program needs (for choosing the chunk). */
+export function glaBiGradSharedFloats(dk: number, dv: number, chunk: number): number {
+  return 4 * chunk * dk + 2 * chunk * dv + dk * dv + 2 * chunk * chunk;
+}
+
+export class GlaBiGradChunkProgram implements WebGPUProgram {
+  variableNames = ['q', 'k', 'v', 'dy', 'gf', 'gb', 'states'];
+  variableComponents = [4, 4, 4, 4, 4, 4, 4];
+  outputComponent = 4;
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WG, 1, 1];
+  uniforms = 'T : i32, BH : i32, nC : i32, reverse : i32, scale : f32,';
+
+  constructor(
+    BH: number,
+    T: number,
+    nC: number,
+    private readonly dk: number,
+    private readonly dv: number,
+    private readonly chunk: number,
+  ) {
+    this.outputShape = [BH * T * (4 * dk + dv)];
+    this.dispatch = [nC, BH, 1];
+    this.shaderKey = `gla_bi_grad_chunk_dk${dk}_dv${dv}_c${chunk}_wg${WG}`;
+  }
+
+  getUserCode(): string {
+    const { dk: DK, dv: DV, chunk: C } = this;
+    const [DK4, DV4] = [DK / 4, DV / 4];
+    const NQ = Math.ceil((C * DK4) / WG);
+    const NV = Math.ceil((C * DV4) / WG);
+    // the scan position of token row x in direction dir, and back (the map is its own inverse)
+    const tok = (x: string) => `select(${x}, ${C - 1} - (${x}), dir == 1)`;
+    const sRow = (d: string, e: string) => `sw[(${d}) * ${DV4} + ${e}]`;
+    return `
+      const WG = ${WG};
+      var<workgroup> qw : array<vec4<f32>, ${C * DK4}>; // scan order
+      var<workgroup> kw : array<vec4<f32>, ${C * DK4}>;
+      var<workgroup> gw : array<vec4<f32>, ${C * DK4}>; // log2-gates, then their inclusive cumsum G
+      var<workgroup> zw : array<vec4<f32>, ${C * DK4}>; // q ⊙ dq − k ⊙ dk of the direction
+      var<workgroup> vw : array<vec4<f32>, ${C * DV4}>; // token order
+      var<workgroup> yw : array<vec4<f32>, ${C * DV4}>; // dy, token order
+      var<workgroup> sw : array<vec4<f32>, ${DK * DV4}>; // S, then R: [DK, DV]
+      var<workgroup> pw : array<f32, ${C * C}>; // P[token i][token l]
+      var<workgroup> aw : array<f32, ${C * C}>; // A[i][l], scan order, 0 for l > i
+      fn main(unused : i32) {
+        let li = i32(localIndex);
+        let c = i32(workgroupId.x);
+        let bh = i32(workgroupId.y);
+        let t0 = c * ${C};
+        let n4k = uniforms.BH * uniforms.T * ${DK4};
+        let n4v = uniforms.BH * uniforms.T * ${DV4};
+        var aq : array<vec4<f32>, ${NQ}>;
+        var ak : array<vec4<f32>, ${NQ}>;
+        var av : array<vec4<f32>, ${NV}>;
+        var zq : array<vec4<f32>, ${NQ}>;
+        for (var e = li; e < ${C * DV4}; e += WG) {
+          let t = t0 + e / ${DV4};
+          var vv = vec4<f32>(0.0);
+          var yv = vec4<f32>(0.0);
+          if (t < uniforms.T) {
+            let at = (bh * uniforms.T + t) * ${DV4} + e % ${DV4};
+            vv = v[at];
+            yv = dy[at];
+          }
+          vw[e] = vv;
+          yw[e] = yv;
+        }
+        workgroupBarrier();
+        for (var e = li; e < ${C * C}; e += WG) {
+          let ti = e / ${C};
+          let tl = e % ${C};
+          var a = 0.0;
+          for (var x = 0; x < ${DV4}; x++) { a += dot(yw[ti * ${DV4} + x], vw[tl * ${DV4} + x]); }
+          pw[e] = a;
+        }
+        for (var dir = 0; dir < 2; dir++) {
+          workgroupBarrier();
+          for (var e = li; e < ${C * DK4}; e += WG) {
+            let t = t0 + ${tok(`e / ${DK4}`)};
+            var qv = vec4<f32>(0.0);
+            var kv = vec4<f32>(0.0);
+            var gv = vec4<f32>(0.0);
+            if (t < uniforms.T) {
+              let at = (bh * uniforms.T + t) * ${DK4} + e % ${DK4};
+              qv = q[at];
+              kv = k[at];
+              if (dir == 1) { gv = gb[at]; } else { gv = gf[at]; }
+            }
+            qw[e] = qv;
+            kw[e] = kv;
+            gw[e] = gv * ${Math.LOG2E}; // base 2: every exp below is one exp2
+          }
+          workgroupBarrier();
+          if (li < ${DK4}) {
+            var run = vec4<f32>(0.0);
+            for (var s = 0; s < ${C}; s++) {
+              run += gw[s * ${DK4} + li];
+              gw[s * ${DK4} + li] = run;
+            }
+          }
+          let sBase = ((dir * uniforms.BH + bh) * uniforms.nC + select(c, uniforms.nC - 1 - c, dir == 1)) * ${DK * DV4};
+          for (var e = li; e < ${DK * DV4}; e += WG) { sw[e] = states[sBase + e]; }
+          workgroupBarrier();
+          for (var e = li; e < ${C * C}; e += WG) {
+            let i = e / ${C};
+            let l = e % ${C};
+            var a = 0.0;
+            if (l <= i) {
+              for (var x = 0; x < ${DK4}; x++) {
+                a += dot(qw[i * ${DK4} + x] * kw[l * ${DK4} + x], exp2(gw[i * ${DK4} + x] - gw[l * ${DK4} + x]));
+              }
+            }
+            aw[e] = a;
+          }
+          for (var u = 0; u < ${NQ}; u++) {
+            let task = li + u * WG;
+            if (task < ${C * DK4}) {
+              let tr = task / ${DK4};
+              let d4 = task % ${DK4};
+              let i = ${tok('tr')};
+              let gi = gw[i * ${DK4} + d4];
+              var inter = vec4<f32>(0.0);
+              for (var e4 = 0; e4 < ${DV4}; e4++) {
+                let y = yw[tr * ${DV4} + e4];
+                inter += vec4<f32>(dot(${sRow('d4 * 4', 'e4')}, y), dot(${sRow('d4 * 4 + 1', 'e4')}, y), dot(${sRow('d4 * 4 + 2', 'e4')}, y), dot(${sRow('d4 * 4 + 3', 'e4')}, y));
+              }
+              var intra = vec4<f32>(0.0);
+              for (var l = 0; l <= i; l++) {
+                intra += pw[tr * ${C} + ${tok('l')}] * kw[l * ${DK4} + d4] * exp2(gi - gw[l * ${DK4} + d4]);
+              }
+              let dq = uniforms.scale * (exp2(gi) * inter + intra);
+              aq[u] += dq;
+              zq[u] = qw[i * ${DK4} + d4] * dq;
+            }
+          }
+          workgroupBarrier();
+          let rBase = (((2 + dir) * uniforms.BH + bh) * uniforms.nC + select(uniforms.nC - 1 - c, c, dir == 1)) * ${DK * DV4};
+          for (var e = li; e < ${DK * DV4}; e += WG) { sw[e] = states[rBase + e]; }
+          workgroupBarrier();
+          for (var u = 0; u < ${NQ}; u++) {
+            let task = li + u * WG;
+            if (task < ${C * DK4}) {
+              let tr = task / ${DK4};
+              let d4 = task % ${DK4};
+              let i = ${tok('tr')};
+              let gi = gw[i * ${DK4} + d4];
+              var inter = vec4<f32>(0.0);
+              for (var e4 = 0; e4 < ${DV4}; e4++) {
+                let x = vw[tr * ${DV4} + e4];
+                inter += vec4<f32>(dot(${sRow('d4 * 4', 'e4')}, x), dot(${sRow('d4 * 4 + 1', 'e4')}, x), dot(${sRow('d4 * 4 + 2', 'e4')}, x), dot(${sRow('d4 * 4 + 3', 'e4')}, x));
+              }
+              var intra = vec4<f32>(0.0);
+              for (var j = i; j < ${C}; j++) {
+                intra += pw[${tok('j')} * ${C} + tr] * qw[j * ${DK4} + d4] * exp2(gw[j * ${DK4} + d4] - gi);
+              }
+              let dk = uniforms.scale * (exp2(gw[${(C - 1) * DK4} + d4] - gi) * inter + intra);
+              ak[u] += dk;
+              zw[i * ${DK4} + d4] = zq[u] - kw[i * ${DK4} + d4] * dk;
+            }
+          }
+          for (var u = 0; u < ${NV}; u++) {
+            let task = li + u * WG;
+            if (task < ${C * DV4}) {
+              let tr = task / ${DV4};
+              let e4 = task % ${DV4};
+              let i = ${tok('tr')};
+              var acc = vec4<f32>(0.0);
+              for (var d4 = 0; d4 < ${DK4}; d4++) {
+                let kd = kw[i * ${DK4} + d4] * exp2(gw[${(C - 1) * DK4} + d4] - gw[i * ${DK4} + d4]);
+                acc += kd.x * ${sRow('d4 * 4', 'e4')} + kd.y * ${sRow('d4 * 4 + 1', 'e4')} + kd.z * ${sRow('d4 * 4 + 2', 'e4')} + kd.w * ${sRow('d4 * 4 + 3', 'e4')};
+              }
+              for (var j = i; j < ${C}; j++) { acc += aw[j * ${C} + i] * yw[${tok('j')} * ${DV4} + e4]; }
+              av[u] += uniforms.scale * acc;
+            }
+          }
+          workgroupBarrier();
+          // z summed from each scan position to the chunk's end, written per token
+          if (li < ${DK4}) {
+            let zBase = 2 * n4k + n4v + dir * n4k;
+            var run = vec4<f32>(0.0);
+            for (var s = ${C - 1}; s >= 0; s--) {
+              run += zw[s * ${DK4} + li];
+              let t = t0 + ${tok('s')};
+              if (t < uniforms.T) { result[zBase + (bh * uniforms.T + t) * ${DK4} + li] = run; }
+            }
+          }
+        }
+        for (var u = 0; u < ${NQ}; u++) {
+          let task = li + u * WG;
+          let t = t0 + task / ${DK4};
+          if (task < ${C * DK4} && t < uniforms.T) {
+            let o = (bh * uniforms.T + t) * ${DK4} + task % ${DK4};
+            result[o] = aq[u];
+            result[n4k + o] = ak[u];
+          }
+        }
+        for (var u = 0; u < ${NV}; u++) {
+          let task = li + u * WG;
+          let t = t0 + task / ${DV4};
+          if (task < ${C * DV4} && t < uniforms.T) { result[2 * n4k + (bh * uniforms.T + t) * ${DV4} + task % ${DV4}] = av[u]; }
+        }
+      }
+    `;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Pass 1 of the BiGLA backward (webgpu_bi_grad.ts): per (token chunk, head, z), z = 2·kind + dir, the chunk's
+ * contribution to one of four state scans, so a single two-level scan (GlaStateScanProgram over 4·BH sequences)
+ * gives every state the backward needs:
+ *   kind 0, forward states (as GlaBiStateProgram):  ΔS = (K ⊙ exp(G_end − G))ᵀ V, in the direction's scan order;
+ *   kind 1, reverse "dS" states, walked the other way:  ΔR = (Q ⊙ exp(G))ᵀ dY,
+ * where G is the direction's in-chunk inclusive cumsum of log-gates in its scan order (so every exponent is a
+ * sum of log-gates, ≤ 0) and γ = exp(G_end) for both. R entering a chunk is Σ over the chunks after it (in the
+ * direction's scan order) of diag(exp(G_t − G_end)) q_tᵀ dy_t, the adjoint of the forward state at the chunk's end.
+ * Sequence z·BH + bh; kind 0 stores chunk c at its scan position (nC − 1 − c backward), kind 1 at the reverse of
+ * it, so the scan always runs from where the state starts.
+ * Output [4·BH, nC, DK, DV + 1]: ΔS or ΔR in the first DV columns, γ in the last.
+ * DK, DV and C are baked (shader key); T, BH, nC are uniforms.
+ */
+import type { WebGPUProgram } from '../_webgpu_internal.ts';
+
+export class GlaBiGradStateProgram implements WebGPUProgram {
+  variableNames = ['q', 'k', 'v', 'dy', 'gf', 'gb'];
+  variableComponents = [4, 4, 4, 4, 4, 4];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [128, 1, 1];
+  uniforms = 'T : i32, BH : i32, nC : i32, reverse : i32, scale : f32,';
+
+  constructor(
+    BH: number,
+    nC: number,
+    private readonly dk: number,
+    private readonly dv: number,
+    private readonly chunk: number,
+  ) {
+    this.outputShape = [4 * BH, nC, dk, dv + 1];
+    this.dispatch = [nC, BH, 4];
+    this.shaderKey = `gla_bi_grad_state_dk${dk}_dv${dv}_c${chunk}`;
+  }
+
+  getUserCode(): string {
+    const { dk: DK, dv: DV, chunk: C } = this;
+    const [DK4, DV4] = [DK / 4, DV / 4];
+    return `
+      const WG = 128;
+      var<workgroup> xs : array<vec4<f32>, ${C * DK4}>; // log2-gates, their sums, then k or q weighted (scan order)
+      var<workgroup> ys : array<vec4<f32>, ${C * DV4}>; // v or dy (token order)
+      var<workgroup> tot : array<vec4<f32>, ${DK4}>;
+      fn main(unused : i32) {
+        let li = i32(localIndex);
+        let c = i32(workgroupId.x);
+        let bh = i32(workgroupId.y);
+        let dir = i32(workgroupId.z) % 2;
+        let kind = i32(workgroupId.z) / 2;
+        let t0 = c * ${C};
+        for (var e = li; e < ${C * DK4}; e += WG) {
+          let t = t0 + select(e / ${DK4}, ${C - 1} - e / ${DK4}, dir == 1);
+          var gv = vec4<f32>(0.0);
+          if (t < uniforms.T) {
+            let at = (bh * uniforms.T + t) * ${DK4} + e % ${DK4};
+            if (dir == 1) { gv = gb[at]; } else { gv = gf[at]; }
+          }
+          xs[e] = gv * ${Math.LOG2E}; // base 2: one exp2 each
+        }
+        for (var e = li; e < ${C * DV4}; e += WG) {
+          let t = t0 + e / ${DV4};
+          var yv = vec4<f32>(0.0);
+          if (t < uniforms.T) {
+            let at = (bh * uniforms.T + t) * ${DV4} + e % ${DV4};
+            if (kind == 1) { yv = dy[at]; } else { yv = v[at]; }
+          }
+          ys[e] = yv;
+        }
+        workgroupBarrier();
+        // kind 0: exclusive suffix sums (G_end − G_s); kind 1: inclusive prefix sums (G_s)
+        if (li < ${DK4}) {
+          var run = vec4<f32>(0.0);
+          if (kind == 0) {
+            for (var s = ${C - 1}; s >= 0; s--) {
+              let x = xs[s * ${DK4} + li];
+              xs[s * ${DK4} + li] = run;
+              run += x;
+            }
+          } else {
+            for (var s = 0; s < ${C}; s++) {
+              run += xs[s * ${DK4} + li];
+              xs[s * ${DK4} + li] = run;
+            }
+          }
+          tot[li] = run;
+        }
+        workgroupBarrier();
+        for (var e = li; e < ${C * DK4}; e += WG) {
+          let t = t0 + select(e / ${DK4}, ${C - 1} - e / ${DK4}, dir == 1);
+          var xv = vec4<f32>(0.0);
+          if (t < uniforms.T) {
+            let at = (bh * uniforms.T + t) * ${DK4} + e % ${DK4};
+            if (kind == 1) { xv = q[at]; } else { xv = k[at]; }
+          }
+          xs[e] = xv * exp2(xs[e]);
+        }
+        workgroupBarrier();
+        let sc = select(c, uniforms.nC - 1 - c, dir != kind);
+        let base = ((i32(workgroupId.z) * uniforms.BH + bh) * uniforms.nC + sc) * ${DK};
+        // task = (4 key channels, 4 value columns): two loads feed 16 accumulators
+        for (var task = li; task < ${DK4 * DV4}; task += WG) {
+          let d4 = task / ${DV4};
+          let j4 = task % ${DV4};
+          var a0 = vec4<f32>(0.0);
+          var a1 = vec4<f32>(0.0);
+          var a2 = vec4<f32>(0.0);
+          var a3 = vec4<f32>(0.0);
+          for (var r = 0; r < ${C}; r++) {
+            let xv = xs[select(r, ${C - 1} - r, dir == 1) * ${DK4} + d4];
+            let yv = ys[r * ${DV4} + j4];
+            a0 = fma(vec4<f32>(xv.x), yv, a0);
+            a1 = fma(vec4<f32>(xv.y), yv, a1);
+            a2 = fma(vec4<f32>(xv.z), yv, a2);
+            a3 = fma(vec4<f32>(xv.w), yv, a3);
+          }
+          let o = (base + d4 * 4) * ${DV + 1} + j4 * 4;
+          result[o] = a0.x; result[o + 1] = a0.y; result[o + 2] = a0.z; result[o + 3] = a0.w;
+          let o1 = o + ${DV + 1};
+          result[o1] = a1.x; result[o1 + 1] = a1.y; result[o1 + 2] = a1.z; result[o1 + 3] = a1.w;
+          let o2 = o1 + ${DV + 1};
+          result[o2] = a2.x; result[o2 + 1] = a2.y; result[o2 + 2] = a2.z; result[o2 + 3] = a2.w;
+          let o3 = o2 + ${DV + 1};
+          result[o3] = a3.x; result[o3 + 1] = a3.y; result[o3 + 2] = a3.z; result[o3 + 3] = a3.w;
+        }
+        for (var d4 = li; d4 < ${DK4}; d4 += WG) {
+          let gam = exp2(tot[d4]);
+          let o = (base + d4 * 4) * ${DV + 1} + ${DV};
+          result[o] = gam.x; result[o + ${DV + 1}] = gam.y; result[o + ${2 * (DV + 1)}] = gam.z; result[o + ${3 * (DV + 1)}] = gam.w;
+        }
+      }
+    `;
+  }
+}
