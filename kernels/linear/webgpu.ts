@@ -2,7 +2,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '../_webgpu_internal.ts';
 import { LinearFused, type LinearFusedAttrs } from '../kernel_names.ts';
-import { MatMulTiledProgram } from '../matmul/webgpu_program.ts';
+import { MatMulTiledProgram, matmulTile } from '../matmul/webgpu_program.ts';
 
 const linearWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const { a, w, bias, residual } = inputs as Record<string, TensorInfo>;
@@ -11,7 +11,7 @@ const linearWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const M = a!.shape.slice(0, -1).reduce((p, d) => p * d, 1);
   const N = w!.shape[1]!;
   const outN = gated ? N / 2 : N;
-  const program = new MatMulTiledProgram([1, M, outN], false, false, K, { activation, hasBias, hasResidual, gated, rmsNorm: rmsNormEps > 0 });
+  const program = new MatMulTiledProgram([1, M, outN], false, false, K, { activation, hasBias, hasResidual, gated, rmsNorm: rmsNormEps > 0 }, matmulTile(1, M, N, gated));
   const uniforms = [M, N, K, 1].map((v) => ({ type: 'int32', data: [v] }));
   if (rmsNormEps > 0) uniforms.push({ type: 'float32', data: [rmsNormEps] });
   const ins = [a!, w!];

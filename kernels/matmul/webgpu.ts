@@ -6,7 +6,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import type { WebGPUBackend } from '../_webgpu_internal.ts';
 import { MatMulFast, type MatMulFastAttrs } from '../kernel_names.ts';
 import { HalfPackProgram, MatMulHalfProgram, halfMatmulFits, halfMatmulShape } from './webgpu_half.ts';
-import { MatMulTiledProgram } from './webgpu_program.ts';
+import { MatMulTiledProgram, matmulTile } from './webgpu_program.ts';
 
 const matmulWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const { a, b } = inputs as Record<string, TensorInfo>;
@@ -29,7 +29,7 @@ const matmulWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
     gpu.disposeData(hb.dataId);
     return out;
   }
-  return gpu.runWebGPUProgram(new MatMulTiledProgram([batch, M, N], transposeA, transposeB, K), [a!, b!], 'float32', uniforms);
+  return gpu.runWebGPUProgram(new MatMulTiledProgram([batch, M, N], transposeA, transposeB, K, null, matmulTile(batch, M, N)), [a!, b!], 'float32', uniforms);
 };
 
 export const matmulWebgpuConfig: KernelConfig = { kernelName: MatMulFast, backendName: 'webgpu', kernelFunc: matmulWebgpu };

@@ -2,6 +2,8 @@
  * fp32 matmul in WGSL: 128×128 output tiles per 256-invocation workgroup, K in steps of 16 through
  * workgroup memory (both operands stored k-major so the inner loop reads vec4s), an 8×8 register tile per
  * invocation (two 4-row by two 4-column blocks, 64 and 4 apart, so a warp's vec4 reads stay contiguous).
+ * Grids too small to fill a large GPU (a projection of 4096 tokens to 192 channels is 64 such tiles) take
+ * 64×64 tiles with a 4×4 register tile instead: four times the workgroups for the same work.
  * Transposes are baked (shader key); M, N, K and the batch strides are uniforms. An optional epilogue (bias,
  * activation, residual: LinearFused) is applied as each output is written, also baked and named in the key.
  */
@@ -32,6 +34,18 @@ export const GATED_GROUP = 64;
 export const MM_TILE = 128;
 const BK = 16;
 
+/**
+ * Below this many 128-tiles in the grid a matmul takes 64-tiles (tests move it to force either path). A large
+ * GPU runs a few hundred workgroups at once; a small one is full either way.
+ */
+export const matmulTuning = { smallTileBelow: 256 };
+
+/** The tile edge for an output of batch × M × cols (cols: columns of b); gated epilogues need 128. */
+export function matmulTile(batch: number, M: number, cols: number, gated = false): 64 | 128 {
+  if (gated) return 128;
+  return batch * Math.ceil(M / 128) * Math.ceil(cols / 128) < matmulTuning.smallTileBelow ? 64 : 128;
+}
+
 export class MatMulTiledProgram implements WebGPUProgram {
   variableNames: string[];
   outputShape: number[];
@@ -43,6 +57,8 @@ export class MatMulTiledProgram implements WebGPUProgram {
   /** 'fit' (no transposes, M and N multiples of 128, K of 16): unchecked vec4 loads of both operands. */
   variableComponents: number[] | undefined;
   private readonly fit: boolean;
+  /** 128-tiles: 2 row and 2 column blocks of 4 per invocation; 64-tiles: 1 and 1. */
+  private readonly S: number;
 
   constructor(
     outShape: [number, number, number],
@@ -50,32 +66,36 @@ export class MatMulTiledProgram implements WebGPUProgram {
     private readonly transposeB: boolean,
     K: number,
     private readonly epilogue: MatMulEpilogue | null = null,
+    private readonly tile: 64 | 128 = MM_TILE,
   ) {
+    if (epilogue?.gated && tile !== 128) throw new Error('a gated epilogue needs 128-column tiles');
+    this.S = tile / 64;
     this.outputShape = outShape;
     this.variableNames = ['a', 'b'];
     if (epilogue?.hasBias) this.variableNames.push('bias');
     if (epilogue?.hasResidual) this.variableNames.push('residual');
     const cols = epilogue?.gated ? 2 * outShape[2] : outShape[2]; // columns of b
-    this.dispatch = [Math.ceil(cols / MM_TILE), Math.ceil(outShape[1] / MM_TILE), outShape[0]];
-    this.fit = !transposeA && !transposeB && outShape[1] % MM_TILE === 0 && cols % MM_TILE === 0 && K % BK === 0;
+    this.dispatch = [Math.ceil(cols / tile), Math.ceil(outShape[1] / tile), outShape[0]];
+    this.fit = !transposeA && !transposeB && outShape[1] % tile === 0 && cols % tile === 0 && K % BK === 0;
     this.variableComponents = this.fit ? [4, 4, ...this.variableNames.slice(2).map(() => 1)] : undefined;
     if (epilogue?.rmsNorm) this.uniforms += ' eps : f32,';
     const ep = epilogue ? `_${epilogue.gated ? 'gated' : epilogue.activation}${epilogue.hasBias ? '_bias' : ''}${epilogue.hasResidual ? '_res' : ''}${epilogue.rmsNorm ? '_rms' : ''}` : '';
-    this.shaderKey = `mm_tiled128_${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}${this.fit ? '_fit' : ''}${ep}`;
+    this.shaderKey = `mm_tiled${tile}_${transposeA ? 't' : 'n'}${transposeB ? 't' : 'n'}${this.fit ? '_fit' : ''}${ep}`;
   }
 
   /** Stages one K step with vec4 global loads: A rows along k, scattered into k-major columns; B rows as is. */
   private fitStaging(): string {
+    const G = this.tile / 4; // vec4 groups along a tile edge
     return `
-          for (var h = 0; h < 2; h++) {
+          for (var h = 0; h < ${this.S}; h++) {
             let slot = lid + h * 256;
             let ra = slot / 4;                   // row of A in the tile, 4 k-quads per row
             let qa = slot % 4;
             let av = a[(aBase + (m0 + ra) * K + k0) / 4 + qa];
-            for (var e = 0; e < 4; e++) { As[(qa * 4 + e) * 32 + ra / 4][ra % 4] = av[e]; }
-            let kb = slot / 32;
-            let gb = slot % 32;
-            Bs[kb * 32 + gb] = b[(bBase + (k0 + kb) * N + n0) / 4 + gb];
+            for (var e = 0; e < 4; e++) { As[(qa * 4 + e) * ${G} + ra / 4][ra % 4] = av[e]; }
+            let kb = slot / ${G};
+            let gb = slot % ${G};
+            Bs[kb * ${G} + gb] = b[(bBase + (k0 + kb) * N + n0) / 4 + gb];
           }
 `;
   }
@@ -95,12 +115,12 @@ export class MatMulTiledProgram implements WebGPUProgram {
                   result[oBase + m * N + n] = y;`;
     const outputs = `
         let oBase = batch * M * N;
-        for (var half = 0; half < 2; half++) {
+        for (var half = 0; half < ${this.S}; half++) {
           for (var r = 0; r < 4; r++) {
             let m = m0 + (ty + half * 16) * 4 + r;
             if (m >= M) { continue; }
-            for (var side = 0; side < 2; side++) {
-              let v = acc[half * 8 + r * 2 + side];
+            for (var side = 0; side < ${this.S}; side++) {
+              let v = acc[(half * 4 + r) * ${this.S} + side];
               for (var e = 0; e < 4; e++) {
                 let n = n0 + (tx + side * 16) * 4 + e;
                 if (n < N) {
@@ -147,21 +167,20 @@ export class MatMulTiledProgram implements WebGPUProgram {
     const sum = this.fit
       ? 'for (var q = tx; q < K / 4; q += 16) { let v4 = a[(aBase + m * K) / 4 + q]; part = part + dot(v4, v4); }'
       : 'for (var k = tx; k < K; k += 16) { let v1 = a[aBase + m * K + k]; part = part + v1 * v1; }';
+    const R = 4 * this.S; // rows per invocation
     return `
-        for (var i = 0; i < 8; i++) {
+        for (var i = 0; i < ${R}; i++) {
           let m = m0 + (ty + (i / 4) * 16) * 4 + i % 4;
           var part = 0.0;
           if (m < M) { ${sum} }
-          Rs[(ty * 8 + i) * 16 + tx] = part;
+          Rs[(ty * ${R} + i) * 16 + tx] = part;
         }
         workgroupBarrier();
-        for (var i = 0; i < 8; i++) {
+        for (var i = 0; i < ${R}; i++) {
           var total = 0.0;
-          for (var j = 0; j < 16; j++) { total = total + Rs[(ty * 8 + i) * 16 + j]; }
+          for (var j = 0; j < 16; j++) { total = total + Rs[(ty * ${R} + i) * 16 + j]; }
           let sc = inverseSqrt(total / f32(K) + uniforms.eps);
-          let slot = (i / 4) * 8 + (i % 4) * 2;
-          acc[slot] = acc[slot] * sc;
-          acc[slot + 1] = acc[slot + 1] * sc;
+          for (var side = 0; side < ${this.S}; side++) { acc[i * ${this.S} + side] = acc[i * ${this.S} + side] * sc; }
         }
 `;
   }
@@ -169,9 +188,9 @@ export class MatMulTiledProgram implements WebGPUProgram {
   private userCode(aAt: string, bAt: string, prelude: string, outputs: string): string {
     return `
       ${prelude}
-      ${this.epilogue?.rmsNorm ? 'var<workgroup> Rs : array<f32, 2048>;' : ''}
-      var<workgroup> As : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
-      var<workgroup> Bs : array<vec4<f32>, ${(BK * MM_TILE) / 4}>;
+      ${this.epilogue?.rmsNorm ? `var<workgroup> Rs : array<f32, ${1024 * this.S}>;` : ''}
+      var<workgroup> As : array<vec4<f32>, ${(BK * this.tile) / 4}>;
+      var<workgroup> Bs : array<vec4<f32>, ${(BK * this.tile) / 4}>;
       fn main() {
         let M = uniforms.M;
         let N = uniforms.N;
@@ -179,20 +198,20 @@ export class MatMulTiledProgram implements WebGPUProgram {
         let batch = i32(workgroupId.z);
         let aBase = batch * M * K;
         let bBase = select(0, batch, uniforms.batchB > 1) * K * N;
-        let m0 = i32(workgroupId.y) * ${MM_TILE};
-        let n0 = i32(workgroupId.x) * ${MM_TILE};
+        let m0 = i32(workgroupId.y) * ${this.tile};
+        let n0 = i32(workgroupId.x) * ${this.tile};
         let lid = i32(localIndex);
         let tx = lid % 16;
         let ty = lid / 16;
-        var acc : array<vec4<f32>, 16>;
-        for (var i = 0; i < 16; i++) { acc[i] = vec4<f32>(0.0); }
+        var acc : array<vec4<f32>, ${4 * this.S * this.S}>;
+        for (var i = 0; i < ${4 * this.S * this.S}; i++) { acc[i] = vec4<f32>(0.0); }
         for (var k0 = 0; k0 < K; k0 += ${BK}) {
           ${this.fit ? this.fitStaging() : `// each invocation stages 8 values of A and 8 of B (two vec4 of 4 consecutive rows/columns); the
           // slot order puts consecutive invocations on consecutive addresses of the operand in memory
-          for (var h = 0; h < 2; h++) {
-            let slot = lid + h * 256;            // 512 slots = 16 k × 32 groups of 4
-            ${this.transposeA ? 'let ka = slot / 32; let ga = slot % 32;' : 'let ka = slot % 16; let ga = slot / 16;'}
-            ${this.transposeB ? 'let kb = slot % 16; let gb = slot / 16;' : 'let kb = slot / 32; let gb = slot % 32;'}
+          for (var h = 0; h < ${this.S}; h++) {
+            let slot = lid + h * 256;            // 16 k × (tile / 4) groups of 4
+            ${this.transposeA ? `let ka = slot / ${this.tile / 4}; let ga = slot % ${this.tile / 4};` : 'let ka = slot % 16; let ga = slot / 16;'}
+            ${this.transposeB ? 'let kb = slot % 16; let gb = slot / 16;' : `let kb = slot / ${this.tile / 4}; let gb = slot % ${this.tile / 4};`}
             var av = vec4<f32>(0.0);
             var bv = vec4<f32>(0.0);
             for (var e = 0; e < 4; e++) {
@@ -203,11 +222,11 @@ export class MatMulTiledProgram implements WebGPUProgram {
               k = k0 + kb;
               if (n < N && k < K) { bv[e] = b[${bAt}]; }
             }
-            As[ka * 32 + ga] = av;
-            Bs[kb * 32 + gb] = bv;
+            As[ka * ${this.tile / 4} + ga] = av;
+            Bs[kb * ${this.tile / 4} + gb] = bv;
           }`}
           workgroupBarrier();
-          for (var kk = 0; kk < ${BK}; kk++) {
+          for (var kk = 0; kk < ${BK}; kk++) {${this.S === 2 ? `
             let a0 = As[kk * 32 + ty];
             let a1 = As[kk * 32 + ty + 16];
             let b0 = Bs[kk * 32 + tx];
@@ -217,7 +236,10 @@ export class MatMulTiledProgram implements WebGPUProgram {
               acc[r * 2 + 1] = fma(vec4<f32>(a0[r]), b1, acc[r * 2 + 1]);
               acc[8 + r * 2] = fma(vec4<f32>(a1[r]), b0, acc[8 + r * 2]);
               acc[8 + r * 2 + 1] = fma(vec4<f32>(a1[r]), b1, acc[8 + r * 2 + 1]);
-            }
+            }` : `
+            let a0 = As[kk * 16 + ty];
+            let b0 = Bs[kk * 16 + tx];
+            for (var r = 0; r < 4; r++) { acc[r] = fma(vec4<f32>(a0[r]), b0, acc[r]); }`}
           }
           workgroupBarrier();
         }

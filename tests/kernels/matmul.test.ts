@@ -4,24 +4,31 @@
  * no leaks; one shader per transpose pair for every size. fp32: tolerance 1e-4 relative to √K.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { matmulFast } from '../../kernels/matmul/op.ts';
-import { MatMulTiledProgram } from '../../kernels/matmul/webgpu_program.ts';
+import { MatMulTiledProgram, matmulTile, matmulTuning } from '../../kernels/matmul/webgpu_program.ts';
 import { describeBackends, fastAndReference } from '../_helpers/backends.ts';
 import { maxAbsDiff, seeded } from '../_helpers/close.ts';
 
 const ALL = [[false, false], [true, false], [false, true], [true, true]] as const;
 // [batch, M, K, N, batchB, transposes]: SwiftShader compiles each transpose pair once per case, so not all everywhere
-const CASES: [number, number, number, number, number, readonly (readonly [boolean, boolean])[]][] = [
-  [1, 1, 1, 1, 1, [[false, false]]],
-  [1, 130, 17, 5, 1, ALL],
-  [3, 9, 33, 131, 1, [[false, true]]],
-  [2, 7, 20, 6, 2, [[true, false]]],
-  [2, 128, 32, 256, 1, [[false, false]]], // tiles fit exactly: the unchecked vec4 path
+// the last column: the program's tile edge on webgpu (small grids take 64 by default; 128 is forced)
+const CASES: [number, number, number, number, number, readonly (readonly [boolean, boolean])[], 64 | 128][] = [
+  [1, 1, 1, 1, 1, [[false, false]], 64],
+  [1, 130, 17, 5, 1, ALL, 64],
+  [1, 130, 17, 5, 1, ALL, 128],
+  [3, 9, 33, 131, 1, [[false, true]], 64],
+  [2, 7, 20, 6, 2, [[true, false]], 128],
+  [2, 128, 32, 256, 1, [[false, false]], 128], // tiles fit exactly: the unchecked vec4 path
+  [2, 64, 32, 192, 1, [[false, false]], 64], // the same for 64-tiles
 ];
 
 describeBackends('matmulFast', ['cpu', 'webgpu'], (backend) => {
-  it.each(CASES)('batch %i, M %i, K %i, N %i, batch of b %i, transposes %j', async (batch, M, K, N, batchB, pairs) => {
+  it.each(CASES)('batch %i, M %i, K %i, N %i, batch of b %i, transposes %j, tile %i', async (batch, M, K, N, batchB, pairs, tile) => {
+    if (backend !== 'webgpu' && tile === 128 && CASES.some((c) => c[1] === M && c[2] === K && c[6] === 64)) return; // same maths on cpu
+    const saved = matmulTuning.smallTileBelow;
+    matmulTuning.smallTileBelow = tile === 64 ? Infinity : 0;
+    onTestFinished(() => void (matmulTuning.smallTileBelow = saved));
     for (const [tA, tB] of pairs) {
       const a = tf.tensor3d(seeded(batch * M * K, M + K), tA ? [batch, K, M] : [batch, M, K]);
       const b = tf.tensor3d(seeded(batchB * K * N, N + 3), tB ? [batchB, N, K] : [batchB, K, N]);
@@ -64,4 +71,17 @@ it('the tiled program bakes only the transposes and whether the tiles fit', () =
   expect(fit.shaderKey).not.toBe(new MatMulTiledProgram([1, 256, 128], false, false, 33).shaderKey);
   expect(fit.shaderKey).toBe(new MatMulTiledProgram([3, 128, 512], false, false, 16).shaderKey);
   expect(new MatMulTiledProgram([1, 256, 130], false, false, 32).shaderKey).not.toBe(fit.shaderKey);
+  // 64-tiles: their own key, four times the workgroups of the same grid
+  const small = new MatMulTiledProgram([1, 256, 128], false, false, 32, null, 64);
+  expect(small.shaderKey).not.toBe(fit.shaderKey);
+  expect(small.dispatch).toEqual([2, 4, 1]);
+  expect(fit.dispatch).toEqual([1, 2, 1]);
+  expect(() => new MatMulTiledProgram([1, 8, 64], false, false, 32, { activation: 'linear', hasBias: false, hasResidual: false, gated: true }, 64)).toThrow(/gated/);
+});
+
+it('grids too small to fill a GPU take 64-tiles; gated epilogues always 128', () => {
+  expect(matmulTile(1, 4096, 192)).toBe(64); // 32 × 2 = 64 tiles of 128
+  expect(matmulTile(1, 4096, 4096)).toBe(128);
+  expect(matmulTile(8, 4096, 768)).toBe(128); // 8 × 32 × 6
+  expect(matmulTile(1, 4096, 192, true)).toBe(128);
 });

@@ -6,12 +6,13 @@
  * difference of the float64 loop; on WebGPU each op is one kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { gliMerge } from '../../kernels/gli/op.ts';
 import { tokensToHeads } from '../../kernels/heads/op.ts';
 import { depthwiseConv2dFused } from '../../kernels/dwconv/op.ts';
 import { DepthwiseConv2dFused, GliMerge, LinearFused, SwigluFused, TokensToHeads, type Activation } from '../../kernels/kernel_names.ts';
 import { linearFused, packGatedPairs } from '../../kernels/linear/op.ts';
+import { matmulTuning } from '../../kernels/matmul/webgpu_program.ts';
 import { swigluFused } from '../../kernels/swiglu/op.ts';
 import { describeBackends, fastAndReference } from '../_helpers/backends.ts';
 import { maxAbsDiff, seeded } from '../_helpers/close.ts';
@@ -68,10 +69,17 @@ describeBackends('ViG fused kernels', ['cpu', 'wasm', 'webgpu'], (backend) => {
   // [rows shape, K, N, activation, bias, residual, RMSNorm eps]: tiles crossed and not filled, K not a multiple of
   // 16, the unchecked vec4 path (rows and N multiples of 128, K of 16), the row RMSNorm on both paths (each case
   // compiles its own matmul shader on SwiftShader: few cases, each covering several options)
+  // (webgpu: each case on both tile sizes of the matmul program, 128 and 64)
   it.each([
-    [[3, 5, 9], 17, 131, 'gelu_tanh', false, true, 1e-3],
-    [[128], 32, 128, 'silu', true, true, 1e-6],
-  ] as [number[], number, number, Activation, boolean, boolean, number][])('linearFused rows %j K %i N %i %s bias %s residual %s rmsNorm eps %s', async (rows, K, N, activation, hasBias, hasResidual, rmsNormEps) => {
+    [[3, 5, 9], 17, 131, 'gelu_tanh', false, true, 1e-3, 128],
+    [[3, 5, 9], 17, 131, 'gelu_tanh', false, true, 1e-3, 64],
+    [[128], 32, 128, 'silu', true, true, 1e-6, 128],
+    [[128], 32, 128, 'silu', true, true, 1e-6, 64],
+  ] as [number[], number, number, Activation, boolean, boolean, number, number][])('linearFused rows %j K %i N %i %s bias %s residual %s rmsNorm eps %s tile %i', async (rows, K, N, activation, hasBias, hasResidual, rmsNormEps, tile) => {
+    if (backend !== 'webgpu' && tile === 64) return; // the tile is a WebGPU program detail
+    const saved = matmulTuning.smallTileBelow;
+    matmulTuning.smallTileBelow = tile === 64 ? Infinity : 0;
+    onTestFinished(() => void (matmulTuning.smallTileBelow = saved));
     const M = rows.reduce((a, b) => a * b, 1);
     // only the operands in use are inputs (tf.grads refuses an input the output does not depend on)
     const ins = [rand([...rows, K], 1), rand([K, N], 2, -0.5, 0.5), ...(hasBias ? [rand([N], 3)] : []), ...(hasResidual ? [rand([...rows, N], 4)] : [])];
