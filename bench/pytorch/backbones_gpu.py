@@ -54,6 +54,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from backbones_cpu import DeiT, VIG_T, make_chunked_bid, randomize_vig_t, tokens  # noqa: E402
 
+# transformers (which vig.py imports) probes for an installed package named `kernels` by importing it: with this
+# folder on the path, that import would run bench/pytorch/kernels.py (another benchmark) and fail inside it
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
 GLA_ORDER = ('fork', 'fla', 'torch')
 GLA_LABEL = {'fork': 'fork Triton bid_fused_recurrent_gla (as released)', 'fla': 'fla chunk_gla x2 (Triton)',
              'torch': 'torch chunked GLA (chunk 16)'}
