@@ -26,7 +26,9 @@ const kernelsCommand = defineCommand({
       ...(repeat !== undefined ? { repeat } : {}),
       ...(args.only ? { only: args.only } : {}),
     });
-    process.stdout.write(args.json ? `${JSON.stringify(res)}\n` : `${res.reason}\n${formatRows(res.rows)}\n`);
+    // the agreement checks (fused BiGLA against the split scans, f16 matmul against fp32) belong with the timings
+    const checks = res.checks.map((c) => `${c.op} ${c.shape}: max |diff| ${c.maxAbsDiff.toExponential(2)} (max |out| ${c.maxAbs.toFixed(2)})`).join('\n');
+    process.stdout.write(args.json ? `${JSON.stringify(res)}\n` : `${res.reason}\n${formatRows(res.rows)}\n${checks}\n`);
   },
 });
 
