@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { depthwiseConv2dFused } from '../kernels/dwconv/op.ts';
 import { biGatedLinearAttention } from '../kernels/gla/op.ts';
 import { glaTuning } from '../kernels/gla/webgpu.ts';
+import { glaBiGradKernel, glaBiGradKernelChunk, glaBiGradTuning } from '../kernels/gla/backward.ts';
+import { glaBiGradVjp } from '../kernels/gla/grad.ts';
 import { glaBidirectionalMode, setGlaBidirectionalMode } from '../kernels/flags.ts';
 import { linearAttention } from '../kernels/linear_attention/op.ts';
 import { matmulFast } from '../kernels/matmul/op.ts';
@@ -45,6 +47,22 @@ function withChunk(c: number, f: () => tf.Tensor): tf.Tensor {
     return f();
   } finally {
     Object.assign(glaTuning, before);
+  }
+}
+
+/** One gradient of the five stands for the call: the others are freed as soon as they are queued. */
+function firstOf(gs: tf.Tensor[]): tf.Tensor {
+  tf.dispose(gs.slice(1));
+  return gs[0]!;
+}
+
+function withGradChunk(c: number, f: () => tf.Tensor): tf.Tensor {
+  const before = glaBiGradTuning.maxChunk;
+  glaBiGradTuning.maxChunk = c;
+  try {
+    return f();
+  } finally {
+    glaBiGradTuning.maxChunk = before;
   }
 }
 
@@ -92,6 +110,11 @@ export function benchCases(small: boolean): BenchCase[] {
       const s = (t: tf.Tensor) => tf.slice(t, [0, 0, 0, 0], [B, Hh, slice, t.shape[3]!]) as tf.Tensor4D;
       return biGatedLinearAttention(s(x.q!), s(x.k!), s(x.v!), s(x.gf!), s(x.gb!));
     });
+  // the backward alone, given dy: the kernel (BiGatedLinearAttentionGrad) or the VJP of the tfjs-ops chunked form
+  const sc = Dk ** -0.5 / 2;
+  const glaArgs = (x: Inputs) => [x.q, x.k, x.v, x.gf, x.gb, x.dy] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  const glaBwd = (x: Inputs) => firstOf((glaBiGradKernelChunk(Dk, Dv) > 0 ? glaBiGradKernel : glaBiGradVjp)(...glaArgs(x), sc));
+  const glaBwdVjp = (x: Inputs) => firstOf(glaBiGradVjp(...glaArgs(x), sc));
   const dla = (x: Inputs) => linearAttention(x.q as tf.Tensor4D, x.k as tf.Tensor4D, x.qr as tf.Tensor4D, x.kr as tf.Tensor4D, x.v as tf.Tensor4D);
   const dw = (x: Inputs) => depthwiseConv2dFused(x.x as tf.Tensor4D, x.w as tf.Tensor4D, { bias: x.b as tf.Tensor1D });
   return [
@@ -121,6 +144,25 @@ export function benchCases(small: boolean): BenchCase[] {
         { name: 'ours, split: two single-direction scans (previous kernel)', reference: false, run: (x) => withGlaMode('split', () => gla(x)) },
         { name: 'ours, split, one call awaited at a time', reference: false, run: (x) => withGlaMode('split', () => gla(x)), inner: 1 },
         stock(glaSlice, { repeat: small ? 3 : 1, inner: 1, timeScale: N / slice, name: `tfjs-webgpu composite (reference ops, ${slice}-token slice x ${N / slice})` }),
+      ],
+    },
+    {
+      op: 'BiGLA backward',
+      shape: `B${B} H${Hh} N${N} dk${Dk} dv${Dv}`,
+      flops: 2 * 2 * 2 * 3 * B * Hh * N * Dk * Dv, // about twice the forward's
+      make: () => ({
+        q: n4([B, Hh, N, Dk]),
+        k: n4([B, Hh, N, Dk]),
+        v: n4([B, Hh, N, Dv]),
+        gf: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
+        gb: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
+        dy: n4([B, Hh, N, Dv]),
+      }),
+      impls: [
+        { name: 'ours (WGSL kernels: dq, dk, dv, dg_fwd, dg_bwd)', reference: false, run: glaBwd },
+        { name: 'ours, one call awaited at a time', reference: false, run: glaBwd, inner: 1 },
+        { name: 'ours, 16-token chunks', reference: false, run: (x) => withGradChunk(16, () => glaBwd(x)) },
+        { name: 'tfjs-ops VJP of the chunked form (previous gradient)', reference: false, run: glaBwdVjp, repeat: 3, inner: 1 },
       ],
     },
     {

@@ -3,6 +3,7 @@ cuDNN depthwise 3x3 (channels_last), fla's Triton chunk_gla both directions (fp3
 in torch ops, the DLA linear attention in torch ops, MAXIM's block partition (permute + contiguous), torch
 matmul fp32 (TF32 off) and bf16. Medians of CUDA-event timings after warm-up; peak = torch.cuda.max_memory_allocated
 during one call (inputs included). fla is imported from its source tree (`official/`, not ours, not committed).
+Also fla's chunk_gla backward (both directions, given dy): forward+backward minus forward, with gradients recorded.
 Usage: python3 bench/pytorch/kernels.py [--no-fla | --fla-only] > out.json"""
 import json, re, statistics, sys, time, types
 import torch
@@ -52,6 +53,32 @@ def gla_chunked(q, k, v, g, scale, C=16):
     return out
 
 
+def gla_backward(chunk_gla, a, r, gf, gb, s, shape, label, flops):
+    """fla's chunk_gla backward for both directions, given dy: (forward + backward) minus forward, both timed with
+    gradients recorded (the forward then saves what its backward needs)."""
+    with torch.enable_grad():
+        la = [t.detach().clone().requires_grad_() for t in (*a, gf)]
+        lr = [t.detach().clone().requires_grad_() for t in (*r, gb)]
+        dy = torch.randn_like(la[2])
+        def fwd():
+            return chunk_gla(*la, scale=s)[0], chunk_gla(*lr, scale=s)[0]
+        def fwd_bwd():
+            for t in la + lr:
+                t.grad = None
+            o1, o2 = fwd()
+            torch.autograd.backward([o1, o2], [dy, dy])
+        impl = f'fla Triton chunk_gla x2 directions {label}'
+        add('BiGLA forward+backward', shape, impl, fwd_bwd, 3 * flops)
+        both = rows[-1]
+        add('BiGLA forward (grad recorded)', shape, impl, fwd, flops)
+        fw = rows[-1]
+        if 'medianMs' in both and 'medianMs' in fw:
+            ms = both['medianMs'] - fw['medianMs']
+            rows.append({'op': 'BiGLA backward', 'shape': shape, 'impl': f'{impl} backward (fwd+bwd minus fwd)', 'medianMs': ms,
+                         'peakMiB': both['peakMiB'], 'gflops': 2 * flops / ms / 1e6 if ms > 0 else None})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+
+
 with torch.no_grad():
     H, W, C = 256, 256, 192
     x = torch.randn(1, C, H, W, device=dev).contiguous(memory_format=torch.channels_last)
@@ -84,6 +111,7 @@ with torch.no_grad():
             r = [t.to(dt) for t in (qr, kr, vr)]
             add('BiGLA forward', shape, f"fla Triton chunk_gla x2 directions {label} (inputs pre-flipped)",
                 lambda: (chunk_gla(*a, gft, scale=s)[0] + chunk_gla(*r, gbr, scale=s)[0].flip(1)) / 2, flops)
+            gla_backward(chunk_gla, a, r, gft, gbr, s, shape, label, flops)
         rows.append({'note': f'fla first-call compile+autotune {time.time() - t0:.0f} s'})
         del qt, kt, vt, gft, gbt, qr, kr, vr, gbr
     del q, k, v, gf, gb

@@ -36,16 +36,18 @@ export const glaBiGradConfig: GradConfig = {
   gradFunc: (dy, saved, attrs: NamedAttrMap) => {
     const [q, k, v, gf, gb] = saved as tf.Tensor4D[];
     const { scale } = attrs as unknown as BiGlaAttrs;
-    if (glaBiGradKernelChunk(q!.shape[3], v!.shape[3]) > 0) {
-      const [dq, dk, dv, dgf, dgb] = glaBiGradKernel(q!, k!, v!, gf!, gb!, dy as tf.Tensor4D, scale);
-      return { q: () => dq!, k: () => dk!, v: () => dv!, logDecayFwd: () => dgf!, logDecayBwd: () => dgb! };
-    }
-    const both = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, f: tf.Tensor, r: tf.Tensor) => {
-      const [x, y, z] = [a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D];
-      const zero = tf.fill([x.shape[0], x.shape[1], x.shape[2], z.shape[3]], 0) as tf.Tensor4D;
-      return glaVectorized(x, y, z, r as tf.Tensor4D, glaVectorized(x, y, z, f as tf.Tensor4D, zero, false, scale), true, scale);
-    };
-    const [dq, dk, dv, dgf, dgb] = vjp(both, [q!, k!, v!, gf!, gb!], dy as tf.Tensor);
+    const grads = glaBiGradKernelChunk(q!.shape[3], v!.shape[3]) > 0 ? glaBiGradKernel : glaBiGradVjp;
+    const [dq, dk, dv, dgf, dgb] = grads(q!, k!, v!, gf!, gb!, dy as tf.Tensor4D, scale);
     return { q: () => dq!, k: () => dk!, v: () => dv!, logDecayFwd: () => dgf!, logDecayBwd: () => dgb! };
   },
 };
+
+/** [dq, dk, dv, dLogDecayFwd, dLogDecayBwd] as the VJP of the two loop-free scans (any backend; benchmarks time it). */
+export function glaBiGradVjp(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, logDecayFwd: tf.Tensor4D, logDecayBwd: tf.Tensor4D, dy: tf.Tensor4D, scale: number): tf.Tensor4D[] {
+  const both = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, f: tf.Tensor, r: tf.Tensor) => {
+    const [x, y, z] = [a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D];
+    const zero = tf.fill([x.shape[0], x.shape[1], x.shape[2], z.shape[3]], 0) as tf.Tensor4D;
+    return glaVectorized(x, y, z, r as tf.Tensor4D, glaVectorized(x, y, z, f as tf.Tensor4D, zero, false, scale), true, scale);
+  };
+  return vjp(both, [q, k, v, logDecayFwd, logDecayBwd], dy) as tf.Tensor4D[];
+}
