@@ -26,8 +26,10 @@ export interface SegmentBenchRow {
   peakParts: string;
   device: string;
   status: string;
-  /** Milliseconds per stage inside the CLI (load, segment, write). */
+  /** Milliseconds per stage inside the CLI (load, segment, write) and per sub-stage of segment (`segment.*`). */
   timings?: Record<string, number>;
+  /** What differs from a plain run (e.g. shaders compiled on first use instead of ahead). */
+  variant?: string;
 }
 
 export async function runSegmentBench(opts: { device: string; ch2better: string; model: string; cli: string[]; noReport?: boolean; log?: (l: string) => void }): Promise<SegmentBenchRow[]> {
@@ -38,12 +40,15 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
     const src = (await loadInputDirect(opts.ch2better)).volumes[0]!;
     await writeFile(big, Buffer.concat(niftiParts(resampleTo(src, [512, 512, 300], [0.4, 0.4, 0.55]))));
     const rows: SegmentBenchRow[] = [];
-    for (const input of [opts.ch2better, big]) {
+    // on WebGPU the large volume runs once more with the shaders compiled on first use, as before compile-ahead
+    const runs: { input: string; variant?: string; env?: Record<string, string> }[] = [{ input: opts.ch2better }, { input: big }];
+    if (opts.device === 'webgpu') runs.push({ input: big, variant: 'no compile-ahead', env: { GATEDVISION_COMPILE_AHEAD: '0' } });
+    for (const { input, variant, env } of runs) {
       const v = input === big ? { shape: [512, 512, 300], bytes: 2 } : { shape: src.shape.slice(0, 3), bytes: src.data.BYTES_PER_ELEMENT };
       const n = v.shape.reduce((a, b) => a * b, 1);
       const out = join(dir, `out-${rows.length}`);
       const t0 = performance.now();
-      const { code, peak, peakParts, stdout } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])]);
+      const { code, peak, peakParts, stdout } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])], env);
       const wallS = (performance.now() - t0) / 1000;
       const storedMiB = (n * v.bytes) / 2 ** 20;
       const float32MiB = (n * 4) / 2 ** 20;
@@ -54,7 +59,7 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
       } catch {
         timings = undefined;
       }
-      rows.push({ ...(timings ? { timings } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
+      rows.push({ ...(timings ? { timings } : {}), ...(variant ? { variant } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
       log(JSON.stringify(rows[rows.length - 1]));
     }
     return rows;
@@ -64,9 +69,9 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
 }
 
 /** Runs a command and samples the summed RSS of it and all its descendants every 20 ms. */
-function runTree(argv: string[]): Promise<{ code: number; peak: number; peakParts: string; stdout: string }> {
+function runTree(argv: string[], env?: Record<string, string>): Promise<{ code: number; peak: number; peakParts: string; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     let peak = 0;
@@ -152,6 +157,19 @@ function resampleTo(v: Volume, shape: [number, number, number], spacing: [number
   return { data: out, dtype: 'int16', shape, spacing: [...spacing], affine, meta: { format: 'nifti', components: 'scalar', warnings: [] } };
 }
 
+/** One line per run, then where its segment stage went (sub-stages in seconds, largest first). */
 export function formatSegmentRows(rows: SegmentBenchRow[]): string {
-  return rows.map((r) => `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32  ${r.status}${r.timings ? `  (${Object.entries(r.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})` : ''}`).join('\n');
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  return rows
+    .map((r) => {
+      const t = r.timings ?? {};
+      const stages = ['load', 'segment', 'write'].filter((k) => k in t).map((k) => `${k} ${s(t[k]!)} s`);
+      const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32  ${r.status}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
+      const subs = Object.entries(t)
+        .filter(([k]) => k.startsWith('segment.'))
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k.slice('segment.'.length)} ${s(v)}`);
+      return subs.length ? `${head}\n    segment: ${subs.join(', ')}` : head;
+    })
+    .join('\n');
 }

@@ -22,7 +22,12 @@ export interface RunRecord {
   message?: string;
   outputs: string[];
   ms: number;
-  /** Milliseconds per stage (load, segment, write). */
+  /**
+   * Milliseconds per stage (load, segment, write), and where segment's time went (`segment.prepare`,
+   * `segment.background`, `segment.infer.upload|input|model|output|wait|place`, `segment.largestComponent`,
+   * `segment.fillHoles`, `segment.volumes`, `segment.restore`; `segment.infer.firstBatch` overlaps the others:
+   * the first group's whole time, shader compilation included).
+   */
   timings?: Record<string, number>;
   model?: { name: string; sha256: string };
   device?: string;

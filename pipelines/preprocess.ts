@@ -25,6 +25,8 @@ export interface Normalizer {
   scale: number;
   offset: number;
   keepZero: boolean;
+  /** The lowest stored value, when the statistics pass saw it (saves another pass over the volume). */
+  storedMin?: number;
 }
 
 export interface Prepared {
@@ -71,6 +73,18 @@ export function normalized(stored: number, n: Normalizer): number {
   return (x < n.lo ? n.lo : x > n.hi ? n.hi : x) * n.scale + n.offset;
 }
 
+/**
+ * A normaliser with the structure `normalizerFor` will give for this normalisation and rescale (which clips
+ * and which zero rule apply) but placeholder values: enough to prepare the device programs before the
+ * statistics exist.
+ */
+export function normalizerLike(norm: Normalization, rescale?: { slope: number; intercept: number }): Normalizer {
+  const slope = rescale?.slope ?? 1;
+  const inter = rescale?.intercept ?? 0;
+  if (norm.kind === 'none') return { slope, inter, lo: -Infinity, hi: Infinity, scale: 1, offset: 0, keepZero: false };
+  return { slope, inter, lo: 0, hi: 1, scale: 1, offset: 0, keepZero: norm.kind === 'percentile_zscore' && (norm.nonzeroOnly ?? false) };
+}
+
 export function normalizerFor(values: ArrayLike<number>, slope: number, inter: number, norm: Normalization, integer: boolean): Normalizer {
   switch (norm.kind) {
     case 'none':
@@ -83,8 +97,9 @@ export function normalizerFor(values: ArrayLike<number>, slope: number, inter: n
     case 'percentile_zscore': {
       const keepZero = norm.nonzeroOnly ?? false;
       const s = integer && slope > 0 && values.length > 0 ? histogramStats(values, slope, inter, norm, keepZero) : sortedStats(values, slope, inter, norm, keepZero);
+      const min = s?.storedMin !== undefined ? { storedMin: s.storedMin } : {};
       if (!s) return { slope, inter, lo: 0, hi: 0, scale: 0, offset: 0, keepZero };
-      return { slope, inter, lo: s.lo, hi: s.hi, scale: 1 / s.std, offset: -s.mean / s.std, keepZero };
+      return { slope, inter, lo: s.lo, hi: s.hi, scale: 1 / s.std, offset: -s.mean / s.std, keepZero, ...min };
     }
   }
 }
@@ -96,6 +111,7 @@ interface Stats {
   hi: number;
   mean: number;
   std: number;
+  storedMin?: number;
 }
 
 function isIntegerArray(a: ArrayLike<number>): boolean {
@@ -104,15 +120,7 @@ function isIntegerArray(a: ArrayLike<number>): boolean {
 
 /** Exact numpy-style quantiles and clipped moments from a histogram of stored integers (slope > 0). */
 function histogramStats(values: ArrayLike<number>, slope: number, inter: number, norm: { lowPercentile: number; highPercentile: number }, keepZero: boolean): Stats | null {
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  const counts = new Float64Array(max - min + 1);
-  for (let i = 0; i < values.length; i++) counts[values[i]! - min]!++;
+  const { counts, min } = histogram(values);
   const real = (k: number) => (k + min) * slope + inter;
   if (keepZero) for (let k = 0; k < counts.length; k++) if (real(k) === 0) counts[k] = 0;
   let n = 0;
@@ -144,7 +152,40 @@ function histogramStats(values: ArrayLike<number>, slope: number, inter: number,
     sq += counts[k]! * c * c;
   }
   const mean = sum / n;
-  return { lo, hi, mean, std: Math.sqrt(Math.max(sq / n - mean * mean, 0)) || 1 };
+  return { lo, hi, mean, std: Math.sqrt(Math.max(sq / n - mean * mean, 0)) || 1, storedMin: min };
+}
+
+/**
+ * Counts of each stored value from the lowest to the highest, in one pass over the volume: 8- and 16-bit
+ * values index a table of their type's whole range, trimmed afterwards to the values present.
+ */
+function histogram(values: ArrayLike<number>): { counts: Float64Array; min: number } {
+  const typeMin = values instanceof Int16Array ? -32768 : values instanceof Int8Array ? -128 : 0;
+  const full = new Float64Array(values instanceof Uint8Array || values instanceof Int8Array ? 256 : 65536);
+  if (values instanceof Int16Array) for (let i = 0; i < values.length; i++) full[values[i]! + 32768]!++;
+  else if (values instanceof Uint16Array) for (let i = 0; i < values.length; i++) full[values[i]!]!++;
+  else if (values instanceof Uint8Array) for (let i = 0; i < values.length; i++) full[values[i]!]!++;
+  else if (values instanceof Int8Array) for (let i = 0; i < values.length; i++) full[values[i]! + 128]!++;
+  else return rangeHistogram(values);
+  let a = 0;
+  while (full[a] === 0) a++;
+  let b = full.length - 1;
+  while (full[b] === 0) b--;
+  return { counts: full.subarray(a, b + 1), min: a + typeMin };
+}
+
+/** The same for integers of any other container: a pass for the range, then one to count. */
+function rangeHistogram(values: ArrayLike<number>): { counts: Float64Array; min: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const counts = new Float64Array(max - min + 1);
+  for (let i = 0; i < values.length; i++) counts[values[i]! - min]!++;
+  return { counts, min };
 }
 
 function sortedStats(values: ArrayLike<number>, slope: number, inter: number, norm: { lowPercentile: number; highPercentile: number }, keepZero: boolean): Stats | null {

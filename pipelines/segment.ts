@@ -20,9 +20,10 @@ import { sniffFormat } from '../io/sniff.ts';
 import { realValues, type IoWarning, type Volume } from '../io/volume.ts';
 import { inputId, RunManifest, shard, type RunRecord } from './manifest.ts';
 import { fillHoles, keepLargestComponent } from './postprocess.ts';
-import { prepare } from './preprocess.ts';
+import { normalizerLike, prepare } from './preprocess.ts';
 import { overlayPng, reportHtml, representativeSlices, colorOf, type ReportCase } from './report.ts';
-import { predictLabels } from './segment_volume.ts';
+import { roundTimings, StageClock } from './segment_timings.ts';
+import { compileAhead, predictLabels } from './segment_volume.ts';
 import type { TaskModel } from './task_model.ts';
 
 export type SegFormat = 'nifti' | 'dicom-seg' | 'png';
@@ -34,6 +35,8 @@ export interface SegmentCaseOptions {
   fillHoles?: boolean;
   maxSide?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Milliseconds per sub-stage are added here (keys `segment.<stage>`). */
+  timings?: Record<string, number>;
 }
 
 export interface SegmentedVolume {
@@ -50,6 +53,7 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
   const m = model.manifest;
   if (m.task !== 'segment') throw new GatedError('config', `model '${m.name}' is a ${m.task} model, not a segmentation model`);
   const warnings: string[] = [];
+  const clock = new StageClock(opts.timings);
   let v = volume;
   if (v.meta.components === 'rgb') {
     v = toLuma(v);
@@ -61,26 +65,39 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
   }
   const map: AxisMap = m.input.canonical ? axisMapTo(v.affine) : { perm: [0, 1, 2], flip: [false, false, false] };
   const header = { shape: v.shape.slice(0, 3), spacing: v.spacing.slice(0, 3), affine: v.affine.map((r) => [...r]) };
+  // the GPU compiles its shaders for this volume's slices while the CPU reorients it and takes its statistics
+  const canonShape = map.perm.map((p) => header.shape[p]!);
+  const compiled = compileAhead(model, canonShape, map.perm.map((p) => header.spacing[p]!), normalizerLike(m.input.normalization, v.meta.rescale), { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}) });
+  clock.lap('segment.compileStart');
   const pre = prepare(v, m.input.normalization, { canonical: m.input.canonical });
+  clock.lap('segment.prepare');
+  await compiled;
+  clock.lap('segment.compileWait');
   // from here on only the canonical copy is needed: drop our references so a large input can be collected
   volume = undefined as never;
   v = undefined as never;
   const shape = pre.volume.shape.slice(0, 3);
-  const labels = await predictLabels(model, pre.volume.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }, undefined, pre.norm);
+  const labels = await predictLabels(model, pre.volume.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.timings ? { timings: opts.timings } : {}) }, undefined, pre.norm);
+  clock.reset();
   const K = m.classes.length;
   for (let c = 1; c < K; c++) {
     if (opts.largestComponent ?? m.postprocess?.largestComponent ?? false) keepLargestComponent(labels, shape, c);
+    clock.lap('segment.largestComponent');
     if (opts.fillHoles ?? m.postprocess?.fillHoles ?? false) fillHoles(labels, shape, c);
+    clock.lap('segment.fillHoles');
   }
   const voxelMl = (pre.volume.spacing[0]! * pre.volume.spacing[1]! * pre.volume.spacing[2]!) / 1000;
-  const counts = new Float64Array(K);
-  for (let i = 0; i < labels.length; i++) counts[labels[i]!] = counts[labels[i]!]! + 1;
+  const counts = labelCounts(labels, K);
   const volumesMl: Record<string, number> = {};
   for (let c = 1; c < K; c++) volumesMl[m.classes[c]!] = counts[c]! * voxelMl;
-  // back to the source grid: the inverse permutation/flips, then the source's own affine, exactly
+  clock.lap('segment.volumes');
+  // back to the source grid: the inverse permutation/flips, then the source's own affine, exactly (a source
+  // already on the canonical grid takes the labels as they are, without a copy)
   const canon: Volume = { data: labels, shape, spacing: pre.volume.spacing.slice(0, 3), affine: pre.volume.affine, dtype: labels instanceof Uint8Array ? 'uint8' : 'uint16', meta: { format: 'nifti', components: 'scalar', warnings: [] } };
-  const back = reorient(canon, inverse(map));
+  const inv = inverse(map);
+  const back = inv.perm.every((p, i) => p === i) && inv.flip.every((f) => !f) ? canon : reorient(canon, inv);
   const out: Volume = { ...back, shape: header.shape, spacing: header.spacing, affine: header.affine, meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
+  clock.lap('segment.restore');
   return { labels: out, canonical: { image: pre.volume.data, labels, shape }, volumesMl, warnings };
 }
 
@@ -208,11 +225,12 @@ export async function collectCases(inputs: string[]): Promise<CaseInput[]> {
 // --- internal ---
 
 async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[]; timings: Record<string, number> }> {
-  const timings = { load: 0, segment: 0, write: 0 };
-  let t = Date.now();
-  const lap = (k: keyof typeof timings) => {
-    const now = Date.now();
-    timings[k] += now - t;
+  // load / segment / write, and the sub-stages of segment (`segment.*`) that segmentVolume adds
+  const timings: Record<string, number> = { load: 0, segment: 0, write: 0 };
+  let t = performance.now();
+  const lap = (k: 'load' | 'segment' | 'write') => {
+    const now = performance.now();
+    timings[k] = timings[k]! + now - t;
     t = now;
   };
   const loaded = await loadInput(c.path, opts.load ?? {});
@@ -232,7 +250,7 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     const name = multi ? `${c.name}_s${String(s + 1).padStart(2, '0')}` : c.name;
     // the voxels go to segmentVolume alone (it lets them go once normalised); we keep a header copy
     const vol = { ...loaded.volumes[s]!, data: new Uint8Array(0) };
-    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, onProgress: (d, total) => opts.onSlices?.(d, total, name) });
+    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, timings, onProgress: (d, total) => opts.onSlices?.(d, total, name) });
     lap('segment');
     warnings.push(...res.warnings);
     for (const [k, v] of Object.entries(res.volumesMl)) volumesMl[multi ? `${k} (${s + 1})` : k] = v;
@@ -264,7 +282,7 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     lap('write');
   }
   if (outputs.length === 0) throw new GatedError('config', `no output format applies to this input (asked for ${formats.join(', ')})`);
-  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings, timings };
+  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings, timings: roundTimings(timings) };
 }
 
 function dicomSeg(labels: Volume, src: Volume, model: TaskModel, c: CaseInput): Uint8Array {
@@ -291,6 +309,13 @@ function takeVolume(volumes: Volume[], i: number): Volume {
   const v = volumes[i]!;
   volumes[i] = undefined as never;
   return v;
+}
+
+/** Voxels per label (a 32-bit count table indexed by the label is what keeps this one fast pass). */
+function labelCounts(labels: Uint8Array | Uint16Array, K: number): Uint32Array {
+  const counts = new Uint32Array(labels instanceof Uint8Array ? 256 : 65536);
+  for (let i = 0; i < labels.length; i++) counts[labels[i]!]!++;
+  return counts.subarray(0, K);
 }
 
 function inverse(map: AxisMap): AxisMap {

@@ -9,6 +9,7 @@ import { GatedError } from '../core/errors.ts';
 import { argmaxInto, slidingWindowSlice } from './sliding_window.ts';
 import { resize } from '../heads/fpn.ts';
 import { backgroundLevel, resampledSize, writeSliceStack, type SliceGeometry } from './slices.ts';
+import { StageClock } from './segment_timings.ts';
 import type { Normalizer } from './preprocess.ts';
 import type { TaskModel } from './task_model.ts';
 
@@ -21,6 +22,135 @@ export interface InferOptions {
   maxSide?: number;
   overlap?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Milliseconds per sub-stage are added here (`segment.infer.*`). */
+  timings?: Record<string, number>;
+  /** Pack labels on the device before they come back (default: on WebGPU, where the read-back is the cost). */
+  packLabels?: boolean;
+}
+
+/** One group of slices on its way through the device. */
+interface InFlight {
+  group: number[];
+  tensors: tf.Tensor[];
+  read: Promise<tf.TypedArray[]>;
+}
+
+/** How a volume goes through the model: its slices' size on the model grid, padded, and slices per call. */
+interface Plan {
+  C: number;
+  K: number;
+  nx: number;
+  ny: number;
+  nz: number;
+  ox: number;
+  oy: number;
+  Hp: number;
+  Wp: number;
+  /** Whole slices fit under maxSide (otherwise each slice is tiled). */
+  whole: boolean;
+  batch: number;
+}
+
+function planFor(model: TaskModel, shape: readonly number[], spacing: readonly number[], opts: InferOptions): Plan {
+  const { channels, context, multipleOf: m } = model.manifest.input;
+  const C = 2 * context + 1;
+  if (channels !== C) throw new GatedError('config', `model '${model.manifest.name}' takes ${channels} channels per slice stack; only scalar volumes are supported`);
+  const [nx = 1, ny = 1, nz = 1] = shape;
+  const [ox, oy] = resampledSize(nx, ny, spacing, model.manifest.input.spacing);
+  const up = (n: number) => Math.max(m, Math.ceil(n / m) * m);
+  const [Hp, Wp] = [up(oy), up(ox)];
+  const maxSide = opts.maxSide ?? 1024;
+  // CPU backends keep activations in host memory: about 256k pixels per call keeps each full-resolution map
+  // near 64 MiB. On a GPU they live in device memory and the cost is per call, so calls are made large.
+  const pixels = tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow' ? 4096 * 1024 : 512 * 512;
+  const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor(pixels / (Hp * Wp))));
+  return { C, K: model.manifest.classes.length, nx, ny, nz, ox, oy, Hp, Wp, whole: Hp <= maxSide && Wp <= maxSide, batch };
+}
+
+/**
+ * The device work of one group of n slices: stored slices `v` [z, ny, nx] → normalised → 2.5D stacks picked by
+ * `ix` → model grid → probabilities → native grid → labels (int32 [n, ny, nx]) and a count of NaNs. Tensors
+ * are made in the caller's tidy.
+ */
+function groupGraph(model: TaskModel, p: Plan, v: tf.Tensor3D, ix: tf.Tensor1D, n: number, norm: Normalizer | undefined, fill: number, tta: boolean, clock: StageClock, pack: boolean): [tf.Tensor, tf.Tensor] {
+  const x = tf.transpose(tf.reshape(tf.gather(norm ? normalizeTensor(v, norm) : v, ix), [n, p.C, p.ny, p.nx]), [0, 2, 3, 1]) as tf.Tensor4D;
+  const grid = tf.pad(resize(x, p.oy, p.ox), [[0, 0], [0, p.Hp - p.oy], [0, p.Wp - p.ox], [0, 0]], fill) as tf.Tensor4D;
+  clock.lap('segment.infer.input');
+  const q = probabilities(model, grid, tta);
+  clock.lap('segment.infer.model');
+  if (q.shape[3] !== p.K) throw new GatedError('internal', `model '${model.manifest.name}' gave ${q.shape[3]} channels for ${p.K} classes`);
+  const out = resize(tf.slice(q, [0, 0, 0, 0], [n, p.oy, p.ox, p.K]) as tf.Tensor4D, p.ny, p.nx);
+  const lab = tf.argMax(out, -1);
+  return [pack ? packLabels(lab, p.K) : lab, tf.sum(tf.cast(tf.isNaN(out), 'float32'))];
+}
+
+/** Bits per label and labels per packed float32 (24 bits: every partial sum of the packing is exact). */
+function packing(K: number): { bits: number; per: number } {
+  const bits = Math.max(1, Math.ceil(Math.log2(K)));
+  return { bits, per: Math.floor(24 / bits) };
+}
+
+/**
+ * Labels (int32, any shape) → float32 words of `per` labels of `bits` bits each, the first label in the low
+ * bits: Σ label_j · 2^(bits·j). Every term and partial sum is an integer below 2^24, so the float sum is
+ * exact in any order, and a 512×512×83 group of two-class labels comes back as 3.6 MB instead of 87 MB.
+ */
+function packLabels(lab: tf.Tensor, K: number): tf.Tensor1D {
+  const { bits, per } = packing(K);
+  const n = lab.size;
+  const words = Math.ceil(n / per);
+  const flat = tf.pad(tf.reshape(tf.cast(lab, 'float32'), [n]), [[0, words * per - n]]);
+  const weights = tf.tensor1d(Float32Array.from({ length: per }, (_, j) => 2 ** (bits * j)));
+  return tf.sum(tf.mul(tf.reshape(flat, [words, per]), weights), 1) as tf.Tensor1D;
+}
+
+/** The inverse of packLabels: n labels from the packed words into out[0 .. n). */
+function unpackLabels(words: ArrayLike<number>, K: number, n: number, out: Uint8Array | Uint16Array): void {
+  const { bits, per } = packing(K);
+  const mask = (1 << bits) - 1;
+  let o = 0;
+  for (let w = 0; w < words.length && o < n; w++) {
+    let u = words[w]! | 0;
+    for (let j = 0; j < per && o < n; j++, u >>>= bits) out[o++] = u & mask;
+  }
+}
+
+/**
+ * On WebGPU, compiles every shader that whole-slice inference of a volume of this shape will use, without
+ * running anything: the pipelines are created asynchronously (in parallel, off the JavaScript thread) while the
+ * caller goes on with the CPU work that precedes inference (reorientation, statistics). `normLike` needs only
+ * the structure of the final normaliser (which clips apply), not its values. Settles when every pipeline is
+ * ready; elsewhere, at once. Inference is correct without it (tfjs compiles on first use), only later.
+ * GATEDVISION_COMPILE_AHEAD=0 turns it off (to time both ways).
+ */
+export function compileAhead(model: TaskModel, shape: readonly number[], spacing: readonly number[], normLike: Normalizer | undefined, opts: InferOptions = {}): Promise<void> {
+  if (tf.getBackend() !== 'webgpu' || process.env.GATEDVISION_COMPILE_AHEAD === '0') return Promise.resolve();
+  const backend = tf.backend() as unknown as { checkCompileCompletionAsync?: () => Promise<void> };
+  if (typeof backend.checkCompileCompletionAsync !== 'function') return Promise.resolve();
+  const p = planFor(model, shape, spacing, opts);
+  if (!p.whole) return Promise.resolve();
+  const { context } = model.manifest.input;
+  // a full group and the last, shorter one: some programs choose their variant by size
+  const sizes = [...new Set([Math.min(p.batch, p.nz), p.nz % p.batch].filter((n) => n > 0))];
+  const idle = new StageClock();
+  tf.env().set('WEBGPU_ENGINE_COMPILE_ONLY', true);
+  try {
+    for (const n of sizes) {
+      tf.tidy(() => {
+        const depth = Math.min(p.nz, n + 2 * context);
+        const ix = tf.tensor1d(Int32Array.from({ length: n * p.C }, (_, i) => Math.min(depth - 1, Math.floor(i / p.C) + (i % p.C))), 'int32');
+        groupGraph(model, p, tf.zeros([depth, p.ny, p.nx]) as tf.Tensor3D, ix, n, normLike, 0, opts.tta ?? false, idle, opts.packLabels ?? true);
+      });
+    }
+  } finally {
+    tf.env().set('WEBGPU_ENGINE_COMPILE_ONLY', false);
+  }
+  return (async () => {
+    // weights derived from parameters on first use (packed projections) were "built" by programs that did not
+    // run: giving every parameter its own values back makes them be built again, for real, on first use
+    model.loadWeights(await model.exportWeights());
+    await backend.checkCompileCompletionAsync!();
+  })();
 }
 
 /**
@@ -30,17 +160,14 @@ export interface InferOptions {
  * normaliser, `data` holds stored values that are normalised slice by slice.
  */
 export async function predictLabels(model: TaskModel, data: ArrayLike<number>, shape: readonly number[], spacing: readonly number[], opts: InferOptions = {}, zs?: number[], norm?: Normalizer): Promise<Uint8Array | Uint16Array> {
-  const { channels, context, multipleOf: m } = model.manifest.input;
-  const C = 2 * context + 1;
-  if (channels !== C) throw new GatedError('config', `model '${model.manifest.name}' takes ${channels} channels per slice stack; only scalar volumes are supported`);
-  const K = model.manifest.classes.length;
-  const [nx = 1, ny = 1, nz = 1] = shape;
+  const plan = planFor(model, shape, spacing, opts);
+  const { C, K, nx, ny, nz, ox, oy, Hp, Wp } = plan;
+  const { context } = model.manifest.input;
   const native: SliceGeometry = { nx, ny, nz, H: ny, W: nx };
-  const [ox, oy] = resampledSize(nx, ny, spacing, model.manifest.input.spacing);
-  const up = (n: number) => Math.max(m, Math.ceil(n / m) * m);
-  const [Hp, Wp] = [up(oy), up(ox)];
   const slices = zs ?? Array.from({ length: nz }, (_, z) => z);
+  const clock = new StageClock(opts.timings);
   const fill = backgroundLevel(data, norm);
+  clock.lap('segment.background');
   const plane = nx * ny;
   const labels = K <= 256 ? new Uint8Array(plane * nz) : new Uint16Array(plane * nz);
   const probs = (x: tf.Tensor4D) => probabilities(model, x, opts.tta ?? false);
@@ -52,39 +179,78 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
     checkFinite(v, model.manifest.name);
     group.forEach((z, i) => argmaxInto(v.subarray(i * plane * K, (i + 1) * plane * K), K, labels, z * plane));
   };
-  const maxSide = opts.maxSide ?? 1024;
-  if (Hp <= maxSide && Wp <= maxSide) {
-    // CPU backends keep activations in host memory: about 256k pixels per call keeps each full-resolution map
-    // near 64 MiB. On a GPU they live in device memory and the cost is per call, so calls are made large.
-    const pixels = tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow' ? 4096 * 1024 : 512 * 512;
-    const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor(pixels / (Hp * Wp))));
-    for (let b = 0; b < slices.length; b += batch) {
-      const group = slices.slice(b, b + batch);
-      // the stored slices the group needs go up once; normalising, stacking neighbours and the argmax run on
-      // the device, and only uint labels come back
+  if (plan.whole && slices.length > 0) {
+    const batch = plan.batch;
+    const pack = opts.packLabels ?? tf.getBackend() === 'webgpu';
+    const groups: number[][] = [];
+    for (let b = 0; b < slices.length; b += batch) groups.push(slices.slice(b, b + batch));
+    // the stored slices a group needs go up once; normalising, stacking neighbours and the argmax run on the
+    // device, and only labels come back
+    const dispatch = (group: number[]): InFlight => {
       const z0 = Math.max(0, Math.min(...group) - context);
       const z1 = Math.min(nz - 1, Math.max(...group) + context);
-      const raw = float32Range(data, z0 * plane, (z1 + 1) * plane);
       const idx = Int32Array.from(group.flatMap((z) => Array.from({ length: C }, (_, c) => Math.min(nz - 1, Math.max(0, z + c - context)) - z0)));
-      const [lab, nan] = tf.tidy(() => {
-        let v: tf.Tensor = tf.tensor3d(raw, [z1 - z0 + 1, ny, nx]);
-        if (norm) v = normalizeTensor(v, norm);
-        const x = tf.transpose(tf.reshape(tf.gather(v, tf.tensor1d(idx, 'int32')), [group.length, C, ny, nx]), [0, 2, 3, 1]) as tf.Tensor4D;
-        const p = toNative(probs(toModelGrid(x)));
-        if (p.shape[3] !== K) throw new GatedError('internal', `model '${model.manifest.name}' gave ${p.shape[3]} channels for ${K} classes`);
-        return [tf.argMax(p, -1), tf.sum(tf.cast(tf.isNaN(p), 'float32'))];
-      });
+      const v = tf.tensor3d(float32Range(data, z0 * plane, (z1 + 1) * plane), [z1 - z0 + 1, ny, nx]);
+      const ix = tf.tensor1d(idx, 'int32');
+      clock.lap('segment.infer.upload');
       try {
-        const [l, bad] = await Promise.all([lab.data(), nan.data()]);
-        if (bad[0]! > 0) throw new GatedError('kernel', `model '${model.manifest.name}' produced non-finite outputs on this device`);
-        group.forEach((z, i) => labels.set(l.subarray(i * plane, (i + 1) * plane), z * plane));
+        const [lab, nan] = tf.tidy(() => groupGraph(model, plan, v, ix, group.length, norm, fill, opts.tta ?? false, clock, pack));
+        clock.lap('segment.infer.output');
+        // asking for the data now queues the copy behind this group's work, before the next group's
+        return { group, tensors: [lab, nan], read: Promise.all([lab.data(), nan.data()]) };
       } finally {
-        tf.dispose([lab, nan]);
+        tf.dispose([v, ix]);
       }
-      opts.onProgress?.(Math.min(b + batch, slices.length), slices.length);
+    };
+    const collect = async (f: InFlight) => {
+      try {
+        const [l, bad] = (await f.read) as [tf.TypedArray, tf.TypedArray];
+        clock.lap('segment.infer.wait');
+        if (bad[0]! > 0) throw new GatedError('kernel', `model '${model.manifest.name}' produced non-finite outputs on this device`);
+        let src: ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> } = l;
+        if (pack) {
+          const n = f.group.length * plane;
+          const contiguous = f.group.every((z, i) => z === f.group[0]! + i);
+          // consecutive slices unpack straight into the volume; others through a scratch copy
+          const into = contiguous ? labels.subarray(f.group[0]! * plane, f.group[0]! * plane + n) : labels instanceof Uint8Array ? new Uint8Array(n) : new Uint16Array(n);
+          unpackLabels(l, K, n, into);
+          src = into;
+          if (contiguous) {
+            clock.lap('segment.infer.place');
+            return;
+          }
+        }
+        f.group.forEach((z, i) => labels.set(src.subarray(i * plane, (i + 1) * plane) as ArrayLike<number>, z * plane));
+        clock.lap('segment.infer.place');
+      } finally {
+        tf.dispose(f.tensors);
+      }
+    };
+    const t0 = performance.now();
+    let current: InFlight | undefined;
+    try {
+      current = dispatch(groups[0]!);
+      for (let g = 0; g < groups.length; g++) {
+        // the next group is queued before this one is awaited, so the host's work overlaps the device's
+        const next = g + 1 < groups.length ? dispatch(groups[g + 1]!) : undefined;
+        const done = current!;
+        current = next;
+        await collect(done);
+        if (g === 0) clock.add('segment.infer.firstBatch', performance.now() - t0);
+        opts.onProgress?.(Math.min((g + 1) * batch, slices.length), slices.length);
+        clock.reset();
+      }
+    } catch (e) {
+      // a failed group must not leave the next one's tensors or read-back behind
+      if (current) {
+        await current.read.catch(() => undefined);
+        tf.dispose(current.tensors);
+      }
+      throw e;
     }
-  } else {
-    const roi = Math.max(m, Math.floor(maxSide / m) * m);
+  } else if (!plan.whole) {
+    const m = model.manifest.input.multipleOf;
+    const roi = Math.max(m, Math.floor((opts.maxSide ?? 1024) / m) * m);
     const stack = new Float32Array(plane * C);
     for (let i = 0; i < slices.length; i++) {
       const z = slices[i]!;

@@ -47,6 +47,7 @@ export function writeSliceStack(data: ArrayLike<number>, g: SliceGeometry, z: nu
 
 /** The lowest (normalised) value of the data: what background turns into after normalisation. */
 export function backgroundLevel(data: ArrayLike<number>, norm?: Normalizer): number {
+  if (norm?.storedMin !== undefined && data.length > 0) return normalized(norm.storedMin, norm);
   let lo = Infinity;
   for (let i = 0; i < data.length; i++) if (data[i]! < lo) lo = data[i]!;
   if (!Number.isFinite(lo)) return 0;

@@ -103,6 +103,18 @@ print(json.dumps({'shape': list(a.shape), 'srcShape': list(s.shape), 'affineMax'
     for (const p of previews) expect(html).toContain(`previews/${p}`);
   });
 
+  it('records where the segment time went, in sub-stages that add up to no more than the stage', () => {
+    const lines = readFileSync(join(dir, 'out1', 'manifest.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    for (const { timings: t } of lines as { timings: Record<string, number> }[]) {
+      for (const k of ['segment.prepare', 'segment.infer.upload', 'segment.infer.model', 'segment.infer.wait', 'segment.infer.place', 'segment.largestComponent', 'segment.fillHoles', 'segment.restore']) expect(t).toHaveProperty(k);
+      for (const v of Object.values(t)) expect(Number.isInteger(v) && v >= 0).toBe(true);
+      // firstBatch overlaps the others; each key is rounded on its own
+      const parts = Object.entries(t).filter(([k]) => k.startsWith('segment.') && k !== 'segment.infer.firstBatch');
+      expect(parts.reduce((a, [, v]) => a + v, 0)).toBeLessThanOrEqual(t.segment! + parts.length);
+      expect(t['segment.infer.firstBatch']).toBeLessThanOrEqual(t.segment! + 1);
+    }
+  });
+
   it('rejects a damaged input with its code and carries on; a rerun is byte-identical', async () => {
     const bad = join(dir, 'bad.nii.gz');
     execFileSync('bash', ['-c', `head -c 5000 ${join(dir, 'slab.nii.gz')} > ${bad}`]);
