@@ -1,25 +1,29 @@
 /**
  * io benchmark: the same inputs loaded by us and by pydicom+numpy, dcm2niix and nibabel, in one run,
- * each as a whole process (start-up included), repeated; medians of wall time and of the peak resident
- * memory of the whole process tree (our sandbox child included), sampled from /proc.
+ * each as a whole process (start-up included), repeated; medians of wall time, of CPU time (user + system,
+ * all threads and waited-for children) and of the peak resident memory of the whole process tree (our
+ * decoding child, where there is one, included), sampled from /proc.
  *
  *   /usr/bin/python3 bench/io/make_data.py /tmp/gv-bench     # once: builds the inputs from Colin27
  *   npx tsx bench/io/run.ts /tmp/gv-bench [--repeat 5] [--markdown]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 interface Sample {
   ms: number;
   peakMb: number;
+  /** user + system CPU time of every process of the tree (all threads), as last sampled from /proc */
+  cpuMs: number;
 }
 
 const root = join(import.meta.dirname, '..', '..');
 const BIN = join(root, 'bin', 'gatedvision.mjs');
 const PY = '/usr/bin/python3';
+const CLOCK_TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
 
 export async function measure(cmd: string, args: string[]): Promise<Sample> {
   const t0 = performance.now();
@@ -29,23 +33,32 @@ export async function measure(cmd: string, args: string[]): Promise<Sample> {
     if (err.length < 4000) err += d.toString();
   });
   let peak = 0;
+  // CPU time as well as wall time: on a shared machine the wall time of a multi-threaded run moves with
+  // the other jobs' load far more than the work it does. Sampled per process (a decoding child may outlive
+  // its caller, so nothing waits for it to count its time); the last <10 ms of each process are missed alike.
+  const cpuTicks = new Map<number, number>();
   const timer = setInterval(() => {
-    peak = Math.max(peak, treeRssMb(child.pid!));
+    peak = Math.max(peak, treeRssMb(child.pid!, cpuTicks));
   }, 10);
   const code: number = await new Promise((res) => child.on('exit', (c) => res(c ?? -1)));
   clearInterval(timer);
   const ms = performance.now() - t0;
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`);
-  return { ms, peakMb: peak };
+  const ticks = [...cpuTicks.values()].reduce((a, b) => a + b, 0);
+  return { ms, peakMb: peak, cpuMs: (ticks * 1000) / CLOCK_TICKS };
 }
 
-function treeRssMb(pid: number): number {
+function treeRssMb(pid: number, cpuTicks: Map<number, number>): number {
   let total = 0;
   const stack = [pid];
   while (stack.length) {
     const p = stack.pop()!;
     try {
       total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      // utime and stime: fields 14 and 15, counted after the command name (which may hold spaces)
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpuTicks.set(p, Number(f[11]) + Number(f[12]));
       for (const t of readdirSync(`/proc/${p}/task`)) {
         const kids = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim();
         if (kids) for (const k of kids.split(/\s+/)) stack.push(Number(k));
@@ -110,7 +123,7 @@ async function main(): Promise<void> {
   ];
   const rows: string[] = [];
   for (const c of cases) {
-    const results: { name: string; ms: number; peakMb: number }[] = [];
+    const results: { name: string; ms: number; peakMb: number; cpuMs: number }[] = [];
     // Interleave tools within each repeat so machine noise hits all of them alike.
     const samples = new Map<string, Sample[]>();
     for (let r = 0; r < repeat + 1; r++) {
@@ -121,16 +134,16 @@ async function main(): Promise<void> {
     }
     for (const [name] of c.tools) {
       const s = samples.get(name)!;
-      results.push({ name, ms: median(s.map((x) => x.ms)), peakMb: median(s.map((x) => x.peakMb)) });
+      results.push({ name, ms: median(s.map((x) => x.ms)), peakMb: median(s.map((x) => x.peakMb)), cpuMs: median(s.map((x) => x.cpuMs)) });
     }
     const ours = results[0]!;
     for (const r of results) {
-      rows.push(`| ${c.input} | ${r.name} | ${r.ms.toFixed(0)} | ${(r.ms / ours.ms).toFixed(2)} | ${r.peakMb.toFixed(0)} | ${(r.peakMb / c.volumeMb).toFixed(2)} |`);
+      rows.push(`| ${c.input} | ${r.name} | ${r.ms.toFixed(0)} | ${(r.ms / ours.ms).toFixed(2)} | ${r.cpuMs.toFixed(0)} | ${r.peakMb.toFixed(0)} | ${(r.peakMb / c.volumeMb).toFixed(2)} |`);
     }
   }
   rmSync(out, { recursive: true, force: true });
-  const header = `| input | tool | median wall ms | ratio to ours | median peak RSS MiB (process tree) | peak / volume size |\n|---|---|---|---|---|---|`;
-  const meta = `${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, repeat ${repeat} (+1 warm-up)`;
+  const header = `| input | tool | median wall ms | ratio to ours | median CPU ms | median peak RSS MiB (process tree) | peak / volume size |\n|---|---|---|---|---|---|---|`;
+  const meta = `${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, repeat ${repeat} (+1 warm-up), load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end`;
   process.stdout.write(`${meta}\n\n${header}\n${rows.join('\n')}\n`);
 }
 

@@ -53,6 +53,10 @@ export async function decodeFrame(codec: Codec, data: Uint8Array, spec: FrameSpe
         throw new GatedError('internal', `no decoder for ${codec}`);
     }
   } catch (e) {
+    // A C++ exception leaves an Emscripten codec as a bare number, the address of the exception object: it
+    // depends on what the codec instance decoded before, so it is no message (and would differ between
+    // decoding threads).
+    if (typeof e === 'number') throw new GatedError('decode_failed', `${codec} frame: the decoder rejected the codestream`);
     throw toGatedError(e, 'decode_failed', `${codec} frame`);
   }
 }

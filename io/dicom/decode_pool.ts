@@ -1,8 +1,9 @@
 /**
  * Compressed frames of a series decoded on several threads (pydicom and most readers use one core): the
- * reading thread parses each file and hands its codestreams out; each decoding thread has its own codec
- * instances and decodes into a frame buffer lent to it, which comes back and is placed by the caller in
- * series order, exactly as the one-thread path places it. Frame buffers are reused, so the decoded frames
+ * reading thread parses each file and hands its codestreams out to helper threads (decoding the next file
+ * itself whenever the helpers have enough queued); each helper has its own codec instances and decodes
+ * into a frame buffer lent to it, which comes back and is placed by the caller exactly as the one-thread
+ * path places it. Frame buffers are reused, so the decoded frames
  * leave nothing for the garbage collector.
  */
 import { availableParallelism } from 'node:os';
@@ -45,6 +46,7 @@ export class DecodePool {
   private readonly workers: { worker: Worker; busy: number }[] = [];
   private readonly pending = new Map<number, { resolve: (a: ArrayBuffer) => void; reject: (e: GatedError) => void; worker: number }>();
   private readonly spare: ArrayBuffer[] = [];
+  private readonly spareData: ArrayBuffer[] = [];
   private next = 0;
   private ids = 0;
   private broken: GatedError | undefined;
@@ -58,9 +60,10 @@ export class DecodePool {
       // a decoding thread's own heap holds one codestream at a time; its codec memories are outside the heap
       const worker = startModuleWorker(here, 'decode_thread', { resourceLimits: { maxOldGenerationSizeMb: Math.min(limits.sandboxHeapMb, 1024), maxYoungGenerationSizeMb: 3 } });
       worker.unref();
-      worker.on('message', (m: { id: number; out: ArrayBuffer; error?: { code?: unknown; message?: unknown; details?: unknown } }) => {
+      worker.on('message', (m: { id: number; out: ArrayBuffer; data: ArrayBuffer; error?: { code?: unknown; message?: unknown; details?: unknown } }) => {
         const p = this.pending.get(m.id);
         if (!p) return;
+        this.spareData.push(m.data);
         this.pending.delete(m.id);
         this.workers[i]!.busy--;
         if (m.error) {
@@ -105,6 +108,23 @@ export class DecodePool {
     return storedView(buf, frameBytes, spec);
   }
 
+  /**
+   * A buffer for one codestream, from those the threads gave back: copying codestreams into fresh
+   * buffers left one garbage buffer per frame (and fresh pages to fault in) on the reading thread.
+   */
+  codestreamBuffer(n: number): Uint8Array {
+    for (let i = this.spareData.length - 1; i >= 0; i--) {
+      if (this.spareData[i]!.byteLength >= n) return new Uint8Array(this.spareData.splice(i, 1)[0]!, 0, n);
+    }
+    // room to spare: the next frames of a series are about as long
+    return new Uint8Array(new ArrayBuffer(Math.ceil(n * 1.25)), 0, n);
+  }
+
+  /** Frames handed out and not yet back. */
+  queued(): number {
+    return this.pending.size;
+  }
+
   release(a: VoxelArray): void {
     this.spare.push(a.buffer as ArrayBuffer);
   }
@@ -128,18 +148,26 @@ let warm: DecodePool | undefined;
 
 /** Starts the threads while the headers are still being read (their start-up and codec loading overlap it). */
 export function warmDecodePool(limits: Limits): void {
-  const n = decodeThreads(limits);
-  if (!warm && n > 1) warm = new DecodePool(n, limits);
+  const n = helperThreads(limits);
+  if (!warm && n > 0) warm = new DecodePool(n, limits);
 }
 
 /** The warm pool, or a new one: the caller closes it. */
 export function takeDecodePool(limits: Limits): DecodePool | undefined {
   const p = warm;
   warm = undefined;
-  const n = decodeThreads(limits);
+  const n = helperThreads(limits);
   if (p && p.size === n) return p;
   p?.close();
-  return n > 1 ? new DecodePool(n, limits) : undefined;
+  return n > 0 ? new DecodePool(n, limits) : undefined;
+}
+
+/**
+ * The reading thread decodes as well (whenever the helpers have enough queued), so n decoding threads
+ * are n - 1 helpers: each helper costs ~35 MiB (a V8 isolate, its codec's compiled code and memory).
+ */
+function helperThreads(limits: Limits): number {
+  return decodeThreads(limits) - 1;
 }
 
 /** Ends a warm pool no series took. */

@@ -1,6 +1,7 @@
 /**
  * A decoding thread of decode_pool.ts: decodes one compressed frame at a time with its own codec instances
- * into a buffer lent by the pool and gives the buffer back, with BitsStored applied as decodePixels does.
+ * into a buffer lent by the pool and gives it back (with the codestream's buffer, for the next frame),
+ * with BitsStored applied as decodePixels does.
  */
 import { parentPort } from 'node:worker_threads';
 import { GatedError, toGatedError } from '../../core/errors.ts';
@@ -17,8 +18,8 @@ port.on('message', async (job: FrameJob) => {
       raw.set(decoded.subarray(0, job.frameBytes));
     });
     storedValues(raw, job.spec);
-    port.postMessage({ id: job.id, out: job.out }, [job.out]);
+    port.postMessage({ id: job.id, out: job.out, data: job.data.buffer }, [job.out, job.data.buffer as ArrayBuffer]);
   } catch (e) {
-    port.postMessage({ id: job.id, out: job.out, error: toGatedError(e, 'decode_failed').toJSON() }, [job.out]);
+    port.postMessage({ id: job.id, out: job.out, data: job.data.buffer, error: toGatedError(e, 'decode_failed').toJSON() }, [job.out, job.data.buffer as ArrayBuffer]);
   }
 });

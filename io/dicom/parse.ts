@@ -64,13 +64,17 @@ export function parseDicomHeaderDirect(bytes: Uint8Array, opts: ParseOptions): {
 
 /**
  * The header and the codestream of each frame of an encapsulated object, split as decodePixels splits
- * them (each copied into its own buffer, so `bytes` may be reused at once), for decoding elsewhere (a
+ * them (each copied into a buffer of its own from `alloc`, so `bytes` may be reused at once), for decoding elsewhere (a
  * decoding thread, see decode_pool.ts); undefined for native pixels.
  */
-export function parseDicomFrames(bytes: Uint8Array, opts: ParseOptions): { header: DicomHeader; codec: Codec; frames: Uint8Array[] } | undefined {
+export function parseDicomFrames(bytes: Uint8Array, opts: ParseOptions, alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n)): { header: DicomHeader; codec: Codec; frames: Uint8Array[] } | undefined {
   const { header, ds, ts } = readHeader(bytes, opts);
   if (ts.codec === 'native') return undefined;
-  const frames = splitFrames(ds, ds.elements[PIXEL_DATA]!, header.numberOfFrames, ts.codec).map((f) => f.slice());
+  const frames = splitFrames(ds, ds.elements[PIXEL_DATA]!, header.numberOfFrames, ts.codec).map((f) => {
+    const own = alloc(f.length);
+    own.set(f);
+    return own;
+  });
   return { header, codec: ts.codec, frames };
 }
 

@@ -48,7 +48,7 @@ async function readItems(items: InputItem[], ctx: ReadContext, headers?: HeaderR
       const source: ObjectSource = {
         header,
         pixels: async () => (await parseDicom(await read(), { limits: ctx.limits, name: item.name, index: i, scratch })).pixels,
-        codestreams: async () => parseDicomFrames(await read(), { limits: ctx.limits, name: item.name, index: i }),
+        codestreams: async (alloc) => parseDicomFrames(await read(), { limits: ctx.limits, name: item.name, index: i }, alloc),
       };
       // plain native slices go from the file straight into the volume (no read buffer, no second parse)
       if (direct && item.readRange) source.pixelsInto = async (dst) => dst.length === direct.bytes && item.readRange!(dst, direct.offset, direct.fileSize);

@@ -32,7 +32,7 @@ export interface ObjectSource {
    * to be decoded on another thread; undefined for native pixels. Calls must not overlap each other or
    * pixels() (they may share one read buffer).
    */
-  codestreams?(): Promise<{ header: DicomHeader; codec: Codec; frames: Uint8Array[] } | undefined>;
+  codestreams?(alloc?: (n: number) => Uint8Array): Promise<{ header: DicomHeader; codec: Codec; frames: Uint8Array[] } | undefined>;
 }
 
 export interface DecodeOutcome {
@@ -117,7 +117,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   let reading: Promise<unknown> = Promise.resolve();
   const decodeOnPool = async (pool: DecodePool, object: number) => {
     try {
-      const turn = reading.then(() => sources[object]!.codestreams!());
+      const turn = reading.then(() => sources[object]!.codestreams!((n) => pool.codestreamBuffer(n)));
       reading = turn.catch(() => undefined);
       const cs = await turn;
       const o = cs?.header;
@@ -146,12 +146,20 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
     }
     tick();
   };
+  // decodeHere on the reading thread takes its turn with the codestreams() reads (shared read buffers)
+  const decodeInTurn = (object: number) => {
+    const turn = reading.then(() => decodeHere(object));
+    reading = turn.catch(() => undefined);
+    return turn;
+  };
   try {
     const inflight: Promise<void>[] = [];
     for (const object of objects) {
       if (pool && pooled(object)) {
-        inflight.push(decodeOnPool(pool, object));
-        // a few objects per thread in flight: enough to keep every thread busy, little memory held
+        // the reading thread is a decoder too: it takes a file itself while the helpers have enough queued
+        if (pool.queued() >= pool.size * 2) await decodeInTurn(object);
+        else inflight.push(decodeOnPool(pool, object));
+        // a few objects per helper in flight: enough to keep each busy, little memory held
         if (inflight.length >= pool.size * 3) await inflight.shift();
         continue;
       }

@@ -52,17 +52,17 @@ describe('decoding compressed frames on several threads', () => {
   it.each(['rle', 'jpeg-sv1', 'jpeg-ls', 'j2k', 'jpeg-ls rescale varies', 'jpeg-ls damaged'])('%s: the same result as on one thread', async (name) => {
     const one = await load(dirs[name]!, 1);
     const before = poolCounters.frames;
-    const three = await load(dirs[name]!, 2);
-    // the threads decoded the frames (all 40, or 39 and the damaged one twice over two attempts)
-    expect(poolCounters.frames - before).toBeGreaterThanOrEqual(39);
-    expect(three.volumes.length).toBe(1);
-    const [a, b] = [one.volumes[0]!, three.volumes[0]!];
+    const pooled = await load(dirs[name]!, 2);
+    // a helper thread decoded frames (the reading thread the others)
+    expect(poolCounters.frames - before).toBeGreaterThan(0);
+    expect(pooled.volumes.length).toBe(1);
+    const [a, b] = [one.volumes[0]!, pooled.volumes[0]!];
     expect(b.shape).toEqual(a.shape);
     expect(b.dtype).toBe(a.dtype);
     expect(b.affine).toEqual(a.affine);
     expect(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength).equals(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength))).toBe(true);
-    expect(three.rejected).toEqual(one.rejected);
-    expect(three.warnings).toEqual(one.warnings);
+    expect(pooled.rejected).toEqual(one.rejected);
+    expect(pooled.warnings).toEqual(one.warnings);
   });
 
   it('the comparisons compare real decoding: the series decode to the same voxels as uncompressed', async () => {
