@@ -312,7 +312,19 @@ function takeVolume(volumes: Volume[], i: number): Volume {
 }
 
 /** Voxels per label (a 32-bit count table indexed by the label is what keeps this one fast pass). */
-function labelCounts(labels: Uint8Array | Uint16Array, K: number): Uint32Array {
+function labelCounts(labels: Uint8Array | Uint16Array, K: number): Uint32Array | Float64Array {
+  if (K === 2 && labels instanceof Uint8Array && labels.byteOffset % 4 === 0) {
+    // 0/1 labels: four bytes summed per 32-bit add, each byte lane flushed before it can reach 256
+    const w = new Uint32Array(labels.buffer, labels.byteOffset, labels.length >> 2);
+    let ones = 0;
+    for (let i = 0; i < w.length; ) {
+      let lanes = 0;
+      for (const end = Math.min(w.length, i + 255); i < end; i++) lanes += w[i]!;
+      ones += (lanes & 255) + ((lanes >>> 8) & 255) + ((lanes >>> 16) & 255) + (lanes >>> 24);
+    }
+    for (let i = w.length << 2; i < labels.length; i++) ones += labels[i]!;
+    return Float64Array.from([labels.length - ones, ones]);
+  }
   const counts = new Uint32Array(labels instanceof Uint8Array ? 256 : 65536);
   for (let i = 0; i < labels.length; i++) counts[labels[i]!]!++;
   return counts.subarray(0, K);

@@ -84,6 +84,15 @@ function groupGraph(model: TaskModel, p: Plan, v: tf.Tensor3D, ix: tf.Tensor1D, 
   return [pack ? packLabels(lab, p.K) : lab, tf.sum(tf.cast(tf.isNaN(out), 'float32'))];
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** For each byte of bits, its 8 one-bit labels as two little-endian words of four bytes. */
+const BYTE_TO_LABELS = Uint32Array.from({ length: 512 }, (_, i) => {
+  const byte = i >> 1;
+  let v = 0;
+  for (let k = 0; k < 4; k++) v |= ((byte >> (k + 4 * (i & 1))) & 1) << (8 * k);
+  return v >>> 0;
+});
+
 /** Bits per label and labels per packed float32 (24 bits: every partial sum of the packing is exact). */
 function packing(K: number): { bits: number; per: number } {
   const bits = Math.max(1, Math.ceil(Math.log2(K)));
@@ -109,7 +118,21 @@ function unpackLabels(words: ArrayLike<number>, K: number, n: number, out: Uint8
   const { bits, per } = packing(K);
   const mask = (1 << bits) - 1;
   let o = 0;
-  for (let w = 0; w < words.length && o < n; w++) {
+  let w = 0;
+  if (bits === 1 && out instanceof Uint8Array && out.byteOffset % 4 === 0 && LITTLE_ENDIAN) {
+    // two classes: each byte of a word is 8 labels, written as two 32-bit stores from a table
+    const out32 = new Uint32Array(out.buffer, out.byteOffset, Math.floor(n / 24) * 6);
+    for (let q = 0; w < out32.length / 6; w++) {
+      const u = words[w]! | 0;
+      for (let b = 0; b < 24; b += 8, q += 2) {
+        const t = ((u >>> b) & 255) * 2;
+        out32[q] = BYTE_TO_LABELS[t]!;
+        out32[q + 1] = BYTE_TO_LABELS[t + 1]!;
+      }
+    }
+    o = w * 24;
+  }
+  for (; w < words.length && o < n; w++) {
     let u = words[w]! | 0;
     for (let j = 0; j < per && o < n; j++, u >>>= bits) out[o++] = u & mask;
   }

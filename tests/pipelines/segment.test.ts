@@ -103,6 +103,16 @@ print(json.dumps({'shape': list(a.shape), 'srcShape': list(s.shape), 'affineMax'
     for (const p of previews) expect(html).toContain(`previews/${p}`);
   });
 
+  it('reports each class volume in mL as the label map holds it', () => {
+    const ml = pythonJson<number>(`
+import sys, json, numpy as np, nibabel as nib
+img = nib.load(sys.argv[1])
+print(json.dumps(float((np.asarray(img.dataobj) == 1).sum() * np.prod(img.header.get_zooms()[:3]) / 1000)))
+`, [join(dir, 'out1', 'slab.seg.nii.gz')]);
+    expect(ml).toBeGreaterThan(10);
+    expect(readFileSync(join(dir, 'out1', 'report.html'), 'utf8')).toContain(`brain: ${ml.toFixed(1)} mL`);
+  });
+
   it('records where the segment time went, in sub-stages that add up to no more than the stage', () => {
     const lines = readFileSync(join(dir, 'out1', 'manifest.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     for (const { timings: t } of lines as { timings: Record<string, number> }[]) {
