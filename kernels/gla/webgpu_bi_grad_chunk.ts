@@ -19,6 +19,9 @@
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
 
 const WG = 256;
+/** Rows per segment of the in-workgroup two-level scans (C is 16 or 32). */
+export const GLA_GRAD_SEG = 4;
+const SEG = GLA_GRAD_SEG;
 
 /** Floats of workgroup memory the program needs (for choosing the chunk). */
 export function glaBiGradSharedFloats(dk: number, dv: number, chunk: number): number {
@@ -46,7 +49,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
   ) {
     this.outputShape = [BH * T * (4 * dk + dv)];
     this.dispatch = [nC, BH, 1];
-    this.shaderKey = `gla_bi_grad_chunk_dk${dk}_dv${dv}_c${chunk}_wg${WG}`;
+    this.shaderKey = `gla_bi_grad_chunk_dk${dk}_dv${dv}_c${chunk}_wg${WG}_seg${SEG}`;
   }
 
   getUserCode(): string {
@@ -54,20 +57,21 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
     const [DK4, DV4] = [DK / 4, DV / 4];
     const NQ = Math.ceil((C * DK4) / WG);
     const NV = Math.ceil((C * DV4) / WG);
+    const NSEG = C / SEG;
     // the scan position of token row x in direction dir, and back (the map is its own inverse)
     const tok = (x: string) => `select(${x}, ${C - 1} - (${x}), dir == 1)`;
     const sRow = (d: string, e: string) => `sw[(${d}) * ${DV4} + ${e}]`;
     return `
       const WG = ${WG};
-      var<workgroup> qw : array<vec4<f32>, ${C * DK4}>; // scan order
+      var<workgroup> qw : array<vec4<f32>, ${C * DK4}>; // scan order; at the end q ⊙ dq − k ⊙ dk
       var<workgroup> kw : array<vec4<f32>, ${C * DK4}>;
       var<workgroup> gw : array<vec4<f32>, ${C * DK4}>; // log2-gates, then their inclusive cumsum G
-      var<workgroup> zw : array<vec4<f32>, ${C * DK4}>; // q ⊙ dq − k ⊙ dk of the direction
+      var<workgroup> zw : array<vec4<f32>, ${C * DK4}>; // k ⊙ exp(G_end − G)
       var<workgroup> vw : array<vec4<f32>, ${C * DV4}>; // token order
       var<workgroup> yw : array<vec4<f32>, ${C * DV4}>; // dy, token order
       var<workgroup> sw : array<vec4<f32>, ${DK * DV4}>; // S, then R: [DK, DV]
       var<workgroup> pw : array<f32, ${C * C}>; // P[token i][token l]
-      var<workgroup> aw : array<f32, ${C * C}>; // A[i][l], scan order, 0 for l > i
+      var<workgroup> aw : array<f32, ${C * C}>; // A[i][l], scan order, l ≤ i
       fn main(unused : i32) {
         let li = i32(localIndex);
         let c = i32(workgroupId.x);
@@ -96,7 +100,10 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
           let ti = e / ${C};
           let tl = e % ${C};
           var a = 0.0;
-          for (var x = 0; x < ${DV4}; x++) { a += dot(yw[ti * ${DV4} + x], vw[tl * ${DV4} + x]); }
+          for (var x = 0; x < ${DV4}; x++) {
+            let xx = (x + tl) % ${DV4}; // lanes start at different columns: fewer bank conflicts
+            a += dot(yw[ti * ${DV4} + xx], vw[tl * ${DV4} + xx]);
+          }
           pw[e] = a;
         }
         for (var dir = 0; dir < 2; dir++) {
@@ -117,27 +124,41 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
             gw[e] = gv * ${Math.LOG2E}; // base 2: every exp below is one exp2
           }
           workgroupBarrier();
-          if (li < ${DK4}) {
+          // G: inclusive cumsum over scan positions, in segments of ${SEG} (totals in zw, free until k is decayed), then
+          // the earlier segments' totals
+          for (var task = li; task < ${NSEG * DK4}; task += WG) {
+            let g0 = (task / ${DK4}) * ${SEG};
+            let d4 = task % ${DK4};
             var run = vec4<f32>(0.0);
-            for (var s = 0; s < ${C}; s++) {
-              run += gw[s * ${DK4} + li];
-              gw[s * ${DK4} + li] = run;
+            for (var sp = g0; sp < g0 + ${SEG}; sp++) {
+              run += gw[sp * ${DK4} + d4];
+              gw[sp * ${DK4} + d4] = run;
             }
+            zw[task] = run;
+          }
+          workgroupBarrier();
+          for (var e = li; e < ${C * DK4}; e += WG) {
+            var add = vec4<f32>(0.0);
+            for (var x = 0; x < (e / ${DK4}) / ${SEG}; x++) { add += zw[x * ${DK4} + e % ${DK4}]; }
+            gw[e] += add;
           }
           let sBase = ((dir * uniforms.BH + bh) * uniforms.nC + select(c, uniforms.nC - 1 - c, dir == 1)) * ${DK * DV4};
           for (var e = li; e < ${DK * DV4}; e += WG) { sw[e] = states[sBase + e]; }
           workgroupBarrier();
-          for (var e = li; e < ${C * C}; e += WG) {
-            let i = e / ${C};
-            let l = e % ${C};
+          // A on the lower triangle only (the rest is never read), packed densely over the invocations
+          for (var e = li; e < ${(C * (C + 1)) / 2}; e += WG) {
+            var i = i32((sqrt(f32(8 * e + 1)) - 1.0) * 0.5);
+            if ((i + 1) * (i + 2) / 2 <= e) { i++; }
+            if (i * (i + 1) / 2 > e) { i--; }
+            let l = e - i * (i + 1) / 2;
             var a = 0.0;
-            if (l <= i) {
-              for (var x = 0; x < ${DK4}; x++) {
-                a += dot(qw[i * ${DK4} + x] * kw[l * ${DK4} + x], exp2(gw[i * ${DK4} + x] - gw[l * ${DK4} + x]));
-              }
+            for (var x = 0; x < ${DK4}; x++) {
+              let xx = (x + l) % ${DK4};
+              a += dot(qw[i * ${DK4} + xx] * kw[l * ${DK4} + xx], exp2(gw[i * ${DK4} + xx] - gw[l * ${DK4} + xx]));
             }
-            aw[e] = a;
+            aw[i * ${C} + l] = a;
           }
+          for (var e = li; e < ${C * DK4}; e += WG) { zw[e] = kw[e] * exp2(gw[${(C - 1) * DK4} + e % ${DK4}] - gw[e]); }
           for (var u = 0; u < ${NQ}; u++) {
             let task = li + u * WG;
             if (task < ${C * DK4}) {
@@ -146,7 +167,8 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
               let i = ${tok('tr')};
               let gi = gw[i * ${DK4} + d4];
               var inter = vec4<f32>(0.0);
-              for (var e4 = 0; e4 < ${DV4}; e4++) {
+              for (var x = 0; x < ${DV4}; x++) {
+                let e4 = (x + d4) % ${DV4};
                 let y = yw[tr * ${DV4} + e4];
                 inter += vec4<f32>(dot(${sRow('d4 * 4', 'e4')}, y), dot(${sRow('d4 * 4 + 1', 'e4')}, y), dot(${sRow('d4 * 4 + 2', 'e4')}, y), dot(${sRow('d4 * 4 + 3', 'e4')}, y));
               }
@@ -171,7 +193,8 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
               let i = ${tok('tr')};
               let gi = gw[i * ${DK4} + d4];
               var inter = vec4<f32>(0.0);
-              for (var e4 = 0; e4 < ${DV4}; e4++) {
+              for (var x4 = 0; x4 < ${DV4}; x4++) {
+                let e4 = (x4 + d4) % ${DV4};
                 let x = vw[tr * ${DV4} + e4];
                 inter += vec4<f32>(dot(${sRow('d4 * 4', 'e4')}, x), dot(${sRow('d4 * 4 + 1', 'e4')}, x), dot(${sRow('d4 * 4 + 2', 'e4')}, x), dot(${sRow('d4 * 4 + 3', 'e4')}, x));
               }
@@ -181,7 +204,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
               }
               let dk = uniforms.scale * (exp2(gw[${(C - 1) * DK4} + d4] - gi) * inter + intra);
               ak[u] += dk;
-              zw[i * ${DK4} + d4] = zq[u] - kw[i * ${DK4} + d4] * dk;
+              zq[u] -= kw[i * ${DK4} + d4] * dk;
             }
           }
           for (var u = 0; u < ${NV}; u++) {
@@ -192,7 +215,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
               let i = ${tok('tr')};
               var acc = vec4<f32>(0.0);
               for (var d4 = 0; d4 < ${DK4}; d4++) {
-                let kd = kw[i * ${DK4} + d4] * exp2(gw[${(C - 1) * DK4} + d4] - gw[i * ${DK4} + d4]);
+                let kd = zw[i * ${DK4} + d4];
                 acc += kd.x * ${sRow('d4 * 4', 'e4')} + kd.y * ${sRow('d4 * 4 + 1', 'e4')} + kd.z * ${sRow('d4 * 4 + 2', 'e4')} + kd.w * ${sRow('d4 * 4 + 3', 'e4')};
               }
               for (var j = i; j < ${C}; j++) { acc += aw[j * ${C} + i] * yw[${tok('j')} * ${DV4} + e4]; }
@@ -200,15 +223,32 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
             }
           }
           workgroupBarrier();
-          // z summed from each scan position to the chunk's end, written per token
-          if (li < ${DK4}) {
-            let zBase = 2 * n4k + n4v + dir * n4k;
+          // z summed from each scan position to the chunk's end, written per token; qw is free now
+          for (var u = 0; u < ${NQ}; u++) {
+            let task = li + u * WG;
+            if (task < ${C * DK4}) { qw[${tok(`task / ${DK4}`)} * ${DK4} + task % ${DK4}] = zq[u]; }
+          }
+          workgroupBarrier();
+          // within segments of ${SEG} from the end (totals in zw, free now), then the later segments' totals
+          for (var task = li; task < ${NSEG * DK4}; task += WG) {
+            let g0 = (task / ${DK4}) * ${SEG};
+            let d4 = task % ${DK4};
             var run = vec4<f32>(0.0);
-            for (var s = ${C - 1}; s >= 0; s--) {
-              run += zw[s * ${DK4} + li];
-              let t = t0 + ${tok('s')};
-              if (t < uniforms.T) { result[zBase + (bh * uniforms.T + t) * ${DK4} + li] = run; }
+            for (var sp = g0 + ${SEG - 1}; sp >= g0; sp--) {
+              run += qw[sp * ${DK4} + d4];
+              qw[sp * ${DK4} + d4] = run;
             }
+            zw[task] = run;
+          }
+          workgroupBarrier();
+          let zBase = 2 * n4k + n4v + dir * n4k;
+          for (var e = li; e < ${C * DK4}; e += WG) {
+            let sp = e / ${DK4};
+            let d4 = e % ${DK4};
+            var add = vec4<f32>(0.0);
+            for (var x = sp / ${SEG} + 1; x < ${NSEG}; x++) { add += zw[x * ${DK4} + d4]; }
+            let t = t0 + ${tok('sp')};
+            if (t < uniforms.T) { result[zBase + (bh * uniforms.T + t) * ${DK4} + d4] = qw[e] + add; }
           }
         }
         for (var u = 0; u < ${NQ}; u++) {

@@ -13,6 +13,7 @@
  * DK, DV and C are baked (shader key); T, BH, nC are uniforms.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
+import { GLA_GRAD_SEG as SEG } from './webgpu_bi_grad_chunk.ts';
 
 export class GlaBiGradStateProgram implements WebGPUProgram {
   variableNames = ['q', 'k', 'v', 'dy', 'gf', 'gb'];
@@ -33,17 +34,18 @@ export class GlaBiGradStateProgram implements WebGPUProgram {
   ) {
     this.outputShape = [4 * BH, nC, dk, dv + 1];
     this.dispatch = [nC, BH, 4];
-    this.shaderKey = `gla_bi_grad_state_dk${dk}_dv${dv}_c${chunk}`;
+    this.shaderKey = `gla_bi_grad_state_dk${dk}_dv${dv}_c${chunk}_seg${SEG}`;
   }
 
   getUserCode(): string {
     const { dk: DK, dv: DV, chunk: C } = this;
     const [DK4, DV4] = [DK / 4, DV / 4];
+    const NSEG = C / SEG;
     return `
       const WG = 128;
       var<workgroup> xs : array<vec4<f32>, ${C * DK4}>; // log2-gates, their sums, then k or q weighted (scan order)
       var<workgroup> ys : array<vec4<f32>, ${C * DV4}>; // v or dy (token order)
-      var<workgroup> tot : array<vec4<f32>, ${DK4}>;
+      var<workgroup> seg : array<vec4<f32>, ${NSEG * DK4}>;
       fn main(unused : i32) {
         let li = i32(localIndex);
         let c = i32(workgroupId.x);
@@ -70,22 +72,37 @@ export class GlaBiGradStateProgram implements WebGPUProgram {
           ys[e] = yv;
         }
         workgroupBarrier();
-        // kind 0: exclusive suffix sums (G_end − G_s); kind 1: inclusive prefix sums (G_s)
-        if (li < ${DK4}) {
+        // kind 0: exclusive suffix sums (G_end − G_s); kind 1: inclusive prefix sums (G_s). Within segments of ${SEG}
+        // first, then the other segments' totals
+        for (var task = li; task < ${NSEG * DK4}; task += WG) {
+          let g0 = (task / ${DK4}) * ${SEG};
+          let d4 = task % ${DK4};
           var run = vec4<f32>(0.0);
           if (kind == 0) {
-            for (var s = ${C - 1}; s >= 0; s--) {
-              let x = xs[s * ${DK4} + li];
-              xs[s * ${DK4} + li] = run;
+            for (var s = g0 + ${SEG - 1}; s >= g0; s--) {
+              let x = xs[s * ${DK4} + d4];
+              xs[s * ${DK4} + d4] = run;
               run += x;
             }
           } else {
-            for (var s = 0; s < ${C}; s++) {
-              run += xs[s * ${DK4} + li];
-              xs[s * ${DK4} + li] = run;
+            for (var s = g0; s < g0 + ${SEG}; s++) {
+              run += xs[s * ${DK4} + d4];
+              xs[s * ${DK4} + d4] = run;
             }
           }
-          tot[li] = run;
+          seg[task] = run;
+        }
+        workgroupBarrier();
+        for (var e = li; e < ${C * DK4}; e += WG) {
+          let sg = (e / ${DK4}) / ${SEG};
+          let d4 = e % ${DK4};
+          var add = vec4<f32>(0.0);
+          if (kind == 0) {
+            for (var x = sg + 1; x < ${NSEG}; x++) { add += seg[x * ${DK4} + d4]; }
+          } else {
+            for (var x = 0; x < sg; x++) { add += seg[x * ${DK4} + d4]; }
+          }
+          xs[e] += add;
         }
         workgroupBarrier();
         for (var e = li; e < ${C * DK4}; e += WG) {
@@ -126,7 +143,9 @@ export class GlaBiGradStateProgram implements WebGPUProgram {
           result[o3] = a3.x; result[o3 + 1] = a3.y; result[o3 + 2] = a3.z; result[o3 + 3] = a3.w;
         }
         for (var d4 = li; d4 < ${DK4}; d4 += WG) {
-          let gam = exp2(tot[d4]);
+          var tot = vec4<f32>(0.0);
+          for (var x = 0; x < ${NSEG}; x++) { tot += seg[x * ${DK4} + d4]; }
+          let gam = exp2(tot);
           let o = (base + d4 * 4) * ${DV + 1} + ${DV};
           result[o] = gam.x; result[o + ${DV + 1}] = gam.y; result[o + ${2 * (DV + 1)}] = gam.z; result[o + ${3 * (DV + 1)}] = gam.w;
         }
