@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fanInUniform, ones, Param, ParamStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
 import { checkRate, dropout, TrainState, type ForwardOptions } from './layers/drop_path.ts';
-import { conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
+import { chainBlocks, conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
 import { convertByRules, type Layout } from './weights/convert.ts';
 import type { StateDict } from './weights/tensors.ts';
 
@@ -91,7 +91,7 @@ export class ActivatorModel implements Backbone {
   #features(x: tf.Tensor4D, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
       let t: tf.Tensor = conv2d(x, this.#p.patch!, this.#p.patchb!, this.config.patchSize, 'valid');
-      for (const b of this.#blocks) t = this.#block(t, b, state);
+      t = chainBlocks(t, this.#blocks, (u, b) => this.#block(u, b, state));
       return t as tf.Tensor4D;
     });
   }

@@ -11,7 +11,7 @@ import { GatedError } from '../core/errors.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
 import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
-import { conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
+import { chainBlocks, conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
 import { resizeSeparable, torchBicubicMatrix } from './layers/resize.ts';
 import { convertByRules, type Layout } from './weights/convert.ts';
 import type { StateDict } from './weights/tensors.ts';
@@ -105,7 +105,7 @@ export class DeitModel implements Backbone {
       if (h !== g || w !== g) posGrid = resizeSeparable(posGrid, torchBicubicMatrix(g, h), torchBicubicMatrix(g, w));
       const pos = tf.concat([posCls, tf.reshape(posGrid, [1, h * w, C])], 1);
       let z: tf.Tensor = tf.add(tf.concat([tf.tile(p.cls!.v, [B, 1, 1]), tf.reshape(e, [B, h * w, C])], 1), pos);
-      for (const blk of this.#blocks) z = this.#block(z as tf.Tensor3D, blk, state);
+      z = chainBlocks(z as tf.Tensor3D, this.#blocks, (u, blk) => this.#block(u, blk, state));
       return layerNorm(z, p.normw!, p.normb!, EPS) as tf.Tensor3D;
     });
     return { t, h, w };

@@ -23,7 +23,7 @@ import { fanInUniform, normal, ones, Param, ParamStore, zeros, type Store } from
 import type { Backbone, FeatureInfo } from './_types.ts';
 import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
 import { DerivedWeight } from './layers/derived_weight.ts';
-import { conv2d, layerNorm, linear, rmsNorm, silu } from './layers/ops.ts';
+import { chainBlocks, conv2d, layerNorm, linear, rmsNorm, silu } from './layers/ops.ts';
 import { resizeSeparable, torchBicubicMatrix } from './layers/resize.ts';
 import { convertByRules } from './weights/convert.ts';
 import type { StateDict } from './weights/tensors.ts';
@@ -302,8 +302,7 @@ export class VigModel implements Backbone {
 
   #features(x: tf.Tensor4D, state: TrainState): tf.Tensor4D {
     return tf.tidy(() => {
-      let t = this.embed(x);
-      for (const blk of this.#blocks) t = this.#block(t, blk, state);
+      const t = chainBlocks(this.embed(x), this.#blocks, (u, blk) => this.#block(u, blk, state));
       return rmsNorm(t, this.#p.norm!, RMS_EPS) as tf.Tensor4D;
     });
   }

@@ -16,7 +16,7 @@ import { GatedError } from '../core/errors.ts';
 import { fanInUniform, normal, ones, Param, ParamStore, zeros } from './_params.ts';
 import type { Backbone, FeatureInfo } from './_types.ts';
 import { dropPath, dropPathRamp, TrainState, type ForwardOptions } from './layers/drop_path.ts';
-import { conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
+import { chainBlocks, conv2d, gelu, layerNorm, linear } from './layers/ops.ts';
 import { linearFused } from '../kernels/linear/op.ts';
 import { gatedMlpHidden, gatedMlpWeight, GlaMixer } from './vig.ts';
 import type { DerivedWeight } from './layers/derived_weight.ts';
@@ -138,7 +138,7 @@ export class VigHModel implements Backbone {
     tf.tidy(() => {
       let t = this.#stemForward(x);
       for (const st of this.#stages) {
-        for (const b of st.blocks) t = this.#block(t, b, state);
+        t = chainBlocks(t, st.blocks, (u, b) => this.#block(u, b, state));
         outs.push(tf.keep(st.outNorm ? (layerNorm(t, st.outNorm.w, st.outNorm.b, LN_EPS) as tf.Tensor4D) : t));
         if (st.down) t = layerNorm(conv2d(t, st.down.k, st.down.b, 2, 1), st.down.nw, st.down.nb, LN_EPS) as tf.Tensor4D;
       }

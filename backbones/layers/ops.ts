@@ -10,6 +10,23 @@ import { linearFused } from '../../kernels/linear/op.ts';
 import { recordingGradients } from '../../kernels/flags.ts';
 import type { Param } from '../_params.ts';
 
+/**
+ * Runs `blocks` one after another from `x`. A tidy keeps every tensor made inside it until it ends, so a 12-block
+ * model would hold all 12 block outputs at once; without a gradient tape (which needs them for the backward
+ * pass) each block's input is freed as soon as its output exists, so one block output lives at a time. `x`, the
+ * caller's, is never freed here.
+ */
+export function chainBlocks<T extends tf.Tensor, B>(x: T, blocks: readonly B[], step: (t: T, block: B) => T): T {
+  const free = !recordingGradients();
+  let t = x;
+  for (const b of blocks) {
+    const next = step(t, b);
+    if (free && t !== x && t !== next) t.dispose();
+    t = next;
+  }
+  return t;
+}
+
 /** x [..., in] · W [in, out] (+ b): one kernel on WebGPU, the bias added as the outputs are written. */
 export function linear(x: tf.Tensor, w: Param, b?: Param): tf.Tensor {
   return linearFused(x, w.v, b ? { bias: b.v } : {});
