@@ -7,7 +7,7 @@ import { dwconvWebgpuConfig } from './dwconv/webgpu.ts';
 import { glaBiGradConfig, glaGradConfig } from './gla/grad.ts';
 import { glaWebgpuConfig } from './gla/webgpu.ts';
 import { glaBiWebgpuConfig } from './gla/webgpu_bi.ts';
-import { glaBiGradWebgpuConfig } from './gla/backward.ts';
+import { glaBiGradWebgpuConfig, glaGradWebgpuConfig } from './gla/backward.ts';
 import { linearAttentionGradConfig } from './linear_attention/grad.ts';
 import { linearAttentionWebgpuConfig } from './linear_attention/webgpu.ts';
 import { matmulGradConfig } from './matmul/grad.ts';
@@ -34,7 +34,7 @@ import { swigluWebgpuConfig } from './swiglu/webgpu.ts';
 import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
 import { useConvBackpropFilterOnWebgpu } from './webgpu_training/conv2d_backprop_filter.ts';
 
-const KERNELS: KernelConfig[] = [glaWebgpuConfig, glaBiWebgpuConfig, glaBiGradWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, linearWebgpuConfig, swigluWebgpuConfig, tokensToHeadsWebgpuConfig, tokensToHeadsGradWebgpuConfig, swigluGradWebgpuConfig, gliMergeWebgpuConfig, gliMergeGradWebgpuConfig, ...WASM_TRAINING_KERNELS];
+const KERNELS: KernelConfig[] = [glaWebgpuConfig, glaBiWebgpuConfig, glaBiGradWebgpuConfig, glaGradWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, linearWebgpuConfig, swigluWebgpuConfig, tokensToHeadsWebgpuConfig, tokensToHeadsGradWebgpuConfig, swigluGradWebgpuConfig, gliMergeWebgpuConfig, gliMergeGradWebgpuConfig, ...WASM_TRAINING_KERNELS];
 const GRADIENTS: GradConfig[] = [glaGradConfig, glaBiGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig, geluGradConfig, linearGradConfig, swigluGradConfig, tokensToHeadsGradConfig, gliMergeGradConfig];
 
 const require = createRequire(import.meta.url);

@@ -1,5 +1,6 @@
 /**
- * The backward pass of BiGatedLinearAttention as a WebGPU kernel (BiGatedLinearAttentionGrad), in place of the
+ * The backward pass of BiGatedLinearAttention as a WebGPU kernel (BiGatedLinearAttentionGrad; the same programs
+ * for one direction give GatedLinearAttentionGrad), in place of the
  * VJP of the tfjs-ops chunked form (hundreds of ops, O(T·16·d_k) intermediates). Ten dispatches:
  *   1. GlaBiGradStateProgram   per (chunk, head, z): ΔS and ΔR with γ for both directions (4·BH sequences)
  *   2-4. GlaStateScanProgram ×3 over 4·BH sequences: forward states S and reverse states R entering each chunk
@@ -13,8 +14,9 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 import { GatedError } from '../../core/errors.ts';
 import type { WebGPUBackend } from '../_webgpu_internal.ts';
 import { forceReference } from '../flags.ts';
-import { BiGatedLinearAttentionGrad, type BiGlaAttrs } from './names.ts';
-import { GlaBiGradChunkProgram, glaBiGradSharedFloats } from './webgpu_bi_grad_chunk.ts';
+import type { GlaAttrs } from '../kernel_names.ts';
+import { BiGatedLinearAttentionGrad, GatedLinearAttentionGrad, type BiGlaAttrs } from './names.ts';
+import { GlaBiGradChunkProgram, glaBiGradSharedFloats, type GlaGradDirs } from './webgpu_bi_grad_chunk.ts';
 import { GlaGateGradProgram, GlaGateTotalsProgram } from './webgpu_bi_grad_gates.ts';
 import { GlaBiGradStateProgram } from './webgpu_bi_grad_state.ts';
 import { GlaStateScanProgram } from './webgpu_chunk_programs.ts';
@@ -32,8 +34,8 @@ export function glaBiGradChunkSize(dk: number, dv: number, maxSharedBytes: numbe
 }
 
 /** The chunk the active backend would use for these sizes, or 0 when the kernel cannot run there. */
-export function glaBiGradKernelChunk(dk: number, dv: number): number {
-  if (forceReference() || tf.getBackend() !== 'webgpu' || tf.getKernel(BiGatedLinearAttentionGrad, 'webgpu') === undefined) return 0;
+export function glaBiGradKernelChunk(dk: number, dv: number, kernel = BiGatedLinearAttentionGrad): number {
+  if (forceReference() || tf.getBackend() !== 'webgpu' || tf.getKernel(kernel, 'webgpu') === undefined) return 0;
   const limits = (tf.backend() as unknown as WebGPUBackend).device.limits;
   return glaBiGradChunkSize(dk, dv, limits.maxComputeWorkgroupStorageSize, Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
 }
@@ -44,20 +46,38 @@ export function glaBiGradKernel(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   return tf.engine().runKernel(BiGatedLinearAttentionGrad, { q, k, v, logDecayFwd, logDecayBwd, dy }, attrs as unknown as NamedAttrMap) as unknown as tf.Tensor4D[];
 }
 
+/** [dq, dk, dv, dLogDecay] of one scan by the kernel; callers check glaBiGradKernelChunk(…, GatedLinearAttentionGrad) first. */
+export function glaGradKernel(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, logDecay: tf.Tensor4D, dy: tf.Tensor4D, reverse: boolean, scale: number): tf.Tensor4D[] {
+  const attrs: GlaAttrs = { reverse, scale };
+  return tf.engine().runKernel(GatedLinearAttentionGrad, { q, k, v, logDecay, dy }, attrs as unknown as NamedAttrMap) as unknown as tf.Tensor4D[];
+}
+
 const glaBiGradWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const { q, k, v, logDecayFwd: gf, logDecayBwd: gb, dy } = inputs as Record<string, TensorInfo>;
   const { scale } = attrs as unknown as BiGlaAttrs;
-  const gpu = backend as WebGPUBackend;
+  return gradWebgpu(backend as WebGPUBackend, [q!, k!, v!, dy!, gf!, gb!], 'both', scale);
+};
+
+const glaGradWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { q, k, v, logDecay: g, dy } = inputs as Record<string, TensorInfo>;
+  const { reverse, scale } = attrs as unknown as GlaAttrs;
+  // the programs pick the direction's gates by name: one tensor serves as both
+  return gradWebgpu(backend as WebGPUBackend, [q!, k!, v!, dy!, g!, g!], reverse ? 'bwd' : 'fwd', scale);
+};
+
+/** [dq, dk, dv, then the log-gate gradient of each direction in `dirs`]. */
+function gradWebgpu(gpu: WebGPUBackend, [q, k, v, dy, gf, gb]: TensorInfo[], dirs: GlaGradDirs, scale: number): TensorInfo[] {
   const [B, H, T, Dk] = q!.shape as [number, number, number, number];
   const Dv = v!.shape[3]!;
   const limits = gpu.device.limits;
   const C = glaBiGradChunkSize(Dk, Dv, limits.maxComputeWorkgroupStorageSize, Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX));
-  if (C === 0) throw new GatedError('kernel', `the BiGLA backward kernel cannot run d_k ${Dk}, d_v ${Dv} on this device (needs multiples of 4 that fit workgroup memory)`);
+  if (C === 0) throw new GatedError('kernel', `the GLA backward kernel cannot run d_k ${Dk}, d_v ${Dv} on this device (needs multiples of 4 that fit workgroup memory)`);
   const BH = B * H;
   const nC = Math.ceil(T / C);
   if (nC > limits.maxComputeWorkgroupsPerDimension || BH > limits.maxComputeWorkgroupsPerDimension) {
-    throw new GatedError('kernel', `BiGLA backward with ${nC} chunks x ${BH} heads exceeds the dispatch limit`);
+    throw new GatedError('kernel', `GLA backward with ${nC} chunks x ${BH} heads exceeds the dispatch limit`);
   }
+  const slots = dirs === 'both' ? 2 : 1;
   const uniforms = (bh: number) => [
     { type: 'int32', data: [T] },
     { type: 'int32', data: [bh] },
@@ -74,24 +94,20 @@ const glaBiGradWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
     return out;
   };
   const u = uniforms(BH);
-  const states = scan(gpu.runWebGPUProgram(new GlaBiGradStateProgram(BH, nC, Dk, Dv, C), [q!, k!, v!, dy!, gf!, gb!], 'float32', u), 4 * BH, Dv);
-  const packed = gpu.runWebGPUProgram(new GlaBiGradChunkProgram(BH, T, nC, Dk, Dv, C), [q!, k!, v!, dy!, gf!, gb!, states], 'float32', u);
+  const ins = [q!, k!, v!, dy!, gf!, gb!];
+  const states = scan(gpu.runWebGPUProgram(new GlaBiGradStateProgram(BH, nC, Dk, Dv, C, dirs), ins, 'float32', u), 2 * slots * BH, Dv);
+  const packed = gpu.runWebGPUProgram(new GlaBiGradChunkProgram(BH, T, nC, Dk, Dv, C, dirs), [...ins, states], 'float32', u);
   gpu.disposeData(states.dataId);
-  const carry = scan(gpu.runWebGPUProgram(new GlaGateTotalsProgram(BH, nC, Dk, Dv, C), [packed], 'float32', u), 2 * BH, 1);
-  const gates = gpu.runWebGPUProgram(new GlaGateGradProgram(BH, T, Dk, Dv, C), [packed, carry], 'float32', u);
+  const carry = scan(gpu.runWebGPUProgram(new GlaGateTotalsProgram(BH, nC, Dk, Dv, C, dirs), [packed], 'float32', u), slots * BH, 1);
+  const gates = gpu.runWebGPUProgram(new GlaGateGradProgram(BH, T, Dk, Dv, C, dirs), [packed, carry], 'float32', u);
   gpu.disposeData(carry.dataId);
   const nk = BH * T * Dk;
-  const out = [
-    part(gpu, packed, 0, [B, H, T, Dk]),
-    part(gpu, packed, nk, [B, H, T, Dk]),
-    part(gpu, packed, 2 * nk, [B, H, T, Dv]),
-    part(gpu, gates, 0, [B, H, T, Dk]),
-    part(gpu, gates, nk, [B, H, T, Dk]),
-  ];
+  const out = [part(gpu, packed, 0, [B, H, T, Dk]), part(gpu, packed, nk, [B, H, T, Dk]), part(gpu, packed, 2 * nk, [B, H, T, Dv])];
+  for (let s = 0; s < slots; s++) out.push(part(gpu, gates, s * nk, [B, H, T, Dk]));
   gpu.disposeData(packed.dataId);
   gpu.disposeData(gates.dataId);
   return out;
-};
+}
 
 /** A copy of `size(shape)` floats from `offset` of a packed buffer, as a tensor of that shape. */
 function part(gpu: WebGPUBackend, packed: TensorInfo, offset: number, shape: number[]): TensorInfo {
@@ -104,3 +120,4 @@ function part(gpu: WebGPUBackend, packed: TensorInfo, offset: number, shape: num
 }
 
 export const glaBiGradWebgpuConfig: KernelConfig = { kernelName: BiGatedLinearAttentionGrad, backendName: 'webgpu', kernelFunc: glaBiGradWebgpu };
+export const glaGradWebgpuConfig: KernelConfig = { kernelName: GatedLinearAttentionGrad, backendName: 'webgpu', kernelFunc: glaGradWebgpu };

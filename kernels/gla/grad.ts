@@ -1,13 +1,14 @@
 /**
- * Gradient of GatedLinearAttention: the vector-Jacobian product of the loop-free chunked form
+ * Gradient of GatedLinearAttention: on WebGPU, where the sizes fit, the backward kernel (backward.ts, one direction);
+ * elsewhere the vector-Jacobian product of the loop-free chunked form
  * (vectorized.ts: batched over chunks, log-depth state scan), which equals the reference's maths, so any
  * backend that runs the fast forward kernel trains with the reference's gradients in O(log T) batched ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
 import { GatedLinearAttention, type GlaAttrs } from '../kernel_names.ts';
-import { BiGatedLinearAttention, type BiGlaAttrs } from './names.ts';
-import { glaBiGradKernel, glaBiGradKernelChunk } from './backward.ts';
+import { BiGatedLinearAttention, GatedLinearAttentionGrad, type BiGlaAttrs } from './names.ts';
+import { glaBiGradKernel, glaBiGradKernelChunk, glaGradKernel } from './backward.ts';
 import { glaVectorized } from './vectorized.ts';
 import { vjp } from '../vjp.ts';
 
@@ -17,6 +18,10 @@ export const glaGradConfig: GradConfig = {
   gradFunc: (dy, saved, attrs: NamedAttrMap) => {
     const [q, k, v, g, acc] = saved as tf.Tensor4D[];
     const { reverse, scale } = attrs as unknown as GlaAttrs;
+    if (glaBiGradKernelChunk(q!.shape[3], v!.shape[3], GatedLinearAttentionGrad) > 0) {
+      const [dq, dk, dv, dg] = glaGradKernel(q!, k!, v!, g!, dy as tf.Tensor4D, reverse, scale);
+      return { q: () => dq!, k: () => dk!, v: () => dv!, logDecay: () => dg!, acc: () => tf.clone(dy as tf.Tensor) };
+    }
     const [dq, dk, dv, dg, dacc] = vjp(
       (a, b, c, d, e) => glaVectorized(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor4D, e as tf.Tensor4D, reverse, scale),
       [q!, k!, v!, g!, acc!],

@@ -16,3 +16,9 @@ export interface BiGlaAttrs {
  */
 export const BiGatedLinearAttentionGrad = 'BiGatedLinearAttentionGrad';
 export type BiGlaGradInputs = BiGlaInputs & { dy: unknown };
+
+/**
+ * The backward pass of GatedLinearAttention (one scan) as one kernel call: inputs q, k, v, logDecay and dy; four
+ * outputs, the gradients of q, k, v and logDecay (acc's is dy). Attrs as the forward's.
+ */
+export const GatedLinearAttentionGrad = 'GatedLinearAttentionGrad';

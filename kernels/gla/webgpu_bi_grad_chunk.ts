@@ -14,7 +14,9 @@
  * One packed output (vec4 units): dq, dk [BH, T, DK]; dv [BH, T, DV]; then z's in-chunk suffix sums for the
  * forward and the backward direction [2, BH, T, DK]. Each invocation owns the same token rows in both
  * directions and keeps their dq, dk, dv in registers.
- * DK, DV and C are baked and named in the shader key; T, BH, nC and scale are uniforms.
+ * With one direction (`dirs` 'fwd' or 'bwd', for GatedLinearAttention) the states are [2·BH, ...] (S, then R)
+ * and the output holds that direction's z only.
+ * DK, DV, C and the directions are baked and named in the shader key; T, BH, nC and scale are uniforms.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
 
@@ -22,6 +24,9 @@ const WG = 256;
 /** Rows per segment of the in-workgroup two-level scans (C is 16 or 32). */
 export const GLA_GRAD_SEG = 4;
 const SEG = GLA_GRAD_SEG;
+
+/** Which scans the backward covers: BiGLA's two, or one (GatedLinearAttention, forward or reverse). */
+export type GlaGradDirs = 'both' | 'fwd' | 'bwd';
 
 /** Floats of workgroup memory the program needs (for choosing the chunk). */
 export function glaBiGradSharedFloats(dk: number, dv: number, chunk: number): number {
@@ -46,10 +51,11 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
     private readonly dk: number,
     private readonly dv: number,
     private readonly chunk: number,
+    private readonly dirs: GlaGradDirs = 'both',
   ) {
-    this.outputShape = [BH * T * (4 * dk + dv)];
+    this.outputShape = [BH * T * ((dirs === 'both' ? 4 : 3) * dk + dv)];
     this.dispatch = [nC, BH, 1];
-    this.shaderKey = `gla_bi_grad_chunk_dk${dk}_dv${dv}_c${chunk}_wg${WG}_seg${SEG}`;
+    this.shaderKey = `gla_bi_grad_chunk_dk${dk}_dv${dv}_c${chunk}_wg${WG}_seg${SEG}_${dirs}`;
   }
 
   getUserCode(): string {
@@ -58,6 +64,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
     const NQ = Math.ceil((C * DK4) / WG);
     const NV = Math.ceil((C * DV4) / WG);
     const NSEG = C / SEG;
+    const both = this.dirs === 'both';
     // the scan position of token row x in direction dir, and back (the map is its own inverse)
     const tok = (x: string) => `select(${x}, ${C - 1} - (${x}), dir == 1)`;
     const sRow = (d: string, e: string) => `sw[(${d}) * ${DV4} + ${e}]`;
@@ -106,7 +113,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
           }
           pw[e] = a;
         }
-        for (var dir = 0; dir < 2; dir++) {
+        for (var dir = ${this.dirs === 'bwd' ? 1 : 0}; dir < ${this.dirs === 'fwd' ? 1 : 2}; dir++) {
           workgroupBarrier();
           for (var e = li; e < ${C * DK4}; e += WG) {
             let t = t0 + ${tok(`e / ${DK4}`)};
@@ -142,7 +149,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
             for (var x = 0; x < (e / ${DK4}) / ${SEG}; x++) { add += zw[x * ${DK4} + e % ${DK4}]; }
             gw[e] += add;
           }
-          let sBase = ((dir * uniforms.BH + bh) * uniforms.nC + select(c, uniforms.nC - 1 - c, dir == 1)) * ${DK * DV4};
+          let sBase = ((${both ? 'dir' : '0'} * uniforms.BH + bh) * uniforms.nC + select(c, uniforms.nC - 1 - c, dir == 1)) * ${DK * DV4};
           for (var e = li; e < ${DK * DV4}; e += WG) { sw[e] = states[sBase + e]; }
           workgroupBarrier();
           // A on the lower triangle only (the rest is never read), packed densely over the invocations
@@ -182,7 +189,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
             }
           }
           workgroupBarrier();
-          let rBase = (((2 + dir) * uniforms.BH + bh) * uniforms.nC + select(uniforms.nC - 1 - c, c, dir == 1)) * ${DK * DV4};
+          let rBase = ((${both ? '(2 + dir)' : '1'} * uniforms.BH + bh) * uniforms.nC + select(uniforms.nC - 1 - c, c, dir == 1)) * ${DK * DV4};
           for (var e = li; e < ${DK * DV4}; e += WG) { sw[e] = states[rBase + e]; }
           workgroupBarrier();
           for (var u = 0; u < ${NQ}; u++) {
@@ -241,7 +248,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
             zw[task] = run;
           }
           workgroupBarrier();
-          let zBase = 2 * n4k + n4v + dir * n4k;
+          let zBase = 2 * n4k + n4v${both ? ' + dir * n4k' : ''};
           for (var e = li; e < ${C * DK4}; e += WG) {
             let sp = e / ${DK4};
             let d4 = e % ${DK4};

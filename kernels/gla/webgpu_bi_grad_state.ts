@@ -7,13 +7,13 @@
  * where G is the direction's in-chunk inclusive cumsum of log-gates in its scan order (so every exponent is a
  * sum of log-gates, ≤ 0) and γ = exp(G_end) for both. R entering a chunk is Σ over the chunks after it (in the
  * direction's scan order) of diag(exp(G_t − G_end)) q_tᵀ dy_t, the adjoint of the forward state at the chunk's end.
- * Sequence z·BH + bh; kind 0 stores chunk c at its scan position (nC − 1 − c backward), kind 1 at the reverse of
+ * Sequence z·BH + bh (with one direction, `dirs` 'fwd' or 'bwd': z = kind, 2·BH sequences); kind 0 stores chunk c at its scan position (nC − 1 − c backward), kind 1 at the reverse of
  * it, so the scan always runs from where the state starts.
  * Output [4·BH, nC, DK, DV + 1]: ΔS or ΔR in the first DV columns, γ in the last.
  * DK, DV and C are baked (shader key); T, BH, nC are uniforms.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
-import { GLA_GRAD_SEG as SEG } from './webgpu_bi_grad_chunk.ts';
+import { GLA_GRAD_SEG as SEG, type GlaGradDirs } from './webgpu_bi_grad_chunk.ts';
 
 export class GlaBiGradStateProgram implements WebGPUProgram {
   variableNames = ['q', 'k', 'v', 'dy', 'gf', 'gb'];
@@ -31,10 +31,12 @@ export class GlaBiGradStateProgram implements WebGPUProgram {
     private readonly dk: number,
     private readonly dv: number,
     private readonly chunk: number,
+    private readonly dirs: GlaGradDirs = 'both',
   ) {
-    this.outputShape = [4 * BH, nC, dk, dv + 1];
-    this.dispatch = [nC, BH, 4];
-    this.shaderKey = `gla_bi_grad_state_dk${dk}_dv${dv}_c${chunk}_seg${SEG}`;
+    const n = dirs === 'both' ? 4 : 2;
+    this.outputShape = [n * BH, nC, dk, dv + 1];
+    this.dispatch = [nC, BH, n];
+    this.shaderKey = `gla_bi_grad_state_dk${dk}_dv${dv}_c${chunk}_seg${SEG}_${dirs}`;
   }
 
   getUserCode(): string {
@@ -50,8 +52,8 @@ export class GlaBiGradStateProgram implements WebGPUProgram {
         let li = i32(localIndex);
         let c = i32(workgroupId.x);
         let bh = i32(workgroupId.y);
-        let dir = i32(workgroupId.z) % 2;
-        let kind = i32(workgroupId.z) / 2;
+        let dir = ${this.dirs === 'both' ? 'i32(workgroupId.z) % 2' : this.dirs === 'fwd' ? '0' : '1'};
+        let kind = ${this.dirs === 'both' ? 'i32(workgroupId.z) / 2' : 'i32(workgroupId.z)'};
         let t0 = c * ${C};
         for (var e = li; e < ${C * DK4}; e += WG) {
           let t = t0 + select(e / ${DK4}, ${C - 1} - e / ${DK4}, dir == 1);

@@ -3,7 +3,7 @@
  * gradient it replaces) on odd shapes (lengths not a multiple of the chunk, one head, batch > 1, both chunk sizes,
  * ViG's head) with log-decays down to −20, and equal the adjoint of the naive per-token recurrence (numpy,
  * float64); shapes it cannot take keep the VJP; a tiny ViG trains with the same losses as on cpu; its shader keys
- * carry every baked size.
+ * carry every baked size. The same programs for one direction give GatedLinearAttention's gradient.
  * Tolerances (float32 against float32 or float64, gradients of order 1): 1e-4 absolute on every gradient; 1e-4
  * relative on the training losses.
  */
@@ -13,8 +13,8 @@ import { createBackbone } from '../../backbones/_registry.ts';
 import { selectDevice } from '../../kernels/backend.ts';
 import type { WebGPUBackend, WebGPUProgram } from '../../kernels/_webgpu_internal.ts';
 import { glaBiGradChunkSize, glaBiGradKernel, glaBiGradTuning } from '../../kernels/gla/backward.ts';
-import { BiGatedLinearAttentionGrad } from '../../kernels/gla/names.ts';
-import { biGatedLinearAttention } from '../../kernels/gla/op.ts';
+import { BiGatedLinearAttentionGrad, GatedLinearAttentionGrad } from '../../kernels/gla/names.ts';
+import { biGatedLinearAttention, gatedLinearAttention } from '../../kernels/gla/op.ts';
 import { GlaBiGradChunkProgram } from '../../kernels/gla/webgpu_bi_grad_chunk.ts';
 import { GlaGateGradProgram, GlaGateTotalsProgram } from '../../kernels/gla/webgpu_bi_grad_gates.ts';
 import { GlaBiGradStateProgram } from '../../kernels/gla/webgpu_bi_grad_state.ts';
@@ -154,6 +154,23 @@ describe('BiGLA backward kernel (SwiftShader)', () => {
     tf.dispose(Object.values(x));
   });
 
+  it.each([false, true])('single-direction GLA (reverse %s): gradients through the one-direction kernel equal the VJP', async (reverse) => {
+    const x = inputs([2, 1, 37, 8, 12], 41, 20);
+    const f = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, g: tf.Tensor) => tf.sum(tf.mul(gatedLinearAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, g as tf.Tensor4D, { reverse }), x.dy));
+    const { result: fast, programs } = await programsOf(() => tf.grads(f)([x.q, x.k, x.v, x.gf]));
+    expect(programs.filter((p) => p === 'GlaBiGradChunkProgram')).toHaveLength(1);
+    glaBiGradTuning.maxChunk = 0;
+    const slow = tf.grads(f)([x.q, x.k, x.v, x.gf]);
+    glaBiGradTuning.maxChunk = 32;
+    for (let i = 0; i < 4; i++) {
+      const name = ['dq', 'dk', 'dv', 'dLogDecay'][i];
+      expect(await maxAbsDiff(fast[i]!, slow[i]!), name).toBeLessThan(TOL);
+      expect(Array.from(await slow[i]!.data()).reduce((m, a) => Math.max(m, Math.abs(a)), 0), name).toBeGreaterThan(0.05);
+    }
+    expect(tf.getKernel(GatedLinearAttentionGrad, 'webgpu')).toBeDefined();
+    tf.dispose([...fast, ...slow, ...Object.values(x)]);
+  });
+
   it('keeps the VJP where the kernel cannot run (d_v not a multiple of 4), with the same gradients', async () => {
     const x = inputs([1, 1, 20, 8, 6], 3, 4);
     const { result: g, programs } = await programsOf(() => grads(x, 32));
@@ -204,10 +221,11 @@ describe('BiGLA backward kernel (SwiftShader)', () => {
       return [new GlaBiGradStateProgram(BH, nC, dk, dv, c), new GlaBiGradChunkProgram(BH, T, nC, dk, dv, c), new GlaGateTotalsProgram(BH, nC, dk, dv, c), new GlaGateGradProgram(BH, T, dk, dv, c)];
     };
     const [a, b, c, d, e] = [progs(8, 12, 32, 150, 2), progs(8, 12, 32, 9000, 5), progs(16, 12, 32, 150, 2), progs(8, 16, 32, 150, 2), progs(8, 12, 16, 150, 2)];
+    const one = (dirs: 'fwd' | 'bwd') => [new GlaBiGradStateProgram(2, 5, 8, 12, 32, dirs), new GlaBiGradChunkProgram(2, 150, 5, 8, 12, 32, dirs), new GlaGateTotalsProgram(2, 5, 8, 12, 32, dirs), new GlaGateGradProgram(2, 150, 8, 12, 32, dirs)];
     for (let i = 0; i < a.length; i++) {
       expect(a[i]!.shaderKey).toBe(b[i]!.shaderKey);
       expect(a[i]!.getUserCode()).toBe(b[i]!.getUserCode());
-      for (const other of [c, d, e]) {
+      for (const other of [c, d, e, one('fwd'), one('bwd')]) {
         expect(other[i]!.shaderKey).not.toBe(a[i]!.shaderKey);
         expect(other[i]!.getUserCode()).not.toBe(a[i]!.getUserCode());
       }
