@@ -88,6 +88,61 @@ export function subgroupMatrixConfigs(): { configs: SubgroupMatrixConfig[]; subg
   return { configs: matrixConfigs, subgroupMinSize: subgroupSizes[0], subgroupMaxSize: subgroupSizes[1] };
 }
 
+/**
+ * Reuses bind groups. tfjs creates one per dispatch, through a fresh `getBindGroupLayout(0)` each time; with
+ * Dawn in Node each is a native call with a converted descriptor, a large part of the host's ~0.1 ms per op
+ * (bench/RESULTS.md). Buffers come from tfjs's pool and are handed out again in the same order when the same
+ * work repeats, so a bind group keyed by its layout and each entry's buffer, offset and size is found again.
+ * Pooled buffers are never destroyed while the device lives, and a destroyed one is never handed out again,
+ * so a cached group never refers to a dead buffer. GATEDVISION_BIND_GROUP_CACHE=0 turns it off.
+ */
+export const bindGroupCache = { enabled: process.env.GATEDVISION_BIND_GROUP_CACHE !== '0', max: 8192, hits: 0, misses: 0 };
+
+export function installBindGroupCache(device: GPUDevice): void {
+  const ids = new WeakMap<object, number>();
+  let next = 1;
+  const idOf = (o: object) => {
+    let i = ids.get(o);
+    if (i === undefined) ids.set(o, (i = next++));
+    return i;
+  };
+  const withLayouts = <P extends GPUComputePipeline>(p: P): P => {
+    const layouts = new Map<number, GPUBindGroupLayout>();
+    const get = p.getBindGroupLayout.bind(p);
+    p.getBindGroupLayout = (i: number) => {
+      let l = layouts.get(i);
+      if (!l) layouts.set(i, (l = get(i)));
+      return l;
+    };
+    return p;
+  };
+  const createPipeline = device.createComputePipeline.bind(device);
+  const createPipelineAsync = device.createComputePipelineAsync.bind(device);
+  device.createComputePipeline = (d: GPUComputePipelineDescriptor) => withLayouts(createPipeline(d));
+  device.createComputePipelineAsync = async (d: GPUComputePipelineDescriptor) => withLayouts(await createPipelineAsync(d));
+  const cache = new Map<string, GPUBindGroup>();
+  const create = device.createBindGroup.bind(device);
+  device.createBindGroup = (d: GPUBindGroupDescriptor) => {
+    if (!bindGroupCache.enabled) return create(d);
+    let key = String(idOf(d.layout));
+    for (const e of d.entries as Iterable<GPUBindGroupEntry>) {
+      const r = e.resource as GPUBufferBinding;
+      if (!r || typeof r !== 'object' || !('buffer' in r)) return create(d); // textures, samplers: not cached
+      key += `|${e.binding}:${idOf(r.buffer)}:${r.offset ?? 0}:${r.size ?? -1}`;
+    }
+    let g = cache.get(key);
+    if (g) {
+      bindGroupCache.hits++;
+      return g;
+    }
+    bindGroupCache.misses++;
+    g = create(d);
+    if (cache.size >= bindGroupCache.max) cache.delete(cache.keys().next().value!); // oldest first
+    cache.set(key, g);
+    return g;
+  };
+}
+
 /** Device features we use or may use, requested whenever the adapter offers them. */
 export const WANTED_FEATURES = ['timestamp-query', 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'];
 
@@ -124,6 +179,7 @@ export function registerWebgpuBackend(): Promise<string[]> {
         const createShaderModule = device.createShaderModule.bind(device);
         device.createShaderModule = (d: GPUShaderModuleDescriptor) => createShaderModule({ ...d, code: applyShaderMarkers(d.code) });
         markersInstalled = true;
+        installBindGroupCache(device);
         const info = (adapter as unknown as { info: GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
         if (features.includes('chromium-experimental-subgroup-matrix')) {
           matrixConfigs = (info.subgroupMatrixConfigs ?? []).map((c) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: c.M, N: c.N, K: c.K }));
