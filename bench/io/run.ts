@@ -5,7 +5,7 @@
  * decoding child, where there is one, included), sampled from /proc.
  *
  *   /usr/bin/python3 bench/io/make_data.py /tmp/gv-bench     # once: builds the inputs from Colin27
- *   npx tsx bench/io/run.ts /tmp/gv-bench [--repeat 5] [--markdown]
+ *   npx tsx bench/io/run.ts /tmp/gv-bench [--repeat 5] [--markdown] [--against /path/to/other/checkout]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -89,7 +89,9 @@ function warnIfStale(): void {
 
 async function main(): Promise<void> {
   warnIfStale();
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string', default: '5' }, markdown: { type: 'boolean' } } });
+  // --against DIR: another checkout's CLI (built) as an extra row of every case, interleaved with ours in the same
+  // run, so a before/after comparison is not at the mercy of the load moving between two runs
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string', default: '5' }, markdown: { type: 'boolean' }, against: { type: 'string' } } });
   const data = positionals[0] ?? '/tmp/gv-bench';
   const repeat = Number(values.repeat);
   const out = mkdtempSync(join(tmpdir(), 'gv-bench-out-'));
@@ -121,6 +123,13 @@ async function main(): Promise<void> {
       ],
     },
   ];
+  if (values.against) {
+    const other = join(values.against, 'bin', 'gatedvision.mjs');
+    for (const c of cases) {
+      const [, cmd, args] = c.tools[0]!;
+      c.tools.splice(1, 0, [`gatedvision convert → .nii (${values.against})`, cmd, [other, ...args.slice(1, -1), `${args.at(-1)!}.against.nii`]]);
+    }
+  }
   const rows: string[] = [];
   for (const c of cases) {
     const results: { name: string; ms: number; peakMb: number; cpuMs: number }[] = [];
