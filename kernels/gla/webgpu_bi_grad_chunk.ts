@@ -214,21 +214,7 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
               zq[u] -= kw[i * ${DK4} + d4] * dk;
             }
           }
-          for (var u = 0; u < ${NV}; u++) {
-            let task = li + u * WG;
-            if (task < ${C * DV4}) {
-              let tr = task / ${DV4};
-              let e4 = task % ${DV4};
-              let i = ${tok('tr')};
-              var acc = vec4<f32>(0.0);
-              for (var d4 = 0; d4 < ${DK4}; d4++) {
-                let kd = zw[i * ${DK4} + d4];
-                acc += kd.x * ${sRow('d4 * 4', 'e4')} + kd.y * ${sRow('d4 * 4 + 1', 'e4')} + kd.z * ${sRow('d4 * 4 + 2', 'e4')} + kd.w * ${sRow('d4 * 4 + 3', 'e4')};
-              }
-              for (var j = i; j < ${C}; j++) { acc += aw[j * ${C} + i] * yw[${tok('j')} * ${DV4} + e4]; }
-              av[u] += uniforms.scale * acc;
-            }
-          }
+          ${this.dvTerms()}
           workgroupBarrier();
           // z summed from each scan position to the chunk's end, written per token; qw is free now
           for (var u = 0; u < ${NQ}; u++) {
@@ -274,5 +260,51 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
         }
       }
     `;
+  }
+
+  /**
+   * WGSL for dv of one direction. When every invocation's tasks share one value column (WG a multiple of DV/4 and
+   * of the task count), the R rows are loaded once for all of them.
+   */
+  private dvTerms(): string {
+    const { dk: DK, dv: DV, chunk: C } = this;
+    const [DK4, DV4] = [DK / 4, DV / 4];
+    const NV = Math.ceil((C * DV4) / WG);
+    const tok = (x: string) => `select(${x}, ${C - 1} - (${x}), dir == 1)`;
+    const sRow = (d: string, e: string) => `sw[(${d}) * ${DV4} + ${e}]`;
+    const intra = (u: string, i: string, e4: string) =>
+      `for (var j = ${i}; j < ${C}; j++) { acc${u} += aw[j * ${C} + ${i}] * yw[${tok('j')} * ${DV4} + ${e4}]; }`;
+    if (WG % DV4 === 0 && (C * DV4) % WG === 0) {
+      const us = Array.from({ length: NV }, (_, u) => u);
+      return `{
+          let e4 = li % ${DV4};
+          ${us.map((u) => `let i${u} = ${tok(`(li + ${u * WG}) / ${DV4}`)};
+          var acc${u} = vec4<f32>(0.0);`).join('\n          ')}
+          for (var d4 = 0; d4 < ${DK4}; d4++) {
+            let s0 = ${sRow('d4 * 4', 'e4')};
+            let s1 = ${sRow('d4 * 4 + 1', 'e4')};
+            let s2 = ${sRow('d4 * 4 + 2', 'e4')};
+            let s3 = ${sRow('d4 * 4 + 3', 'e4')};
+            ${us.map((u) => `{ let kd = zw[i${u} * ${DK4} + d4]; acc${u} += kd.x * s0 + kd.y * s1 + kd.z * s2 + kd.w * s3; }`).join('\n            ')}
+          }
+          ${us.map((u) => `${intra(String(u), `i${u}`, 'e4')}
+          av[${u}] += uniforms.scale * acc${u};`).join('\n          ')}
+          }`;
+    }
+    return `for (var u = 0; u < ${NV}; u++) {
+            let task = li + u * WG;
+            if (task < ${C * DV4}) {
+              let tr = task / ${DV4};
+              let e4 = task % ${DV4};
+              let i = ${tok('tr')};
+              var acc = vec4<f32>(0.0);
+              for (var d4 = 0; d4 < ${DK4}; d4++) {
+                let kd = zw[i * ${DK4} + d4];
+                acc += kd.x * ${sRow('d4 * 4', 'e4')} + kd.y * ${sRow('d4 * 4 + 1', 'e4')} + kd.z * ${sRow('d4 * 4 + 2', 'e4')} + kd.w * ${sRow('d4 * 4 + 3', 'e4')};
+              }
+              ${intra('', 'i', 'e4')}
+              av[u] += uniforms.scale * acc;
+            }
+          }`;
   }
 }
