@@ -86,14 +86,8 @@ function bbox(labels: Uint8Array | Uint16Array, nx: number, ny: number, nz: numb
   for (let z = 0; z < nz; z++) {
     for (let y = 0; y < ny; y++, i += nx) {
       // the first and last class voxel of the row are all a box needs
-      let a = -1;
-      for (let x = 0; x < nx; x++) {
-        if (labels[i + x] === cls) {
-          a = x;
-          break;
-        }
-      }
-      if (a < 0) continue;
+      const a = seek(labels, i, i + nx, cls, true) - i;
+      if (a === nx) continue;
       let b = nx - 1;
       while (labels[i + b] !== cls) b--;
       if (a < x0) x0 = a;
@@ -185,23 +179,50 @@ function runsOf(labels: Uint8Array | Uint16Array, nx: number, ny: number, box: B
       const row = y + by * z;
       rowStart[row] = r.count;
       const base = nx * (box.y0 + y + ny * (box.z0 + z));
-      let x = box.x0;
-      while (x <= box.x1) {
-        if ((labels[base + x] === cls) !== inClass) {
-          x++;
-          continue;
-        }
-        const s = x;
-        while (x <= box.x1 && (labels[base + x] === cls) === inClass) x++;
-        r.add(s, x - 1, row);
+      const end = base + box.x1 + 1;
+      for (let i = base + box.x0; i < end; ) {
+        const s = seek(labels, i, end, cls, inClass);
+        if (s === end) break;
+        i = seek(labels, s, end, cls, !inClass);
+        r.add(s - base, i - base - 1, row);
       }
-      const end = r.count;
-      if (y > 0) joinRows(r, rowStart[row - 1]!, rowStart[row]!, rowStart[row]!, end);
-      if (z > 0) joinRows(r, rowStart[row - by]!, rowStart[row - by + 1]!, rowStart[row]!, end);
+      const last = r.count;
+      if (y > 0) joinRows(r, rowStart[row - 1]!, rowStart[row]!, rowStart[row]!, last);
+      if (z > 0) joinRows(r, rowStart[row - by]!, rowStart[row - by + 1]!, rowStart[row]!, last);
     }
   }
   return r;
 }
+
+/**
+ * First index in [i, end) whose membership (label === cls) is `want`, or end. Byte labels are tested four at a
+ * time where aligned: XOR with the class in every byte leaves a zero byte exactly where a label is the class.
+ */
+function seek(labels: Uint8Array | Uint16Array, i: number, end: number, cls: number, want: boolean): number {
+  if (labels instanceof Uint8Array && labels.byteOffset % 4 === 0 && end - i >= 8) {
+    for (; i & 3; i++) if ((labels[i] === cls) === want) return i;
+    const w = words(labels);
+    const pat = cls * 0x01010101;
+    for (; i + 4 <= end; i += 4) {
+      const v = w[i >> 2]! ^ pat;
+      // some byte is the class / some byte is not the class
+      if (want ? ((v - 0x01010101) & ~v & 0x80808080) !== 0 : v !== 0) break;
+    }
+  }
+  for (; i < end; i++) if ((labels[i] === cls) === want) return i;
+  return end;
+}
+
+/** A 32-bit view of a byte label map (the trailing 0-3 bytes are reached byte by byte). */
+function words(labels: Uint8Array): Uint32Array {
+  if (cachedWords?.buffer !== labels.buffer || cachedWordsOffset !== labels.byteOffset || cachedWords.length !== labels.length >> 2) {
+    cachedWords = new Uint32Array(labels.buffer, labels.byteOffset, labels.length >> 2);
+    cachedWordsOffset = labels.byteOffset;
+  }
+  return cachedWords;
+}
+let cachedWords: Uint32Array | undefined;
+let cachedWordsOffset = -1;
 
 /** Joins each run of [a0, a1) with the runs of [b0, b1) it shares an x with (both lists sorted by x). */
 function joinRows(r: Runs, a0: number, a1: number, b0: number, b1: number): void {
