@@ -166,9 +166,9 @@ export function formatSegmentRows(rows: SegmentBenchRow[]): string {
       const stages = ['load', 'segment', 'write'].filter((k) => k in t).map((k) => `${k} ${s(t[k]!)} s`);
       const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32  ${r.status}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
       const subs = Object.entries(t)
-        .filter(([k]) => k.startsWith('segment.'))
+        .filter(([k]) => k.includes('.'))
         .sort((a, b) => b[1] - a[1])
-        .map(([k, v]) => `${k.slice('segment.'.length)} ${s(v)}`);
+        .map(([k, v]) => `${k.replace(/^segment\./, '')} ${s(v)}`);
       return subs.length ? `${head}\n    segment: ${subs.join(', ')}` : head;
     })
     .join('\n');

@@ -26,7 +26,9 @@ export interface RunRecord {
    * Milliseconds per stage (load, segment, write), and where segment's time went (`segment.prepare`,
    * `segment.background`, `segment.infer.upload|input|model|output|wait|place`, `segment.largestComponent`,
    * `segment.fillHoles`, `segment.volumes`, `segment.restore`; `segment.infer.firstBatch` overlaps the others:
-   * the first group's whole time, shader compilation included).
+   * the first group's whole time, shader compilation included). On WebGPU also `segment.compileStart` and
+   * `segment.compileWait` (shaders compiled ahead while the volume is prepared), or `load.compileStart` when a
+   * NIfTI header let that start during decoding.
    */
   timings?: Record<string, number>;
   model?: { name: string; sha256: string };

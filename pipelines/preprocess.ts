@@ -161,12 +161,25 @@ function histogramStats(values: ArrayLike<number>, slope: number, inter: number,
  */
 function histogram(values: ArrayLike<number>): { counts: Float64Array; min: number } {
   const typeMin = values instanceof Int16Array ? -32768 : values instanceof Int8Array ? -128 : 0;
-  const full = new Float64Array(values instanceof Uint8Array || values instanceof Int8Array ? 256 : 65536);
-  if (values instanceof Int16Array) for (let i = 0; i < values.length; i++) full[values[i]! + 32768]!++;
-  else if (values instanceof Uint16Array) for (let i = 0; i < values.length; i++) full[values[i]!]!++;
-  else if (values instanceof Uint8Array) for (let i = 0; i < values.length; i++) full[values[i]!]!++;
-  else if (values instanceof Int8Array) for (let i = 0; i < values.length; i++) full[values[i]! + 128]!++;
+  const bins = values instanceof Uint8Array || values instanceof Int8Array ? 256 : 65536;
+  // four interleaved tables: neighbouring voxels (long runs of background) would otherwise wait on each
+  // other's increment of one counter
+  const t = new Uint32Array(4 * bins);
+  const n4 = values.length & ~3;
+  const count = (off: number) => {
+    let i = 0;
+    for (; i < n4; i += 4) {
+      t[values[i]! + off]!++;
+      t[values[i + 1]! + off + bins]!++;
+      t[values[i + 2]! + off + 2 * bins]!++;
+      t[values[i + 3]! + off + 3 * bins]!++;
+    }
+    for (; i < values.length; i++) t[values[i]! + off]!++;
+  };
+  if (values instanceof Int16Array || values instanceof Int8Array || values instanceof Uint16Array || values instanceof Uint8Array) count(-typeMin);
   else return rangeHistogram(values);
+  const full = new Float64Array(bins);
+  for (let k = 0; k < bins; k++) full[k] = t[k]! + t[k + bins]! + t[k + 2 * bins]! + t[k + 3 * bins]!;
   let a = 0;
   while (full[a] === 0) a++;
   let b = full.length - 1;

@@ -9,10 +9,14 @@
 import { mkdir, readdir, stat, unlink, open as openFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.ts';
+import { DEFAULT_LIMITS } from '../core/limits.ts';
 import { GatedError, toGatedError } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 import { writePng } from '../io/image/write.ts';
 import { loadInput, type LoadOptions } from '../io/load.ts';
+import { gunzipPrefix } from '../io/nifti/gunzip.ts';
+import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
+import { bestAffine, rescaleOf } from '../io/nifti/read.ts';
 import { niftiParts } from '../io/nifti/write.ts';
 import { axisMapTo, reorient, type AxisMap } from '../io/orient.ts';
 import { writeDicomSeg, type SegmentDef } from '../io/seg/write.ts';
@@ -23,7 +27,7 @@ import { fillHoles, keepLargestComponent } from './postprocess.ts';
 import { normalizerLike, prepare } from './preprocess.ts';
 import { overlayPng, reportHtml, representativeSlices, colorOf, type ReportCase } from './report.ts';
 import { roundTimings, StageClock } from './segment_timings.ts';
-import { compileAhead, predictLabels } from './segment_volume.ts';
+import { compileAhead, compilesAhead, predictLabels } from './segment_volume.ts';
 import type { TaskModel } from './task_model.ts';
 
 export type SegFormat = 'nifti' | 'dicom-seg' | 'png';
@@ -233,8 +237,14 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     timings[k] = timings[k]! + now - t;
     t = now;
   };
+  // a NIfTI header tells the slices' shape: the GPU compiles for them while the sandbox decodes the voxels
+  // (a failure there comes back from segmentVolume's own compileAhead, which returns the same promise)
+  const early = compileFromHeader(c.path, model, opts, timings).catch(() => undefined);
   const loaded = await loadInput(c.path, opts.load ?? {});
   lap('load');
+  await early;
+  const waited = performance.now() - t;
+  timings['segment.compileWait'] = (timings['segment.compileWait'] ?? 0) + waited;
   if (loaded.volumes.length === 0) {
     const first = loaded.rejected[0];
     throw new GatedError((first?.code as never) ?? 'unsupported_format', first ? `no usable volume (${loaded.rejected.length} file(s) rejected; first: ${first.code}: ${first.message})` : 'no usable volume in this input');
@@ -283,6 +293,42 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
   }
   if (outputs.length === 0) throw new GatedError('config', `no output format applies to this input (asked for ${formats.join(', ')})`);
   return { outputs: [...outputs, ...previews], previews, volumesMl, warnings, timings: roundTimings(timings) };
+}
+
+/**
+ * Starts compileAhead from a NIfTI file's header alone (shape, affine, rescale), so that shader compilation
+ * overlaps decoding. Anything unexpected just skips it: segmentVolume compiles from the decoded volume anyway,
+ * and the same plan is compiled once.
+ */
+async function compileFromHeader(path: string, model: TaskModel, opts: SegmentCaseOptions, timings: Record<string, number>): Promise<void> {
+  if (!compilesAhead() || !/\.nii(\.gz)?$/i.test(path)) return;
+  let started: Promise<void>;
+  try {
+    const fh = await openFile(path, 'r');
+    let head: Uint8Array;
+    try {
+      const buf = new Uint8Array(1 << 16);
+      head = buf.subarray(0, (await fh.read(buf, 0, buf.length, 0)).bytesRead);
+    } finally {
+      await fh.close();
+    }
+    if (sniffFormat(head.subarray(0, 4)) === 'gzip') head = gunzipPrefix(head, 544);
+    const h = parseNiftiHeader(head, Number.MAX_SAFE_INTEGER, DEFAULT_LIMITS);
+    if ((DATATYPES[h.datatype]?.components ?? 1) !== 1 || h.dims.length < 3) return;
+    const { affine } = bestAffine(h);
+    const m = model.manifest;
+    const map: AxisMap = m.input.canonical ? axisMapTo(affine) : { perm: [0, 1, 2], flip: [false, false, false] };
+    const shape = h.dims.slice(0, 3);
+    const spacing = [0, 1, 2].map((c) => Math.hypot(affine[0]![c]!, affine[1]![c]!, affine[2]![c]!));
+    const rescale = rescaleOf(h);
+    const t0 = performance.now();
+    started = compileAhead(model, map.perm.map((p) => shape[p]!), map.perm.map((p) => spacing[p]!), normalizerLike(m.input.normalization, rescale), { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}) });
+    // the JavaScript thread's share of compiling, spent while the sandbox decodes (it overlaps `load`)
+    timings['load.compileStart'] = performance.now() - t0;
+  } catch {
+    return; // the loader reads the header properly and says what is wrong with it
+  }
+  await started;
 }
 
 function dicomSeg(labels: Volume, src: Volume, model: TaskModel, c: CaseInput): Uint8Array {

@@ -147,11 +147,16 @@ function unpackLabels(words: ArrayLike<number>, K: number, n: number, out: Uint8
  * GATEDVISION_COMPILE_AHEAD=0 turns it off (to time both ways).
  */
 export function compileAhead(model: TaskModel, shape: readonly number[], spacing: readonly number[], normLike: Normalizer | undefined, opts: InferOptions = {}): Promise<void> {
-  if (tf.getBackend() !== 'webgpu' || process.env.GATEDVISION_COMPILE_AHEAD === '0') return Promise.resolve();
+  if (!compilesAhead()) return Promise.resolve();
   const backend = tf.backend() as unknown as { checkCompileCompletionAsync?: () => Promise<void> };
   if (typeof backend.checkCompileCompletionAsync !== 'function') return Promise.resolve();
   const p = planFor(model, shape, spacing, opts);
   if (!p.whole) return Promise.resolve();
+  // the same plan asked for again (from the file's header before decoding, then from the decoded volume) is
+  // compiled once
+  const key = JSON.stringify([p, opts.tta ?? false, opts.packLabels ?? true, normLike ? [normLike.slope === 1 && normLike.inter === 0, Number.isFinite(normLike.lo), Number.isFinite(normLike.hi), normLike.keepZero] : null]);
+  const last = compiled.get(model);
+  if (last?.key === key) return last.done;
   const { context } = model.manifest.input;
   // a full group and the last, shorter one: some programs choose their variant by size
   const sizes = [...new Set([Math.min(p.batch, p.nz), p.nz % p.batch].filter((n) => n > 0))];
@@ -168,12 +173,21 @@ export function compileAhead(model: TaskModel, shape: readonly number[], spacing
   } finally {
     tf.env().set('WEBGPU_ENGINE_COMPILE_ONLY', false);
   }
-  return (async () => {
+  const done = (async () => {
     // weights derived from parameters on first use (packed projections) were "built" by programs that did not
     // run: giving every parameter its own values back makes them be built again, for real, on first use
     model.loadWeights(await model.exportWeights());
     await backend.checkCompileCompletionAsync!();
   })();
+  compiled.set(model, { key, done });
+  return done;
+}
+
+const compiled = new WeakMap<TaskModel, { key: string; done: Promise<void> }>();
+
+/** Whether compileAhead does anything here (so that a caller can skip gathering what it needs). */
+export function compilesAhead(): boolean {
+  return tf.getBackend() === 'webgpu' && process.env.GATEDVISION_COMPILE_AHEAD !== '0';
 }
 
 /**
