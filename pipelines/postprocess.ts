@@ -76,6 +76,7 @@ export function fillHoles(labels: Uint8Array | Uint16Array, shape: readonly numb
 // --- internal ---
 
 function bbox(labels: Uint8Array | Uint16Array, nx: number, ny: number, nz: number, cls: number, margin: number): Box | null {
+  const w = words(labels);
   let x0 = nx;
   let x1 = -1;
   let y0 = ny;
@@ -86,7 +87,7 @@ function bbox(labels: Uint8Array | Uint16Array, nx: number, ny: number, nz: numb
   for (let z = 0; z < nz; z++) {
     for (let y = 0; y < ny; y++, i += nx) {
       // the first and last class voxel of the row are all a box needs
-      const a = seek(labels, i, i + nx, cls, true) - i;
+      const a = seek(labels, w, i, i + nx, cls, true) - i;
       if (a === nx) continue;
       let b = nx - 1;
       while (labels[i + b] !== cls) b--;
@@ -172,6 +173,7 @@ function runsOf(labels: Uint8Array | Uint16Array, nx: number, ny: number, box: B
   const by = box.y1 - box.y0 + 1;
   const bz = box.z1 - box.z0 + 1;
   const r = new Runs(Math.max(1024, 4 * by * bz), nx, ny, box);
+  const w = words(labels);
   // first run of each box row; rows are stored in order, so a row's runs are rowStart[row] .. rowStart[row + 1]
   const rowStart = new Int32Array(by * bz + 1);
   for (let z = 0; z < bz; z++) {
@@ -181,9 +183,9 @@ function runsOf(labels: Uint8Array | Uint16Array, nx: number, ny: number, box: B
       const base = nx * (box.y0 + y + ny * (box.z0 + z));
       const end = base + box.x1 + 1;
       for (let i = base + box.x0; i < end; ) {
-        const s = seek(labels, i, end, cls, inClass);
+        const s = seek(labels, w, i, end, cls, inClass);
         if (s === end) break;
-        i = seek(labels, s, end, cls, !inClass);
+        i = seek(labels, w, s, end, cls, !inClass);
         r.add(s - base, i - base - 1, row);
       }
       const last = r.count;
@@ -198,10 +200,9 @@ function runsOf(labels: Uint8Array | Uint16Array, nx: number, ny: number, box: B
  * First index in [i, end) whose membership (label === cls) is `want`, or end. Byte labels are tested four at a
  * time where aligned: XOR with the class in every byte leaves a zero byte exactly where a label is the class.
  */
-function seek(labels: Uint8Array | Uint16Array, i: number, end: number, cls: number, want: boolean): number {
-  if (labels instanceof Uint8Array && labels.byteOffset % 4 === 0 && end - i >= 8) {
+function seek(labels: Uint8Array | Uint16Array, w: Uint32Array | null, i: number, end: number, cls: number, want: boolean): number {
+  if (w && end - i >= 8) {
     for (; i & 3; i++) if ((labels[i] === cls) === want) return i;
-    const w = words(labels);
     const pat = cls * 0x01010101;
     for (; i + 4 <= end; i += 4) {
       const v = w[i >> 2]! ^ pat;
@@ -213,16 +214,10 @@ function seek(labels: Uint8Array | Uint16Array, i: number, end: number, cls: num
   return end;
 }
 
-/** A 32-bit view of a byte label map (the trailing 0-3 bytes are reached byte by byte). */
-function words(labels: Uint8Array): Uint32Array {
-  if (cachedWords?.buffer !== labels.buffer || cachedWordsOffset !== labels.byteOffset || cachedWords.length !== labels.length >> 2) {
-    cachedWords = new Uint32Array(labels.buffer, labels.byteOffset, labels.length >> 2);
-    cachedWordsOffset = labels.byteOffset;
-  }
-  return cachedWords;
+/** A 32-bit view of a byte label map when it is aligned (the trailing 0-3 bytes are reached byte by byte). */
+function words(labels: Uint8Array | Uint16Array): Uint32Array | null {
+  return labels instanceof Uint8Array && labels.byteOffset % 4 === 0 ? new Uint32Array(labels.buffer, labels.byteOffset, labels.length >> 2) : null;
 }
-let cachedWords: Uint32Array | undefined;
-let cachedWordsOffset = -1;
 
 /** Joins each run of [a0, a1) with the runs of [b0, b1) it shares an x with (both lists sorted by x). */
 function joinRows(r: Runs, a0: number, a1: number, b0: number, b1: number): void {
