@@ -104,6 +104,15 @@ export function benchCases(small: boolean): BenchCase[] {
   const [Hm, Cm, f] = small ? [16, 8, 4] : [256, 128, 8];
   const n = small ? 64 : 4096;
   const slice = small ? N : 4096; // the composite GLA loops over chunks from JS: time a slice, scale by N/slice
+  // q, k, v and both directions' log-decays (gates in (0.9, 1]) of the BiGLA rows; the backward rows add dy
+  const glaInputs = (withDy: boolean): Inputs => ({
+    q: n4([B, Hh, N, Dk]),
+    k: n4([B, Hh, N, Dk]),
+    v: n4([B, Hh, N, Dv]),
+    gf: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
+    gb: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
+    ...(withDy ? { dy: n4([B, Hh, N, Dv]) } : {}),
+  });
   const gla = (x: Inputs) => biGatedLinearAttention(x.q as tf.Tensor4D, x.k as tf.Tensor4D, x.v as tf.Tensor4D, x.gf as tf.Tensor4D, x.gb as tf.Tensor4D);
   const glaSlice = (x: Inputs) =>
     tf.tidy(() => {
@@ -129,13 +138,7 @@ export function benchCases(small: boolean): BenchCase[] {
       op: 'BiGLA forward',
       shape: `B${B} H${Hh} N${N} dk${Dk} dv${Dv}`,
       flops: 2 * 2 * 3 * B * Hh * N * Dk * Dv, // state update + readout, both directions
-      make: () => ({
-        q: n4([B, Hh, N, Dk]),
-        k: n4([B, Hh, N, Dk]),
-        v: n4([B, Hh, N, Dv]),
-        gf: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
-        gb: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
-      }),
+      make: () => glaInputs(false),
       impls: [
         ours(gla),
         { name: 'ours, one call awaited at a time', reference: false, run: gla, inner: 1 },
@@ -150,14 +153,7 @@ export function benchCases(small: boolean): BenchCase[] {
       op: 'BiGLA backward',
       shape: `B${B} H${Hh} N${N} dk${Dk} dv${Dv}`,
       flops: 2 * 2 * 2 * 3 * B * Hh * N * Dk * Dv, // about twice the forward's
-      make: () => ({
-        q: n4([B, Hh, N, Dk]),
-        k: n4([B, Hh, N, Dk]),
-        v: n4([B, Hh, N, Dv]),
-        gf: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
-        gb: tf.neg(tf.randomUniform([B, Hh, N, Dk], 0, 0.1)),
-        dy: n4([B, Hh, N, Dv]),
-      }),
+      make: () => glaInputs(true),
       impls: [
         { name: 'ours (WGSL kernels: dq, dk, dv, dg_fwd, dg_bwd)', reference: false, run: glaBwd },
         { name: 'ours, one call awaited at a time', reference: false, run: glaBwd, inner: 1 },
