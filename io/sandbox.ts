@@ -15,7 +15,7 @@ import { GatedError, reviveGatedError } from '../core/errors.ts';
 import { resolveLimits, type Limits } from '../core/limits.ts';
 export { sandboxModeFor } from './sandbox_guard.ts';
 import type { SandboxMessage } from './sandbox_run.ts';
-import { dropSpareWorker, NEEDS_PROCESS, prestartWorker, runInWorker } from './sandbox_worker.ts';
+import { dropSpareWorker, NEEDS_PROCESS, packageRoot, prestartWorker, runInWorker } from './sandbox_worker.ts';
 import { holdsTransferFiles, removeLeftovers, unpackLarge } from './transfer.ts';
 import type { Progress } from './types.ts';
 
@@ -190,14 +190,6 @@ function spawnChild(limits: Limits, preload?: string): ChildProcess {
   });
 }
 
-function packageRoot(): string {
-  let dir = here;
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'node_modules', 'tsx'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new GatedError('missing_dependency', 'tsx is needed to run the TypeScript sources (npm ci)');
-}
 
 function residentMb(pid: number | undefined): number | null {
   if (pid === undefined || process.platform !== 'linux') return null;

@@ -128,7 +128,8 @@ export function startModuleWorker(dir: string, name: string, options: WorkerOpti
   return new Worker(boot, { ...options, eval: true });
 }
 
-function packageRoot(): string {
+/** The checkout's root (where node_modules/tsx is), for running the TypeScript sources without a build. */
+export function packageRoot(): string {
   let dir = here;
   for (let i = 0; i < 6; i++) {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'node_modules', 'tsx'))) return dir;
