@@ -13,6 +13,7 @@
  * DK, DV and C are baked (shader key); T, BH, nC are uniforms.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
+import { stateBlockWgsl } from './webgpu_bi_state.ts';
 import { GLA_GRAD_SEG as SEG, type GlaGradDirs } from './webgpu_bi_grad_chunk.ts';
 
 export class GlaBiGradStateProgram implements WebGPUProgram {
@@ -119,39 +120,7 @@ export class GlaBiGradStateProgram implements WebGPUProgram {
         workgroupBarrier();
         let sc = select(c, uniforms.nC - 1 - c, dir != kind);
         let base = ((i32(workgroupId.z) * uniforms.BH + bh) * uniforms.nC + sc) * ${DK};
-        // task = (4 key channels, 4 value columns): two loads feed 16 accumulators
-        for (var task = li; task < ${DK4 * DV4}; task += WG) {
-          let d4 = task / ${DV4};
-          let j4 = task % ${DV4};
-          var a0 = vec4<f32>(0.0);
-          var a1 = vec4<f32>(0.0);
-          var a2 = vec4<f32>(0.0);
-          var a3 = vec4<f32>(0.0);
-          for (var r = 0; r < ${C}; r++) {
-            let xv = xs[select(r, ${C - 1} - r, dir == 1) * ${DK4} + d4];
-            let yv = ys[r * ${DV4} + j4];
-            a0 = fma(vec4<f32>(xv.x), yv, a0);
-            a1 = fma(vec4<f32>(xv.y), yv, a1);
-            a2 = fma(vec4<f32>(xv.z), yv, a2);
-            a3 = fma(vec4<f32>(xv.w), yv, a3);
-          }
-          let o = (base + d4 * 4) * ${DV + 1} + j4 * 4;
-          result[o] = a0.x; result[o + 1] = a0.y; result[o + 2] = a0.z; result[o + 3] = a0.w;
-          let o1 = o + ${DV + 1};
-          result[o1] = a1.x; result[o1 + 1] = a1.y; result[o1 + 2] = a1.z; result[o1 + 3] = a1.w;
-          let o2 = o1 + ${DV + 1};
-          result[o2] = a2.x; result[o2 + 1] = a2.y; result[o2 + 2] = a2.z; result[o2 + 3] = a2.w;
-          let o3 = o2 + ${DV + 1};
-          result[o3] = a3.x; result[o3 + 1] = a3.y; result[o3 + 2] = a3.z; result[o3 + 3] = a3.w;
-        }
-        for (var d4 = li; d4 < ${DK4}; d4 += WG) {
-          var tot = vec4<f32>(0.0);
-          for (var x = 0; x < ${NSEG}; x++) { tot += seg[x * ${DK4} + d4]; }
-          let gam = exp2(tot);
-          let o = (base + d4 * 4) * ${DV + 1} + ${DV};
-          result[o] = gam.x; result[o + ${DV + 1}] = gam.y; result[o + ${2 * (DV + 1)}] = gam.z; result[o + ${3 * (DV + 1)}] = gam.w;
-        }
-      }
+${stateBlockWgsl((r) => `xs[select(${r}, ${C - 1} - ${r}, dir == 1) * ${DK4} + d4]`, (r) => `ys[${r} * ${DV4} + j4]`, C, DK, DV, NSEG)}      }
     `;
   }
 }

@@ -97,6 +97,20 @@ export class GlaBiStateProgram implements WebGPUProgram {
         // kd rows are in scan order, vsh rows in token order
         let sc = select(c, uniforms.nC - 1 - c, dir == 1);
         let base = ((dir * uniforms.BH + bh) * uniforms.nC + sc) * ${DK};
+${stateBlockWgsl((r) => `kd[scanPos(dir, ${r}) * ${DK4} + d4]`, (r) => `vsh[${r} * ${DV4} + j4]`, C, DK, DV, NSEG)}      }
+    `;
+  }
+}
+
+/**
+ * WGSL that writes one chunk's [ΔS | γ] block at `base` (rows of DV + 1 floats per key channel):
+ * ΔS = Σ_r x_r ⊗ y_r over the chunk's C rows, γ = exp2 of the summed log-gate segments `seg`. `xRow(r)` and
+ * `yRow(r)` are the vec4 of row r at key group d4 and value group j4; `li`, `WG`, `base` and `seg` must be in scope.
+ * The forward state pass and the backward one (for the reverse-time dS) share it.
+ */
+export function stateBlockWgsl(xRow: (r: string) => string, yRow: (r: string) => string, C: number, DK: number, DV: number, NSEG: number): string {
+  const [DK4, DV4] = [DK / 4, DV / 4];
+  return `
         // task = (4 key channels, 4 value columns): two loads feed 16 accumulators
         for (var task = li; task < ${DK4 * DV4}; task += WG) {
           let d4 = task / ${DV4};
@@ -106,12 +120,12 @@ export class GlaBiStateProgram implements WebGPUProgram {
           var a2 = vec4<f32>(0.0);
           var a3 = vec4<f32>(0.0);
           for (var r = 0; r < ${C}; r++) {
-            let kv = kd[scanPos(dir, r) * ${DK4} + d4];
-            let vv = vsh[r * ${DV4} + j4];
-            a0 = fma(vec4<f32>(kv.x), vv, a0);
-            a1 = fma(vec4<f32>(kv.y), vv, a1);
-            a2 = fma(vec4<f32>(kv.z), vv, a2);
-            a3 = fma(vec4<f32>(kv.w), vv, a3);
+            let xv = ${xRow('r')};
+            let yv = ${yRow('r')};
+            a0 = fma(vec4<f32>(xv.x), yv, a0);
+            a1 = fma(vec4<f32>(xv.y), yv, a1);
+            a2 = fma(vec4<f32>(xv.z), yv, a2);
+            a3 = fma(vec4<f32>(xv.w), yv, a3);
           }
           let o = (base + d4 * 4) * ${DV + 1} + j4 * 4;
           result[o] = a0.x; result[o + 1] = a0.y; result[o + 2] = a0.z; result[o + 3] = a0.w;
@@ -130,7 +144,5 @@ export class GlaBiStateProgram implements WebGPUProgram {
           let o = (base + d4 * 4) * ${DV + 1} + ${DV};
           result[o] = gam.x; result[o + ${DV + 1}] = gam.y; result[o + ${2 * (DV + 1)}] = gam.z; result[o + ${3 * (DV + 1)}] = gam.w;
         }
-      }
-    `;
-  }
+`;
 }
