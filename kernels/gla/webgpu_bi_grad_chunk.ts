@@ -19,6 +19,7 @@
  * DK, DV, C and the directions are baked and named in the shader key; T, BH, nC and scale are uniforms.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
+import { gateCumsumWgsl } from './webgpu_bi_output.ts';
 
 const WG = 256;
 /** Rows per segment of the in-workgroup two-level scans (C is 16 or 32). */
@@ -131,25 +132,8 @@ export class GlaBiGradChunkProgram implements WebGPUProgram {
             gw[e] = gv * ${Math.LOG2E}; // base 2: every exp below is one exp2
           }
           workgroupBarrier();
-          // G: inclusive cumsum over scan positions, in segments of ${SEG} (totals in zw, free until k is decayed), then
-          // the earlier segments' totals
-          for (var task = li; task < ${NSEG * DK4}; task += WG) {
-            let g0 = (task / ${DK4}) * ${SEG};
-            let d4 = task % ${DK4};
-            var run = vec4<f32>(0.0);
-            for (var sp = g0; sp < g0 + ${SEG}; sp++) {
-              run += gw[sp * ${DK4} + d4];
-              gw[sp * ${DK4} + d4] = run;
-            }
-            zw[task] = run;
-          }
-          workgroupBarrier();
-          for (var e = li; e < ${C * DK4}; e += WG) {
-            var add = vec4<f32>(0.0);
-            for (var x = 0; x < (e / ${DK4}) / ${SEG}; x++) { add += zw[x * ${DK4} + e % ${DK4}]; }
-            gw[e] += add;
-          }
-          let sBase = ((${both ? 'dir' : '0'} * uniforms.BH + bh) * uniforms.nC + select(c, uniforms.nC - 1 - c, dir == 1)) * ${DK * DV4};
+          // G: inclusive cumsum of the log-gates over scan positions (segment totals in zw, free until k is decayed)
+${gateCumsumWgsl('gw', 'zw', C, DK4, SEG)}          let sBase = ((${both ? 'dir' : '0'} * uniforms.BH + bh) * uniforms.nC + select(c, uniforms.nC - 1 - c, dir == 1)) * ${DK * DV4};
           for (var e = li; e < ${DK * DV4}; e += WG) { sw[e] = states[sBase + e]; }
           workgroupBarrier();
           // A on the lower triangle only (the rest is never read), packed densely over the invocations

@@ -125,25 +125,8 @@ export class GlaBiOutputProgram implements WebGPUProgram {
           st[e] = gv * ${Math.LOG2E}; // log2 of the gates: every exp below is an exp2
         }
         workgroupBarrier();
-        // G: inclusive cumsum over scan positions, in segments of ${SEG}, then the earlier segments' totals
-        for (var task = li; task < ${NSEG * DK4}; task += WG) {
-          let g0 = (task / ${DK4}) * ${SEG};
-          let d4 = task % ${DK4};
-          var run = vec4<f32>(0.0);
-          for (var sp = g0; sp < g0 + ${SEG}; sp++) {
-            run += st[sp * ${DK4} + d4];
-            st[sp * ${DK4} + d4] = run;
-          }
-          sg[task] = run;
-        }
-        workgroupBarrier();
-        for (var e = li; e < ${C * DK4}; e += WG) {
-          let d4 = e % ${DK4};
-          var add = vec4<f32>(0.0);
-          for (var x = 0; x < (e / ${DK4}) / ${SEG}; x++) { add += sg[x * ${DK4} + d4]; }
-          st[e] += add;
-        }
-        workgroupBarrier();
+        // G: inclusive cumsum of the log-gates over scan positions
+${gateCumsumWgsl('st', 'sg', C, DK4, SEG)}        workgroupBarrier();
         // same-sub-chunk entries, exact in log space: ${n} triangles of 136, packed densely over the invocations
         for (var e = li; e < ${n * 136}; e += WG) {
           let p = e / 136;
@@ -248,4 +231,30 @@ export class GlaBiOutputProgram implements WebGPUProgram {
         }
         }`;
   }
+}
+
+/**
+ * WGSL: inclusive cumsum down the C rows of `arr` (C × DK4 vec4s in workgroup memory): each segment of `seg` rows
+ * by its own invocation, the segment totals into `totals`, then the earlier segments' totals added to each row.
+ * `li` and `WG` must be in scope; ends after the last loop, without a barrier.
+ */
+export function gateCumsumWgsl(arr: string, totals: string, C: number, DK4: number, seg: number): string {
+  return `
+        for (var task = li; task < ${(C / seg) * DK4}; task += WG) {
+          let g0 = (task / ${DK4}) * ${seg};
+          let d4 = task % ${DK4};
+          var run = vec4<f32>(0.0);
+          for (var sp = g0; sp < g0 + ${seg}; sp++) {
+            run += ${arr}[sp * ${DK4} + d4];
+            ${arr}[sp * ${DK4} + d4] = run;
+          }
+          ${totals}[task] = run;
+        }
+        workgroupBarrier();
+        for (var e = li; e < ${C * DK4}; e += WG) {
+          var add = vec4<f32>(0.0);
+          for (var x = 0; x < (e / ${DK4}) / ${seg}; x++) { add += ${totals}[x * ${DK4} + e % ${DK4}]; }
+          ${arr}[e] += add;
+        }
+`;
 }
