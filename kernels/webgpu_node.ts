@@ -29,8 +29,10 @@ export function installDawn(): Promise<AdapterSummary | null> {
       throw new GatedError('missing_dependency', `the webgpu package (Dawn) could not be loaded: ${(e as Error).message}`);
     }
     Object.assign(globalThis, mod.globals);
-    // timestamp quantization is a browser fingerprinting guard; here it would only blur kernel timings
-    const gpu = mod.create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization']);
+    // timestamp quantization is a browser fingerprinting guard; here it would only blur kernel timings.
+    // GATEDVISION_DAWN_FEATURES adds Dawn toggles (comma-separated) for measurements, e.g. disable_robustness.
+    const extra = (process.env.GATEDVISION_DAWN_FEATURES ?? '').split(',').map((t) => t.trim()).filter((t) => /^[a-z0-9_]+$/.test(t));
+    const gpu = mod.create([`enable-dawn-features=${['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia', ...extra].join(',')}`, 'disable-dawn-features=timestamp_quantization']);
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) return null;

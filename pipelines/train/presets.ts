@@ -32,6 +32,16 @@ export const PRESETS: Record<string, Preset> = {
     normalization: MR_ZSCORE,
     spacing: [1, 1],
   },
+  seg_vig_h_base: {
+    task: 'segment',
+    description: 'hierarchical ViG (BiGLA, strides 4-32, dims 32-256) + FPN, 2.5D (5 slices)',
+    backbone: { arch: 'vig_h_t', config: { dims: [32, 64, 128, 256], depths: [2, 2, 4, 2], numHeads: [1, 2, 4, 8], numClasses: 0, dropPath: 0.05 } },
+    head: { kind: 'fpn', config: { dim: 64, detailChannels: 16 } },
+    context: 2,
+    multipleOf: 32,
+    normalization: MR_ZSCORE,
+    spacing: [1, 1],
+  },
   seg_test: {
     task: 'segment',
     description: 'tiny ViG-H + FPN for tests',
