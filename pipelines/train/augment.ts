@@ -38,10 +38,12 @@ export function warpSample(
   const cos = Math.cos(ang) / s;
   const sin = Math.sin(ang) / s;
   const half = (P - 1) / 2;
+  // the four neighbours' weights and offsets are computed once per output pixel and shared by the channels;
+  // the arithmetic is the same per value as a per-channel lookup, so results do not depend on this layout
   for (let v = 0; v < P; v++) {
+    const dv = v - half;
     for (let u = 0; u < P; u++) {
       const du = (u - half) * flip;
-      const dv = v - half;
       const x = cx + cos * du - sin * dv;
       const y = cy + sin * du + cos * dv;
       const o = (v * P + u) * C;
@@ -49,9 +51,18 @@ export function warpSample(
       const y0 = Math.floor(y);
       const fx = x - x0;
       const fy = y - y0;
+      const in00 = y0 >= 0 && y0 < H && x0 >= 0 && x0 < W;
+      const in01 = y0 >= 0 && y0 < H && x0 + 1 >= 0 && x0 + 1 < W;
+      const in10 = y0 + 1 >= 0 && y0 + 1 < H && x0 >= 0 && x0 < W;
+      const in11 = y0 + 1 >= 0 && y0 + 1 < H && x0 + 1 >= 0 && x0 + 1 < W;
+      const p00 = (y0 * W + x0) * C;
+      const p10 = p00 + W * C;
       for (let c = 0; c < C; c++) {
-        const at = (yy: number, xx: number) => (yy >= 0 && yy < H && xx >= 0 && xx < W ? src[(yy * W + xx) * C + c]! : fill);
-        out[o + c] = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+        const v00 = in00 ? src[p00 + c]! : fill;
+        const v01 = in01 ? src[p00 + C + c]! : fill;
+        const v10 = in10 ? src[p10 + c]! : fill;
+        const v11 = in11 ? src[p10 + C + c]! : fill;
+        out[o + c] = (1 - fy) * ((1 - fx) * v00 + fx * v01) + fy * ((1 - fx) * v10 + fx * v11);
       }
       if (lab && outLab) {
         const xi = Math.round(x);
@@ -74,11 +85,13 @@ export function augmentIntensity(out: Float32Array, P: number, C: number, bg: nu
   let hi = -Infinity;
   for (let i = 0; i < out.length; i++) if (out[i]! > hi) hi = out[i]!;
   const range = Math.max(hi - bg, 1e-6);
+  const [k0, k1, k2, k3, k4, k5] = k as [number, number, number, number, number, number];
+  const den = Math.max(P - 1, 1);
   for (let v = 0; v < P; v++) {
-    const y = (2 * v) / Math.max(P - 1, 1) - 1;
+    const y = (2 * v) / den - 1;
     for (let u = 0; u < P; u++) {
-      const x = (2 * u) / Math.max(P - 1, 1) - 1;
-      const field = Math.exp(k[0]! * x + k[1]! * y + k[2]! * x * y + k[3]! * x * x + k[4]! * y * y + k[5]! * 0.5);
+      const x = (2 * u) / den - 1;
+      const field = Math.exp(k0 * x + k1 * y + k2 * x * y + k3 * x * x + k4 * y * y + k5 * 0.5);
       for (let c = 0; c < C; c++) {
         const i = (v * P + u) * C + c;
         const t = Math.max(0, (out[i]! - bg) / range);
