@@ -37,6 +37,44 @@ export function trackPeakGpuBytes(backend: WebGPUBackend): { reset: () => void; 
 }
 
 /**
+ * Returns the buffer of a disposed tensor to the pool at once. tfjs-webgpu holds the buffer of a tensor disposed
+ * while the command batch being recorded uses it until that batch is submitted (every 15 dispatches), so the
+ * buffers in use reached the live tensors plus everything freed since the last submit: at ViG-T 1024², 56 MiB of
+ * dead buffers on top of 85 MiB of live tensors (bench/RESULTS.md). Handing such a buffer out again before the
+ * submit is safe because every later use of a pooled storage buffer is recorded in the same command encoder,
+ * after the work that read it: a program's output (WebGPU orders dispatches and copies in an encoder, with
+ * barriers for write-after-read), or an upload, which tfjs records as a buffer-to-buffer copy when the buffer is
+ * not newly mapped; tfjs writes through the queue (`writeBuffer`, ahead of unsubmitted work) only to uniform
+ * buffers, a separate pool, and never destroys pooled buffers. GATEDVISION_DEFERRED_RELEASE=1 keeps tfjs's
+ * behaviour.
+ */
+export const pendingRelease = { immediate: process.env.GATEDVISION_DEFERRED_RELEASE !== '1', released: 0 };
+
+interface PendingBackend {
+  tensorMap: { delete(id: object): void };
+  tensorDataPendingDisposal: object[];
+  disposeData(dataId: object, force?: boolean): boolean;
+  releaseResource(dataId: object): void;
+}
+
+export function installPendingRelease(backend: WebGPUBackend): void {
+  const b = backend as unknown as PendingBackend;
+  const dispose = b.disposeData.bind(b);
+  b.disposeData = (dataId: object, force?: boolean) => {
+    const queued = b.tensorDataPendingDisposal.length;
+    const r = dispose(dataId, force);
+    // tfjs queued it for release at the next submit (the last entry is this id): release it now, as submit would
+    if (pendingRelease.immediate && b.tensorDataPendingDisposal.length > queued) {
+      b.tensorDataPendingDisposal.pop();
+      b.releaseResource(dataId);
+      b.tensorMap.delete(dataId);
+      pendingRelease.released++;
+    }
+    return r;
+  };
+}
+
+/**
  * Marker comments a program's WGSL may carry for what tfjs's shader generator cannot express (it writes every
  * declaration itself and calls `main()` from its own entry point):
  *   `//!enable f16`        → `enable f16;` at the top of the module (extensions must precede all declarations)
@@ -45,6 +83,9 @@ export function trackPeakGpuBytes(backend: WebGPUBackend): { reset: () => void; 
  *   `//!entry mainWg`      → the entry point calls `mainWg(WorkgroupId)` instead of `main()`: a workgroup id that
  *                            WGSL's uniformity analysis can see (subgroup-matrix offsets must be uniform, and
  *                            tfjs passes ids through private variables, which it treats as non-uniform)
+ *   `//!entry mainWg LocalIndex SubgroupId` → `mainWg(WorkgroupId, LocalIndex, SubgroupId)`: further entry-point
+ *                            builtins passed on; `SubgroupId` adds the `subgroup_id` builtin (needs `//!enable subgroups`)
+ *   `//!diagnostic off subgroup_uniformity` → that diagnostic directive at the top of the module
  */
 export function applyShaderMarkers(code: string): string {
   if (!code.includes('//!')) return code;
@@ -58,14 +99,21 @@ export function applyShaderMarkers(code: string): string {
       out = out.replace(decl, '$1f16$3');
     }
   }
-  const entry = /^[ \t]*\/\/!entry (\w+)$/m.exec(code)?.[1];
-  if (entry) {
+  const entryLine = /^[ \t]*\/\/!entry (\w+)((?: \w+)*)$/m.exec(code);
+  if (entryLine) {
+    const entry = entryLine[1]!;
+    const args = entryLine[2]!.trim().split(/\s+/).filter(Boolean);
+    for (const a of args) if (a !== 'LocalIndex' && a !== 'SubgroupId') throw new Error(`shader marker: unknown entry argument '${a}'`);
     const start = out.indexOf('fn _start(');
     const call = /\bmain\((getGlobalIndex\(\))?\);/;
     if (start < 0 || !call.test(out.slice(start))) throw new Error('shader marker: no tfjs entry point to redirect');
-    out = out.slice(0, start) + out.slice(start).replace(call, `${entry}(WorkgroupId);`);
+    const head = out.slice(0, start);
+    let rest = out.slice(start).replace(call, `${entry}(${['WorkgroupId', ...args].join(', ')});`);
+    if (args.includes('SubgroupId')) rest = rest.replace('fn _start(', 'fn _start(@builtin(subgroup_id) SubgroupId : u32, ');
+    out = head + rest;
   }
-  return `${[...new Set(enables)].map((e) => `enable ${e};`).join('\n')}\n${out}`;
+  const diagnostics = [...code.matchAll(/^[ \t]*\/\/!diagnostic (off|info|warning|error) (\w+)$/gm)].map((m) => `diagnostic(${m[1]}, ${m[2]});`);
+  return `${[...new Set(enables)].map((e) => `enable ${e};`).join('\n')}\n${diagnostics.length ? `${diagnostics.join('\n')}\n` : ''}${out}`;
 }
 
 let markersInstalled = false;
@@ -185,7 +233,9 @@ export function registerWebgpuBackend(): Promise<string[]> {
           matrixConfigs = (info.subgroupMatrixConfigs ?? []).map((c) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: c.M, N: c.N, K: c.K }));
           subgroupSizes = [info.subgroupMinSize ?? 0, info.subgroupMaxSize ?? 0];
         }
-        return new Backend(device, info);
+        const backend = new Backend(device, info);
+        installPendingRelease(backend);
+        return backend;
       },
       3,
     );

@@ -1,11 +1,13 @@
 /**
- * WebGPU kernel for MatMulFast: the tiled fp32 program; precision 'f16' runs the subgroup-matrix program
- * where the device has one and the operands fit its blocks (untransposed), and fp32 everywhere else.
+ * WebGPU kernel for MatMulFast: the tiled fp32 program; precision 'f16' runs a subgroup-matrix program where
+ * the device has one and the operands fit its blocks (untransposed): the staged program for whole 128-blocks,
+ * the direct one for 64-blocks, and fp32 everywhere else.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '../_webgpu_internal.ts';
 import { MatMulFast, type MatMulFastAttrs } from '../kernel_names.ts';
 import { HalfPackProgram, MatMulHalfProgram, halfMatmulFits, halfMatmulShape } from './webgpu_half.ts';
+import { MatMulHalfStagedProgram, stagedFits } from './webgpu_half_staged.ts';
 import { MatMulTiledProgram, matmulTile } from './webgpu_program.ts';
 
 const matmulWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -24,7 +26,8 @@ const matmulWebgpu: KernelFunc = ({ inputs, backend, attrs }) => {
       return gpu.runWebGPUProgram(new HalfPackProgram(n), [t], 'int32', [{ type: 'int32', data: [n] }]);
     };
     const [ha, hb] = [pack(a!), pack(b!)];
-    const out = gpu.runWebGPUProgram(new MatMulHalfProgram([batch, M, N], half.config, half.subgroup), [ha, hb], 'float32', uniforms);
+    const program = stagedFits(half.config, M, N, K) ? new MatMulHalfStagedProgram([batch, M, N], half.config, half.subgroup) : new MatMulHalfProgram([batch, M, N], half.config, half.subgroup);
+    const out = gpu.runWebGPUProgram(program, [ha, hb], 'float32', uniforms);
     gpu.disposeData(ha.dataId);
     gpu.disposeData(hb.dataId);
     return out;

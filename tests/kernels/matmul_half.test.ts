@@ -12,6 +12,7 @@ import { selectDevice } from '../../kernels/backend.ts';
 import { applyShaderMarkers, flatDispatch, type WebGPUBackend, type WebGPUProgram } from '../../kernels/_webgpu_internal.ts';
 import { matmulFast } from '../../kernels/matmul/op.ts';
 import { HalfPackProgram, MatMulHalfProgram, halfMatmulFits, halfMatmulShape } from '../../kernels/matmul/webgpu_half.ts';
+import { MatMulHalfStagedProgram, STAGED_LAYOUT, stagedFits } from '../../kernels/matmul/webgpu_half_staged.ts';
 import { maxAbsDiff, seeded } from '../_helpers/close.ts';
 
 const TFJS_LIKE = `
@@ -41,6 +42,19 @@ it('shader markers: extensions first, f16 inputs, the entry point redirected; co
   expect(applyShaderMarkers(plain)).toBe(plain);
   expect(() => applyShaderMarkers(TFJS_LIKE.replace('//!f16 a b', '//!f16 a c'))).toThrow(/'c'/);
   expect(() => applyShaderMarkers(TFJS_LIKE.replace('main();', 'other();'))).toThrow(/entry point/);
+});
+
+it('shader markers: entry arguments add builtins in order; diagnostics go after the extensions; unknown arguments throw', () => {
+  const src = TFJS_LIKE.replace('//!entry mainWg', '//!entry mainWg LocalIndex SubgroupId\n//!diagnostic off subgroup_uniformity');
+  const out = applyShaderMarkers(src);
+  expect(out).toContain('mainWg(WorkgroupId, LocalIndex, SubgroupId);');
+  expect(out).toContain('fn _start(@builtin(subgroup_id) SubgroupId : u32, @builtin(workgroup_id) WorkgroupId');
+  expect(out.indexOf('diagnostic(off, subgroup_uniformity);')).toBeGreaterThan(out.indexOf('enable chromium_experimental_subgroup_matrix;'));
+  expect(out.indexOf('diagnostic(off, subgroup_uniformity);')).toBeLessThan(out.indexOf('var<storage'));
+  const local = applyShaderMarkers(TFJS_LIKE.replace('//!entry mainWg', '//!entry mainWg LocalIndex'));
+  expect(local).toContain('mainWg(WorkgroupId, LocalIndex);');
+  expect(local).not.toContain('subgroup_id');
+  expect(() => applyShaderMarkers(TFJS_LIKE.replace('//!entry mainWg', '//!entry mainWg GlobalId'))).toThrow(/GlobalId/);
 });
 
 /** Writes its workgroup's x id through mainWg: wrong unless the device applies the markers. */
@@ -136,4 +150,30 @@ it('the f16 program bakes the matrix shape and subgroup size, never M, N or K; o
   expect(halfMatmulFits(cfg, 128, 64, 40)).toBe(false); // K not a multiple of 16
   expect(new HalfPackProgram(9).outputShape).toEqual([5]);
   expect(new HalfPackProgram(9).dispatch).toEqual(flatDispatch(5, 256));
+});
+
+it('the staged f16 program: layout and matrix shape baked and keyed, never M, N or K; whole 128-blocks fit; each slice splits evenly', () => {
+  const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
+  const p1 = new MatMulHalfStagedProgram([1, 128, 256], cfg, 32);
+  const p2 = new MatMulHalfStagedProgram([2, 4096, 4096], cfg, 32);
+  expect(p1.shaderKey).toBe(p2.shaderKey);
+  expect(p1.getUserCode()).toBe(p2.getUserCode());
+  expect(p2.dispatch).toEqual([32, 32, 2]);
+  expect(p2.workgroupSize).toEqual([128, 1, 1]);
+  expect(p2.variableComponents).toEqual([4, 4]); // 16-byte loads of packed halves
+  const other = new MatMulHalfStagedProgram([1, 128, 256], cfg, 32, { ...STAGED_LAYOUT, bk: 32 });
+  expect(other.shaderKey).not.toBe(p1.shaderKey);
+  expect(other.getUserCode()).not.toBe(p1.getUserCode());
+  const code = p1.getUserCode();
+  expect(code.match(/subgroupMatrixMultiplyAccumulate/g)).toHaveLength(16);
+  expect(code.match(/workgroupBarrier\(\)/g)).toHaveLength(2); // after the first slice, then once per slice
+  expect(code).toContain('//!entry mainWg LocalIndex SubgroupId');
+  // two buffers of [128 rows × (16 + 8 padding)] for A and [16 rows × (128 + 8)] for B
+  expect(code).toContain(`array<f16, ${2 * 128 * 24}>`);
+  expect(code).toContain(`array<f16, ${2 * 16 * 136}>`);
+  expect(stagedFits(cfg, 128, 128, 16)).toBe(true);
+  expect(stagedFits(cfg, 64, 128, 16)).toBe(false); // M a multiple of 64 only: the direct program takes it
+  expect(stagedFits(cfg, 128, 128, 24)).toBe(false);
+  expect(() => new MatMulHalfStagedProgram([1, 128, 128], cfg, 32, { ...STAGED_LAYOUT, bk: 12 })).toThrow(/bk/);
+  expect(() => new MatMulHalfStagedProgram([1, 128, 128], cfg, 32, { ...STAGED_LAYOUT, wgm: 4, wgn: 4, tm: 1, tn: 1, bk: 16 })).toThrow(/evenly/);
 });
