@@ -112,16 +112,21 @@ async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejecti
   // DICOM headers parsed from the head read for sniffing (it usually holds the whole header): one read per file
   const headers: HeaderReads = new Map();
   let reader: Awaited<ReturnType<typeof readers.dicom>> | undefined;
-  for (const item of items) {
-    // sniff from the head only: a folder of DICOM files is read whole once, later, one file at a time
-    const head = item.readHead ? await item.readHead(HEAD_BYTES) : await item.read();
-    const format = sniffFormat(head.subarray(0, 512));
-    if (format === 'dicom') {
-      reader ??= await readers.dicom();
-      const h = reader.headerFromHead(item, head, ctx, dicom.length, items.length);
-      if (h) headers.set(item, h);
-      dicom.push(item);
-    } else others.push({ item, format });
+  try {
+    for (const item of items) {
+      // sniff from the head only: a folder of DICOM files is read whole once, later, one file at a time
+      const head = item.readHead ? await item.readHead(HEAD_BYTES) : await item.read();
+      const format = sniffFormat(head.subarray(0, 512));
+      if (format === 'dicom') {
+        reader ??= await readers.dicom();
+        const h = reader.headerFromHead(item, head, ctx, dicom.length, items.length);
+        if (h) headers.set(item, h);
+        dicom.push(item);
+      } else others.push({ item, format });
+    }
+  } catch (e) {
+    reader?.releaseWarm(); // what the first header started ahead (threads, the reserved volume)
+    throw e;
   }
   if (dicom.length > 0) {
     for (const { item, format } of others) rejected.push({ name: item.name, code: 'not_dicom', message: `skipped: ${format} file among DICOM files` });

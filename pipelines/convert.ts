@@ -129,11 +129,14 @@ class SliceStream implements SliceSink {
     this.values += n2;
     this.pending.push(writeAll(this.fh, bytes, NII_VOX_OFFSET + k * n2 * data.BYTES_PER_ELEMENT).catch(() => this.abandon()));
     // Written-back while decoding goes on: the closing fsync then waits for the last stretch only, not
-    // for the whole volume (100 ms and more for 150 MiB here). A failure here is the closing fsync's to report.
+    // for the whole volume (100 ms and more for 150 MiB here). Issued at once, not after the writes before
+    // it have reported back: a series of plain slices decodes without returning to the event loop, so a
+    // datasync chained on those reports ran only after the last slice. It flushes what the writes have
+    // reached by then; a failure here is the closing fsync's to report.
     this.unsynced += bytes.length;
     if (this.unsynced >= SYNC_EVERY_BYTES) {
       this.unsynced = 0;
-      this.pending.push(Promise.all(this.pending.slice()).then(() => this.fh.datasync()).catch(() => undefined));
+      this.pending.push(this.fh.datasync().catch(() => undefined));
     }
   }
 

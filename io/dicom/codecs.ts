@@ -2,6 +2,7 @@
  * Decoders for encapsulated frames. WebAssembly codecs are instantiated once per process, on first use;
  * they run inside the decoding sandbox, where a codec crash fails one input and nothing else.
  */
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { GatedError, toGatedError } from '../../core/errors.ts';
 import type { Codec } from './transfer_syntax.ts';
@@ -63,7 +64,7 @@ export async function decodeFrame(codec: Codec, data: Uint8Array, spec: FrameSpe
 
 // --- internal ---
 
-type WasmKind = 'jpeg' | 'jpeg-ls' | 'j2k' | 'htj2k';
+export type WasmKind = 'jpeg' | 'jpeg-ls' | 'j2k' | 'htj2k';
 interface WasmDecoder {
   getEncodedBuffer(n: number): Uint8Array;
   getDecodedBuffer(): Uint8Array;
@@ -80,13 +81,69 @@ const MODULES: Record<WasmKind, { pkg: string; cls: string }> = {
 };
 const loaded = new Map<WasmKind, Promise<Record<string, new () => WasmDecoder>>>();
 
+/** The WebAssembly codec of a transfer syntax's codec, if it has one. */
+export function wasmKindOf(codec: Codec): WasmKind | undefined {
+  return codec === 'jpeg' || codec === 'jpeg-ls' || codec === 'j2k' || codec === 'htj2k' ? codec : undefined;
+}
+
+/** The project's type libraries declare no WebAssembly API: the part used here. */
+export interface WasmApi {
+  compile(bytes: Uint8Array): Promise<object>;
+  instantiate(module: object, imports: object): Promise<object>;
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const compiled = new Map<WasmKind, Promise<object | undefined>>();
+
+/**
+ * The codec's compiled WebAssembly module (compiled once per process and handed to the decoding threads,
+ * which then only instantiate it); undefined where the package keeps no .wasm beside its script.
+ */
+export function compiledCodec(kind: WasmKind): Promise<object | undefined> {
+  let c = compiled.get(kind);
+  if (!c) {
+    c = (async () => {
+      try {
+        return await wasm.compile(await readFile(require.resolve(MODULES[kind].pkg).replace(/\.js$/, '.wasm')));
+      } catch {
+        return undefined; // the codec's own loader finds (or fails to find) its code
+      }
+    })();
+    compiled.set(kind, c);
+  }
+  return c;
+}
+
+/** Takes a module compiled on another thread (see compiledCodec), unless this thread has one already. */
+export function provideCompiledCodec(kind: WasmKind, module: object): void {
+  if (!compiled.has(kind)) compiled.set(kind, Promise.resolve(module));
+}
+
+/** Starts loading a codec now (compiling on V8's background threads), so that its first frame does not wait. */
+export function preloadCodec(codec: Codec): void {
+  const kind = wasmKindOf(codec);
+  if (kind) module(kind).catch(() => undefined); // a failure is reported by the first decode
+}
+
 function module(kind: WasmKind): Promise<Record<string, new () => WasmDecoder>> {
   let m = loaded.get(kind);
   if (!m) {
     type Factory = (opts: object) => Promise<Record<string, new () => WasmDecoder>>;
     const factory = require(MODULES[kind].pkg) as Factory | { default: Factory };
-    // The codecs log progress through print/printErr; their messages are not ours to show.
-    m = (typeof factory === 'function' ? factory : factory.default)({ print: () => undefined, printErr: () => undefined });
+    const create = typeof factory === 'function' ? factory : factory.default;
+    m = compiledCodec(kind).then(
+      (code) =>
+        new Promise((resolve, reject) => {
+          // Emscripten's hook: instantiate the module compiled once instead of reading and compiling it
+          // here (a failure must reject here: the codec's loader would wait for `done` forever)
+          const instantiateWasm = (imports: object, done: (instance: object, module: object) => void) => {
+            wasm.instantiate(code!, imports).then((i) => done(i, code!), reject);
+            return {};
+          };
+          // The codecs log progress through print/printErr; their messages are not ours to show.
+          create({ print: () => undefined, printErr: () => undefined, ...(code ? { instantiateWasm } : {}) }).then(resolve, reject);
+        }),
+    );
     loaded.set(kind, m);
   }
   return m;

@@ -14,7 +14,7 @@ import { GatedError, reviveGatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
 import { startModuleWorker } from '../sandbox_worker.ts';
 import type { VoxelArray } from '../volume.ts';
-import type { FrameSpec } from './codecs.ts';
+import { compiledCodec, preloadCodec, wasmKindOf, type FrameSpec } from './codecs.ts';
 import { storedValues } from './pixels.ts';
 import type { Codec } from './transfer_syntax.ts';
 
@@ -33,6 +33,12 @@ export const POOL_CODECS: ReadonlySet<Codec> = new Set(['jpeg-ls', 'jpeg-lossles
 
 /** Fewer compressed frames than this are decoded on the reading thread: starting threads would cost more. */
 export const POOL_MIN_FRAMES = 8;
+
+/** Sent to each decoding thread before its first frame: the codec's compiled module, to instantiate ahead. */
+export interface CodecMessage {
+  codec: Codec;
+  module: object;
+}
 
 /** Frames decoded on pool threads so far in this thread's pools (tests check that the pool path ran). */
 export const poolCounters = { frames: 0 };
@@ -54,6 +60,7 @@ export class DecodePool {
   constructor(
     readonly size: number,
     limits: Limits,
+    codec?: Codec,
   ) {
     const here = dirname(fileURLToPath(import.meta.url));
     for (let i = 0; i < size; i++) {
@@ -87,6 +94,15 @@ export class DecodePool {
       });
       worker.on('exit', (code) => fail(new GatedError('worker_crashed', `a decoding thread ended unexpectedly (exit ${code})`)));
       this.workers.push({ worker, busy: 0 });
+    }
+    // The codec is compiled once, here (on V8's background threads), and each thread only instantiates it;
+    // this thread decodes too, so its own instance loads now as well, not at its first frame.
+    const kind = codec && wasmKindOf(codec);
+    if (kind) {
+      preloadCodec(codec!);
+      void compiledCodec(kind).then((module) => {
+        if (module) for (const { worker } of this.workers) worker.postMessage({ codec, module } satisfies CodecMessage);
+      });
     }
   }
 
@@ -147,19 +163,20 @@ function storedView(buf: ArrayBuffer, frameBytes: number, spec: FrameJob['spec']
 let warm: DecodePool | undefined;
 
 /** Starts the threads while the headers are still being read (their start-up and codec loading overlap it). */
-export function warmDecodePool(limits: Limits): void {
+export function warmDecodePool(limits: Limits, codec?: Codec): void {
   const n = helperThreads(limits);
-  if (!warm && n > 0) warm = new DecodePool(n, limits);
+  if (!warm && n > 0) warm = new DecodePool(n, limits, codec);
+  else if (codec) preloadCodec(codec); // the reading thread decodes alone: its codec loads while the headers are read
 }
 
 /** The warm pool, or a new one: the caller closes it. */
-export function takeDecodePool(limits: Limits): DecodePool | undefined {
+export function takeDecodePool(limits: Limits, codec?: Codec): DecodePool | undefined {
   const p = warm;
   warm = undefined;
   const n = helperThreads(limits);
   if (p && p.size === n) return p;
   p?.close();
-  return n > 0 ? new DecodePool(n, limits) : undefined;
+  return n > 0 ? new DecodePool(n, limits, codec) : undefined;
 }
 
 /**

@@ -5,12 +5,19 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { GatedError, toGatedError } from '../../core/errors.ts';
-import { decodeFrame } from './codecs.ts';
-import type { FrameJob } from './decode_pool.ts';
+import { decodeFrame, preloadCodec, provideCompiledCodec, wasmKindOf } from './codecs.ts';
+import type { CodecMessage, FrameJob } from './decode_pool.ts';
 import { storedValues } from './pixels.ts';
 
 const port = parentPort!;
-port.on('message', async (job: FrameJob) => {
+port.on('message', async (msg: FrameJob | CodecMessage) => {
+  if ('module' in msg) {
+    const kind = wasmKindOf(msg.codec);
+    if (kind) provideCompiledCodec(kind, msg.module);
+    preloadCodec(msg.codec);
+    return;
+  }
+  const job = msg;
   try {
     const raw = new Uint8Array(job.out, 0, job.frameBytes);
     await decodeFrame(job.codec, job.data, job.spec, (decoded) => {

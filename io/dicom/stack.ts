@@ -5,6 +5,7 @@
  * before anything is allocated. A uniform modality LUT is kept exact: applied only when that is lossless
  * in a signed integer type, carried in meta.rescale otherwise.
  */
+import { setImmediate as eventLoopTurn } from 'node:timers/promises';
 import { GatedError, toGatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
 import { axisCodes } from '../geometry.ts';
@@ -15,6 +16,7 @@ import type { StackPlan } from './series.ts';
 import { POOL_CODECS, POOL_MIN_FRAMES, takeDecodePool, type DecodePool } from './decode_pool.ts';
 import { TRANSFER_SYNTAXES, type Codec } from './transfer_syntax.ts';
 import type { SliceSink } from '../types.ts';
+import { takeReserved } from './reserve.ts';
 
 /** One parsed object: its header now, its stored pixel values on demand (decoding is the costly part). */
 export interface ObjectSource {
@@ -55,7 +57,8 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   if (!Number.isSafeInteger(bytes) || bytes > limits.maxVoxelBytes) {
     throw new GatedError('too_large', `the series would need ${bytes} bytes; the limit is ${limits.maxVoxelBytes}`, { details: { columns: cols, rows, slices: nSlices, samples: spp } });
   }
-  const data = allocate(dtype, length);
+  // the volume reserved from the first header, already faulted in, when the plan needs exactly its size
+  const data = (await takeReserved(dtype, length)) ?? allocate(dtype, length);
   const perObject = new Map<number, { frame: number; k: number; rescale: Rescale }[]>();
   const twinsOf = new Map<number, { frame: number; keep: number; rescale: Rescale }[]>();
   plan.order.forEach((s, k) => push(perObject, s.object, { frame: s.frame, k, rescale: s.geom.rescale }));
@@ -110,7 +113,8 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
     return spp === 1 && h.bitsAllocated >= 8 && src.codestreams !== undefined && !twinsOf.has(object) && codec !== undefined && POOL_CODECS.has(codec);
   };
   const pooledFrames = objects.filter(pooled).reduce((n, o) => n + (perObject.get(o)?.length ?? 0), 0);
-  const pool = pooledFrames >= POOL_MIN_FRAMES ? takeDecodePool(limits) : undefined;
+  const firstPooled = objects.find(pooled);
+  const pool = pooledFrames >= POOL_MIN_FRAMES ? takeDecodePool(limits, firstPooled === undefined ? undefined : TRANSFER_SYNTAXES.get(sources[firstPooled]!.header.transferSyntaxUID)?.codec) : undefined;
   // objects whose file no longer matches the plan's geometry: decoded by decodeHere, after the pool's
   const later: number[] = [];
   // codestreams() calls take turns: they may share one read buffer
@@ -155,6 +159,11 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   try {
     const inflight: Promise<void>[] = [];
     for (const object of objects) {
+      // One turn of the event loop per object. Reads and decodes here are synchronous underneath their
+      // promises, so without it the decoding threads' frames (and the streamed writes' completions) were
+      // handled only after the last object: the helpers looked busy and the reading thread decoded
+      // nearly every frame itself (6 of 300 went to a helper).
+      await eventLoopTurn();
       if (pool && pooled(object)) {
         // the reading thread is a decoder too: it takes a file itself while the helpers have enough queued
         if (pool.queued() >= pool.size * 2) await decodeInTurn(object);

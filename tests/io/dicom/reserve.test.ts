@@ -1,0 +1,125 @@
+/**
+ * The volume reserved from a series' first header (and faulted in while the other headers are read) must
+ * be indistinguishable from a fresh allocation: zeros until decoded, exactly the plan's size or not used,
+ * never above the voxel limit, and a series loaded into it holds what pydicom reads from the files, also
+ * when the guess was wrong (two series in one folder).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveLimits } from '../../../core/limits.ts';
+import { dropReserved, reserveCounters, reserveVolume, RESERVE_MIN_BYTES, takeReserved } from '../../../io/dicom/reserve.ts';
+import { loadInputDirect } from '../../../io/load.ts';
+import { prefault } from '../../../io/prefault.ts';
+import { runPython } from '../../_helpers/python.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'gv-reserve-'));
+
+// n slices of 512x512 int16 (40 slices: 20 MiB, above RESERVE_MIN_BYTES), written in shuffled file order;
+// prints the SHA-256 of each series' slices in position order, as pydicom reads them (rows of columns)
+const MAKE = `
+import hashlib, os, sys
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, series_n, n = sys.argv[1], int(sys.argv[2]), 40
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(7 + series_n)
+order = rng.permutation(n)
+for s in range(series_n):
+    series, slices = generate_uid(), []
+    for k in range(n):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.2'
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = '1.2.3', series, 'CT'
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0.0, 0.0, 1.5 * k]
+        ds.PixelSpacing = [0.5, 0.5]
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 512, 512, 1, 'MONOCHROME2'
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        ds.PixelData = rng.integers(-3000, 3000, size=(512, 512)).astype('<i2').tobytes()
+        ds.save_as(os.path.join(out, f's{s}-{order[k]:03d}.dcm'), write_like_original=False)
+        slices.append(ds.PixelData)
+    print(hashlib.sha256(b''.join(slices)).hexdigest())
+`;
+
+const made: Record<string, { dir: string; sha: string[] }> = {};
+beforeAll(() => {
+  for (const [name, series] of [['one', 1], ['two', 2]] as const) {
+    const dir = join(root, name);
+    made[name] = { dir, sha: runPython(MAKE, [dir, String(series)]).trim().split('\n') };
+  }
+}, 120_000);
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function sha256(data: ArrayBufferView): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
+}
+
+const header = { rows: 512, columns: 512, samplesPerPixel: 1, numberOfFrames: 1, bitsAllocated: 16 };
+
+describe('prefault', () => {
+  it('reaches every byte, in several reads, and leaves zeros', async () => {
+    const buf = new Uint8Array(10 * 1024 * 1024 + 123).fill(0xab);
+    await prefault(buf, 3 * 1024 * 1024).settled();
+    expect(buf.every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe('the reserved volume', () => {
+  it('is taken by a plan of exactly its size, as zeros, once', async () => {
+    reserveVolume(header, 40, resolveLimits());
+    const v = await takeReserved('int16', 512 * 512 * 40);
+    expect(v).toBeInstanceOf(Int16Array);
+    expect(v!.length).toBe(512 * 512 * 40);
+    expect(v!.buffer.byteLength).toBe(512 * 512 * 40 * 2);
+    expect(v!.every((x) => x === 0)).toBe(true);
+    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+  });
+
+  it('serves another sample type of the same byte size, and no other size', async () => {
+    reserveVolume(header, 40, resolveLimits());
+    expect(await takeReserved('uint16', 512 * 512 * 40)).toBeInstanceOf(Uint16Array);
+    reserveVolume(header, 40, resolveLimits());
+    expect(await takeReserved('int16', 512 * 512 * 39)).toBeUndefined();
+    // the wrong guess used it up
+    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+    reserveVolume(header, 40, resolveLimits());
+    dropReserved();
+    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+  });
+
+  it('is not made above the voxel limit, nor for small volumes', async () => {
+    reserveVolume(header, 40, resolveLimits({ maxVoxelBytes: 512 * 512 * 40 * 2 - 1 }));
+    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+    const small = Math.floor(RESERVE_MIN_BYTES / (512 * 512 * 2)) - 1;
+    reserveVolume(header, small, resolveLimits());
+    expect(await takeReserved('int16', 512 * 512 * small)).toBeUndefined();
+  });
+
+  it('a series loaded into it holds what pydicom reads', async () => {
+    const before = reserveCounters.taken;
+    const res = await loadInputDirect(made.one!.dir, { sandbox: false });
+    expect(reserveCounters.taken).toBe(before + 1);
+    const v = res.volumes[0]!;
+    expect(v.shape).toEqual([512, 512, 40]);
+    expect(await sha256(v.data)).toBe(made.one!.sha[0]);
+  });
+
+  it('two series in one folder (the first header guessed one series of all files): both as pydicom reads them', async () => {
+    const before = reserveCounters.taken;
+    const res = await loadInputDirect(made.two!.dir, { sandbox: false });
+    expect(reserveCounters.taken).toBe(before);
+    expect(res.volumes.length).toBe(2);
+    const got = await Promise.all(res.volumes.map((v) => sha256(v.data)));
+    expect(got.sort()).toEqual([...made.two!.sha].sort());
+  });
+});
