@@ -28,6 +28,14 @@ export interface SegmentBenchRow {
   status: string;
   /** Milliseconds per stage inside the CLI (load, segment, write) and per sub-stage of segment (`segment.*`). */
   timings?: Record<string, number>;
+  /**
+   * The CLI's resident MiB as the input began (Node, tfjs, the backend and the model: the runtime, before any
+   * of the input is read) and its own peak (getrusage), from the run manifest.
+   */
+  memory?: Record<string, number>;
+  /** Peak tree RSS minus that runtime baseline: what this input cost, in MiB and per stored MiB. */
+  aboveBaselineMiB?: number;
+  aboveBaselineOverStored?: number;
   /** What differs from a plain run (e.g. shaders compiled on first use instead of ahead). */
   variant?: string;
 }
@@ -54,12 +62,15 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
       const float32MiB = (n * 4) / 2 ** 20;
       const ok = code === 0 && readdirSync(out).some((f) => f.endsWith('.seg.nii.gz'));
       let timings: Record<string, number> | undefined;
+      let memory: Record<string, number> | undefined;
       try {
-        timings = JSON.parse(stdout).records?.[0]?.timings;
+        const record = JSON.parse(stdout).records?.[0];
+        [timings, memory] = [record?.timings, record?.memory];
       } catch {
         timings = undefined;
       }
-      rows.push({ ...(timings ? { timings } : {}), ...(variant ? { variant } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
+      const above = memory?.start !== undefined ? peak / 2 ** 20 - memory.start : undefined;
+      rows.push({ ...(timings ? { timings } : {}), ...(memory ? { memory } : {}), ...(above !== undefined ? { aboveBaselineMiB: above, aboveBaselineOverStored: above / storedMiB } : {}), ...(variant ? { variant } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
       log(JSON.stringify(rows[rows.length - 1]));
     }
     return rows;
@@ -164,7 +175,8 @@ export function formatSegmentRows(rows: SegmentBenchRow[]): string {
     .map((r) => {
       const t = r.timings ?? {};
       const stages = ['load', 'segment', 'write'].filter((k) => k in t).map((k) => `${k} ${s(t[k]!)} s`);
-      const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32  ${r.status}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
+      const base = r.aboveBaselineMiB !== undefined ? `; runtime baseline ${r.memory!.start} MiB, peak - baseline ${r.aboveBaselineMiB.toFixed(0)} MiB = ${r.aboveBaselineOverStored!.toFixed(2)}x stored` : '';
+      const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32${base}  ${r.status}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
       const subs = Object.entries(t)
         .filter(([k]) => k.includes('.'))
         .sort((a, b) => b[1] - a[1])

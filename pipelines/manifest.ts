@@ -31,6 +31,12 @@ export interface RunRecord {
    * NIfTI header let that start during decoding.
    */
   timings?: Record<string, number>;
+  /**
+   * Resident memory of this process in MiB (the decoding sandbox not included): `start` as the input began (Node,
+   * tfjs, the backend and the model, plus whatever earlier inputs left), `loaded` once the decoded volume had
+   * arrived, `peak` the process's highest so far (getrusage), so the first input's `peak - start` is what it cost.
+   */
+  memory?: Record<string, number>;
   model?: { name: string; sha256: string };
   device?: string;
   versions?: Record<string, string>;

@@ -17,7 +17,7 @@ import { loadInput, type LoadOptions } from '../io/load.ts';
 import { gunzipPrefix } from '../io/nifti/gunzip.ts';
 import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
 import { bestAffine, rescaleOf } from '../io/nifti/read.ts';
-import { niftiParts } from '../io/nifti/write.ts';
+import { writeNiftiFile } from '../io/nifti/write.ts';
 import { axisMapTo, reorient, type AxisMap } from '../io/orient.ts';
 import { writeDicomSeg, type SegmentDef } from '../io/seg/write.ts';
 import { sniffFormat } from '../io/sniff.ts';
@@ -41,12 +41,17 @@ export interface SegmentCaseOptions {
   onProgress?: (done: number, total: number) => void;
   /** Milliseconds per sub-stage are added here (keys `segment.<stage>`). */
   timings?: Record<string, number>;
+  /**
+   * The input volume's voxel buffer may hold the labels (written over it as inference goes): one volume less in
+   * memory, but the input is destroyed and `canonical.image` is empty. For callers that need no previews.
+   */
+  consumeInput?: boolean;
 }
 
 export interface SegmentedVolume {
   /** Labels on the source grid (same shape and affine as the input volume). */
   labels: Volume;
-  /** The image (stored values) and labels on the canonical grid (for previews). */
+  /** The image (stored values; empty with consumeInput) and labels on the canonical grid (for previews). */
   canonical: { image: ArrayLike<number>; labels: Uint8Array | Uint16Array; shape: number[] };
   volumesMl: Record<string, number>;
   warnings: string[];
@@ -81,7 +86,7 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
   volume = undefined as never;
   v = undefined as never;
   const shape = pre.volume.shape.slice(0, 3);
-  const labels = await predictLabels(model, pre.volume.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.timings ? { timings: opts.timings } : {}) }, undefined, pre.norm);
+  const labels = await predictLabels(model, pre.volume.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.consumeInput ? { reuseData: true } : {}), ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.timings ? { timings: opts.timings } : {}) }, undefined, pre.norm);
   clock.reset();
   const K = m.classes.length;
   for (let c = 1; c < K; c++) {
@@ -102,7 +107,7 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
   const back = inv.perm.every((p, i) => p === i) && inv.flip.every((f) => !f) ? canon : reorient(canon, inv);
   const out: Volume = { ...back, shape: header.shape, spacing: header.spacing, affine: header.affine, meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
   clock.lap('segment.restore');
-  return { labels: out, canonical: { image: pre.volume.data, labels, shape }, volumesMl, warnings };
+  return { labels: out, canonical: { image: opts.consumeInput ? new Uint8Array(0) : pre.volume.data, labels, shape }, volumesMl, warnings };
 }
 
 export interface SegmentBatchOptions extends SegmentCaseOptions {
@@ -163,7 +168,7 @@ export async function segmentBatch(inputs: string[], model: TaskModel, opts: Seg
     let rc: ReportCase;
     try {
       const res = await segmentCase(c, model, outDir, opts);
-      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, memory: res.memory, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
       rc = { name: c.name, status: 'done', outputs: res.outputs.filter((o) => !o.includes('/previews/')).map((o) => relative(outDir, o)), previews: res.previews.map((o) => relative(outDir, o)), volumesMl: res.volumesMl, ms: record.ms, warnings: res.warnings };
     } catch (e) {
       const err = toGatedError(e, 'internal');
@@ -228,9 +233,10 @@ export async function collectCases(inputs: string[]): Promise<CaseInput[]> {
 
 // --- internal ---
 
-async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[]; timings: Record<string, number> }> {
+async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[]; timings: Record<string, number>; memory: Record<string, number> }> {
   // load / segment / write, and the sub-stages of segment (`segment.*`) that segmentVolume adds
   const timings: Record<string, number> = { load: 0, segment: 0, write: 0 };
+  const memory: Record<string, number> = { start: mib(process.memoryUsage.rss()) };
   let t = performance.now();
   const lap = (k: 'load' | 'segment' | 'write') => {
     const now = performance.now();
@@ -242,6 +248,7 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
   const early = compileFromHeader(c.path, model, opts, timings).catch(() => undefined);
   const loaded = await loadInput(c.path, opts.load ?? {});
   lap('load');
+  memory.loaded = mib(process.memoryUsage.rss());
   await early;
   const waited = performance.now() - t;
   timings['segment.compileWait'] = (timings['segment.compileWait'] ?? 0) + waited;
@@ -260,14 +267,23 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     const name = multi ? `${c.name}_s${String(s + 1).padStart(2, '0')}` : c.name;
     // the voxels go to segmentVolume alone (it lets them go once normalised); we keep a header copy
     const vol = { ...loaded.volumes[s]!, data: new Uint8Array(0) };
-    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, timings, onProgress: (d, total) => opts.onSlices?.(d, total, name) });
+    // without previews nothing reads the image after inference: its buffer takes the labels
+    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, timings, consumeInput: opts.report === false, onProgress: (d, total) => opts.onSlices?.(d, total, name) });
     lap('segment');
     warnings.push(...res.warnings);
     for (const [k, v] of Object.entries(res.volumesMl)) volumesMl[multi ? `${k} (${s + 1})` : k] = v;
+    // previews first: they are the last use of the image, which can go before the label files are written
+    const zs = opts.report === false ? [] : representativeSlices(res.canonical.labels, res.canonical.shape);
+    for (const z of zs) {
+      const p = join(outDir, 'previews', `${name}_z${String(z).padStart(3, '0')}.png`);
+      await writeFileAtomic(p, await overlayPng(res.canonical.image, res.canonical.labels, res.canonical.shape, z));
+      previews.push(p);
+    }
+    res.canonical = undefined as never;
     const is2d = (vol.shape[2] ?? 1) === 1;
     if (formats.includes('nifti') || (formats.includes('png') && !is2d)) {
       const p = join(outDir, `${name}.seg.nii.gz`);
-      await writeFileAtomic(p, niftiParts(res.labels, { gzip: true, description: `gatedvision ${model.manifest.name}` }));
+      await writeNiftiFile(p, res.labels, { gzip: true, description: `gatedvision ${model.manifest.name}` });
       outputs.push(p);
     }
     if (formats.includes('png') && is2d) {
@@ -283,16 +299,11 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
         outputs.push(p);
       }
     }
-    const zs = opts.report === false ? [] : representativeSlices(res.canonical.labels, res.canonical.shape);
-    for (const z of zs) {
-      const p = join(outDir, 'previews', `${name}_z${String(z).padStart(3, '0')}.png`);
-      await writeFileAtomic(p, await overlayPng(res.canonical.image, res.canonical.labels, res.canonical.shape, z));
-      previews.push(p);
-    }
     lap('write');
   }
   if (outputs.length === 0) throw new GatedError('config', `no output format applies to this input (asked for ${formats.join(', ')})`);
-  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings, timings: roundTimings(timings) };
+  memory.peak = mib(process.resourceUsage().maxRSS * 1024);
+  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings, timings: roundTimings(timings), memory };
 }
 
 /**
@@ -349,6 +360,11 @@ async function removeStaleTemps(outDir: string): Promise<void> {
     const names = await readdir(d).catch(() => [] as string[]);
     for (const n of names) if (/^\..+\.[0-9a-f]{12}\.tmp$/.test(n)) await unlink(join(d, n)).catch(() => undefined);
   }
+}
+
+/** Bytes → whole MiB, as the manifest records resident memory. */
+function mib(bytes: number): number {
+  return Math.round(bytes / 2 ** 20);
 }
 
 function takeVolume(volumes: Volume[], i: number): Volume {

@@ -26,6 +26,12 @@ export interface InferOptions {
   timings?: Record<string, number>;
   /** Pack labels on the device before they come back (default: on WebGPU, where the read-back is the cost). */
   packLabels?: boolean;
+  /**
+   * The labels may be written over `data` itself, from its start, as slices that no later group reads are done
+   * with (the data is destroyed; the labels are then a view of its buffer). Saves a label volume beside the
+   * input; taken only where it is safe (whole slices, every slice, a type at least as wide as the labels').
+   */
+  reuseData?: boolean;
 }
 
 /** One group of slices on its way through the device. */
@@ -206,7 +212,7 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
   const fill = backgroundLevel(data, norm);
   clock.lap('segment.background');
   const plane = nx * ny;
-  const labels = K <= 256 ? new Uint8Array(plane * nz) : new Uint16Array(plane * nz);
+  const labels = (opts.reuseData && plan.whole && !zs ? labelsOver(data, plane * nz, K, plan.batch, context) : undefined) ?? (K <= 256 ? new Uint8Array(plane * nz) : new Uint16Array(plane * nz));
   const probs = (x: tf.Tensor4D) => probabilities(model, x, opts.tta ?? false);
   const toModelGrid = (x: tf.Tensor4D) => tf.pad(resize(x, oy, ox), [[0, 0], [0, Hp - oy], [0, Wp - ox], [0, 0]], fill) as tf.Tensor4D;
   const toNative = (p: tf.Tensor4D) => resize(tf.slice(p, [0, 0, 0, 0], [p.shape[0], oy, ox, K]) as tf.Tensor4D, ny, nx);
@@ -227,7 +233,7 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
       const z0 = Math.max(0, Math.min(...group) - context);
       const z1 = Math.min(nz - 1, Math.max(...group) + context);
       const idx = Int32Array.from(group.flatMap((z) => Array.from({ length: C }, (_, c) => Math.min(nz - 1, Math.max(0, z + c - context)) - z0)));
-      const v = tf.tensor3d(float32Range(data, z0 * plane, (z1 + 1) * plane), [z1 - z0 + 1, ny, nx]);
+      const v = uploadSlices(data, z0, z1 + 1, plane, ny, nx);
       const ix = tf.tensor1d(idx, 'int32');
       clock.lap('segment.infer.upload');
       try {
@@ -308,6 +314,21 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
   return labels;
 }
 
+/**
+ * A label array over the front of `data`'s own buffer, or undefined where that could overwrite values still to
+ * be read. Group g's labels (slices [s_g, s_g+1)) are stored after group g+1 has gone to the device (and been
+ * copied there) and before group g+2 is read from slice s_g+2 - context on; their bytes end at s_g+1 · plane ·
+ * (label bytes), which is no further than that slice's first stored value when the labels are no wider than the
+ * stored type and a group holds at least `context` slices.
+ */
+function labelsOver(data: ArrayLike<number>, n: number, K: number, batch: number, context: number): Uint8Array | Uint16Array | undefined {
+  if (!ArrayBuffer.isView(data) || data instanceof DataView || batch < context) return undefined;
+  const view = data as unknown as { BYTES_PER_ELEMENT: number; buffer: ArrayBufferLike; byteOffset: number; length: number };
+  const bytes = K <= 256 ? 1 : 2;
+  if (view.length < n || view.BYTES_PER_ELEMENT < bytes || view.byteOffset % bytes !== 0) return undefined;
+  return bytes === 1 ? new Uint8Array(view.buffer, view.byteOffset, n) : new Uint16Array(view.buffer, view.byteOffset, n);
+}
+
 /** Softmax probabilities [B, H, W, K], averaged with the mirrored pass when asked. */
 export function probabilities(model: TaskModel, x: tf.Tensor4D, tta: boolean): tf.Tensor4D {
   return tf.tidy(() => {
@@ -316,6 +337,47 @@ export function probabilities(model: TaskModel, x: tf.Tensor4D, tta: boolean): t
     const q = tf.reverse(tf.softmax(model.predict(tf.reverse(x, 2) as tf.Tensor4D)), 2);
     return tf.mul(tf.add(p, q), 0.5) as tf.Tensor4D;
   });
+}
+
+/**
+ * Host memory per upload: a group of slices goes up as float32 pieces of at most this many values, joined on
+ * the device. A whole group at once (96 slices of 512² on a GPU) cost a 100 MiB float32 copy plus a staging
+ * buffer of the same size on the host, twice when the next group is dispatched before the last is collected.
+ */
+export const UPLOAD_CHUNK_VALUES = 1 << 22;
+
+/**
+ * Stored slices [z0, z1) as one float32 tensor [z1 - z0, ny, nx], built on the device from bounded pieces. On
+ * WebGPU each piece is sent at once (tfjs then drops its host values), so one scratch array serves them all.
+ */
+export function uploadSlices(data: ArrayLike<number>, z0: number, z1: number, plane: number, ny: number, nx: number, chunkValues = UPLOAD_CHUNK_VALUES): tf.Tensor3D {
+  const per = Math.max(1, Math.floor(chunkValues / plane));
+  if (z1 - z0 <= per) return tf.tensor3d(float32Range(data, z0 * plane, z1 * plane), [z1 - z0, ny, nx]);
+  const gpu = tf.backend() as unknown as { uploadToGPU?: (dataId: object) => void };
+  const send = tf.getBackend() === 'webgpu' && typeof gpu.uploadToGPU === 'function' ? gpu.uploadToGPU.bind(gpu) : undefined;
+  const scratch = send ? new Float32Array(per * plane) : undefined;
+  const pieces: tf.Tensor3D[] = [];
+  try {
+    for (let z = z0; z < z1; z += per) {
+      const e = Math.min(z1, z + per);
+      const values = scratch ? float32Into(data, z * plane, e * plane, scratch) : float32Range(data, z * plane, e * plane);
+      const piece = tf.tensor3d(values, [e - z, ny, nx]);
+      pieces.push(piece);
+      send?.(piece.dataId);
+    }
+    return tf.concat3d(pieces, 0);
+  } finally {
+    tf.dispose(pieces);
+  }
+}
+
+/** Stored values [from, to) converted into the front of `out` (a view of that part). */
+function float32Into(data: ArrayLike<number>, from: number, to: number, out: Float32Array): Float32Array {
+  const view = out.subarray(0, to - from);
+  const sub = (data as Float32Array).subarray;
+  if (typeof sub === 'function') view.set((data as Float32Array).subarray(from, to));
+  else for (let i = from; i < to; i++) view[i - from] = data[i]!;
+  return view;
 }
 
 /** Stored values [from, to) as float32 (a native conversion for typed arrays). */

@@ -4,8 +4,11 @@
  * meta.rescale. Deterministic: the same volume always gives the same bytes, and reading a written file
  * and writing it again reproduces it byte for byte.
  */
-import { gzipSync } from 'node:zlib';
-import { GatedError } from '../../core/errors.ts';
+import { unlink, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { createGzip, gzipSync } from 'node:zlib';
+import { commitTempSibling, openTempSibling } from '../../core/atomic.ts';
+import { GatedError, toGatedError } from '../../core/errors.ts';
 import { dtypeOf, type Volume } from '../volume.ts';
 import { affineToQform } from './qform.ts';
 
@@ -130,7 +133,48 @@ export function niftiParts(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
   return [new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)];
 }
 
+/** Input bytes per step of the streamed gzip: the compressed file is never whole in memory, nor a copy of the voxels. */
+const GZIP_STEP = 4 << 20;
+
+/**
+ * Writes the file as writeNifti would give it, byte for byte, without building it in memory: gzipped output is
+ * deflated from the voxels in steps straight into the file. Written to a temporary sibling, fsynced and renamed
+ * (a kill leaves the old file or the complete new one).
+ */
+export async function writeNiftiFile(path: string, volume: Volume, opts: WriteNiftiOptions = {}): Promise<void> {
+  const [head, body] = niftiParts(volume, { ...opts, gzip: false }) as [Uint8Array, Uint8Array];
+  const { fh, tmp } = await openTempSibling(path);
+  try {
+    try {
+      if (opts.gzip) {
+        const steps = function* () {
+          yield head;
+          for (let o = 0; o < body.length; o += GZIP_STEP) yield body.subarray(o, Math.min(body.length, o + GZIP_STEP));
+        };
+        // the same deflate settings as gzipSync in niftiParts: deflate's output does not depend on how its
+        // input is divided, so the bytes are the same
+        const gz = Readable.from(steps(), { objectMode: false }).pipe(createGzip({ level: 6 }));
+        for await (const chunk of gz as AsyncIterable<Buffer>) await writeAll(fh, chunk);
+      } else {
+        await writeAll(fh, head);
+        await writeAll(fh, body);
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await commitTempSibling(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw toGatedError(e, 'io_error', `cannot write ${path}`);
+  }
+}
+
 // --- internal ---
+
+async function writeAll(fh: FileHandle, b: Uint8Array): Promise<void> {
+  for (let done = 0; done < b.length; ) done += (await fh.write(b, done, b.length - done)).bytesWritten;
+}
 
 function writeAscii(b: Uint8Array, at: number, s: string): void {
   for (let i = 0; i < s.length; i++) b[at + i] = s.charCodeAt(i) & 0xff;
