@@ -37,6 +37,8 @@ export class Param {
 export class ParamStore {
   readonly specs = new Map<string, { shape: number[]; init: Init; buffer: boolean }>();
   readonly #vars = new Map<string, tf.Variable>();
+  /** Parameters moved to host memory by `offload`: their values, and the data id the variable had then. */
+  readonly #host = new Map<string, { data: Float32Array; trainable: boolean; varName: string; sourceId: object }>();
   #seed: number;
 
   constructor(
@@ -72,6 +74,7 @@ export class ParamStore {
   }
 
   variable(name: string): tf.Variable {
+    if (this.#host.has(name)) this.#restore(name);
     const v = this.#vars.get(name);
     if (!v) {
       if (!this.materialize) throw new GatedError('internal', `parameter '${name}' was declared for counting only; build the model with weights to run it`);
@@ -86,8 +89,9 @@ export class ParamStore {
     return n;
   }
 
-  /** Trainable variables (buffers excluded). */
+  /** Trainable variables (buffers excluded); offloaded ones come back to the device first. */
   variables(): tf.Variable[] {
+    for (const name of [...this.#host.keys()]) this.#restore(name);
     return [...this.#vars.entries()].filter(([n]) => !this.specs.get(n)!.buffer).map(([, v]) => v);
   }
 
@@ -114,12 +118,52 @@ export class ParamStore {
   async export(): Promise<StateDict> {
     const out: StateDict = new Map();
     for (const [name, v] of this.#vars) out.set(name, { shape: [...v.shape], data: (await v.data()) as Float32Array });
+    for (const [name, h] of this.#host) out.set(name, { shape: [...this.specs.get(name)!.shape], data: h.data.slice() });
     return out;
+  }
+
+  /**
+   * Moves parameters to host memory: their device copies are freed and their values kept here. A model that has
+   * built everything it runs on from them (ViG's packed projections) then holds one copy of each weight on the
+   * device instead of two. Any later use (`variable`, `Param.v`, `variables()`, `load`) brings a parameter back,
+   * with the same values and name, as a new tf.Variable, so only offload a model no optimizer holds variables of.
+   */
+  async offload(names: readonly string[]): Promise<void> {
+    for (const name of names) {
+      const v = this.#vars.get(name);
+      if (!v) continue; // already offloaded (or unknown: variable() would say so when asked)
+      const data = (await v.data()) as Float32Array;
+      this.#host.set(name, { data, trainable: v.trainable, varName: v.name, sourceId: v.dataId });
+      this.#vars.delete(name);
+      v.dispose();
+    }
+  }
+
+  /** Whether `name` is offloaded to host memory (see `offload`). */
+  isOffloaded(name: string): boolean {
+    return this.#host.has(name);
+  }
+
+  /**
+   * The data id of `name`'s current value without bringing an offloaded parameter back (for caches built from
+   * parameters: an offloaded one keeps the id it had when offloaded, as its value cannot have changed since).
+   */
+  sourceId(name: string): object {
+    return this.#host.get(name)?.sourceId ?? this.variable(name).dataId;
   }
 
   dispose(): void {
     for (const v of this.#vars.values()) v.dispose();
     this.#vars.clear();
+    this.#host.clear();
+  }
+
+  #restore(name: string): void {
+    const h = this.#host.get(name)!;
+    const value = tf.tensor(h.data, this.specs.get(name)!.shape, 'float32');
+    this.#vars.set(name, tf.variable(value, h.trainable, h.varName));
+    value.dispose();
+    this.#host.delete(name);
   }
 }
 

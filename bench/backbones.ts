@@ -15,12 +15,16 @@
  *       by a backward pass that frees each op's saved tensors and each intermediate gradient as it goes
  *   ... --flags WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=200                     (tfjs environment flags for the run)
  *   ... --gpu-time     (webgpu: also the GPU time of one forward, timestamp queries summed over its dispatches)
+ *   Forward rows run inference-only models (ViG: packed projections on the device, their source parameters in
+ *   host memory); --keep-params keeps both. --consume-input: each call uploads its own input and the model frees
+ *   it after its stem (models that cannot, free it after the call).
+ *   ... --device webgpu --software --dry-run   (memory only, on SwiftShader: nothing compiled or run; same peaks)
  *   bash ../shared/gpu/pack.sh bench/backbones.ts && bash .gpu/run.sh --device webgpu --sizes 224,512,1024,2048   (GPU host)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
-import { trackPeakGpuBytes, type WebGPUBackend } from '../kernels/_webgpu_internal.ts';
+import { trackPeakGpuBytes, type WebGPUBackend, type WebGPUProgram } from '../kernels/_webgpu_internal.ts';
 import { countParams, createBackbone } from '../backbones/_registry.ts';
 import { herSegLoss } from '../backbones/her_seg_loss.ts';
 import { variableGradsFreeing } from '../backbones/layers/recompute.ts';
@@ -50,19 +54,54 @@ export interface StepMemory {
   backward: number;
 }
 
-export async function benchBackbones(opts: { device: DeviceRequest; sizes: number[]; models: string[]; repeat: number; allowSoftware?: boolean; train?: boolean; step?: boolean; recompute?: boolean; freeBackward?: boolean; gpuTime?: boolean; flags?: Record<string, number | boolean> }): Promise<{ device: string; rows: BackboneBenchRow[] }> {
+export interface BackboneBenchOptions {
+  device: DeviceRequest;
+  sizes: number[];
+  models: string[];
+  repeat: number;
+  allowSoftware?: boolean;
+  train?: boolean;
+  step?: boolean;
+  recompute?: boolean;
+  freeBackward?: boolean;
+  gpuTime?: boolean;
+  flags?: Record<string, number | boolean>;
+  /** Forward rows: keep the parameters that packed weights were built from on the device (no `inferenceOnly`). */
+  keepParams?: boolean;
+  /** Forward rows: each call gets its own input (uploaded per call, in the time) and the model frees it after its stem. */
+  consumeInput?: boolean;
+  /** WebGPU: count memory without compiling or running any program (`dryRunWebgpu`); times are then meaningless. */
+  dryRun?: boolean;
+}
+
+export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ device: string; rows: BackboneBenchRow[] }> {
   const choice = await selectDevice(opts.device, { allowSoftware: opts.allowSoftware ?? false });
   for (const [k, v] of Object.entries(opts.flags ?? {})) tf.env().set(k, v);
   const tracker = choice.backend === 'webgpu' ? trackPeakGpuBytes(tf.backend() as unknown as WebGPUBackend) : null;
+  const undoDryRun = opts.dryRun && choice.backend === 'webgpu' ? dryRunWebgpu(tf.backend() as unknown as WebGPUBackend) : null;
   const tensors = trackPeakTensorBytes();
   const rows: BackboneBenchRow[] = [];
+  const forwardOnly = !opts.train && !opts.step;
   for (const name of opts.models) {
     const model = createBackbone(name, { seed: 0, ...(opts.recompute ? { overrides: { recompute: true } } : {}) });
+    // an inference-only model keeps one copy of each weight on the device (ViG: packed projections, not their sources)
+    const prunable = model as Partial<{ inferenceOnly: () => Promise<void> }>;
+    if (forwardOnly && !opts.keepParams && prunable.inferenceOnly) await prunable.inferenceOnly();
     for (const size of opts.sizes) {
       const tokens = name.startsWith('vig') ? (Math.floor((Math.floor((size - 7) / 8) + 1 - 1) / 2) + 1) ** 2 : (size / 16) ** 2;
       const x = tf.randomNormal([1, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+      // --consume-input: the host copy stays, each forward uploads its own input and the model frees it
+      const hostX = forwardOnly && opts.consumeInput ? await x.data() : null;
+      if (hostX) x.dispose();
+      const forward = () => {
+        const input = hostX ? (tf.tensor(hostX, [1, size, size, 3]) as tf.Tensor4D) : x;
+        const y = model.forward(input, hostX ? { consumeInput: true } : {}) as tf.Tensor;
+        if (hostX && !input.isDisposed) input.dispose(); // a model that cannot free it early
+        return y;
+      };
       // --train: one forward + backward over every parameter (the memory a training step needs per image)
-      const vars = model.params.variables();
+      // (variables() would bring offloaded parameters back to the device: only where gradients are taken)
+      const vars = forwardOnly ? [] : model.params.variables();
       const weightBytes = vars.reduce((n, v) => n + v.size * 4, 0);
       // --step: a fixed random binary mask as the target of the model's own loss (HER-Seg's; the mean elsewhere)
       const target = opts.step && model.arch === 'her_seg' ? tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([1, size, size, 1], 0, 1, 'float32', 2), 0.5), 'float32')) : null;
@@ -94,7 +133,7 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
             tf.dispose(Object.values(grads));
           }
         : async () => {
-            const y = model.forward(x) as tf.Tensor;
+            const y = forward();
             await y.data();
             y.dispose();
           };
@@ -117,7 +156,7 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
           times.push(performance.now() - t0);
         }
         times.sort((a, b) => a - b);
-        const gpuMs = opts.gpuTime && !opts.train && !opts.step ? await forwardGpuMs(() => model.forward(x) as tf.Tensor, opts.repeat) : undefined;
+        const gpuMs = opts.gpuTime && forwardOnly && !opts.dryRun ? await forwardGpuMs(forward, opts.repeat) : undefined;
         rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}) });
       } catch (e) {
         rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
@@ -128,7 +167,13 @@ export async function benchBackbones(opts: { device: DeviceRequest; sizes: numbe
     }
     model.dispose();
   }
-  return { device: choice.reason, rows };
+  undoDryRun?.();
+  const notes = [
+    forwardOnly && !opts.keepParams ? 'inference-only weights (ViG: packed projections without their source parameters)' : '',
+    forwardOnly && opts.consumeInput ? 'input uploaded per call and freed by the model after its stem' : '',
+    opts.dryRun ? 'dry run: memory only, nothing compiled or run (times meaningless)' : '',
+  ].filter(Boolean);
+  return { device: [choice.reason, ...notes].join('; '), rows };
 }
 
 export function markdownTable(rows: BackboneBenchRow[]): string {
@@ -196,8 +241,48 @@ function printProgramTimes(info: { getExtraProfileInfo?: () => string }): void {
   process.stderr.write(`GPU time per program:\n${lines.join('\n')}\n`);
 }
 
+/**
+ * Memory without running: every WebGPU program is given its output buffer, its uniform buffer and its place in the
+ * command batch (tfjs's `recordAndSubmit` up to the native calls: queue ownership of its buffers, a submit every
+ * WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches), but nothing is compiled or dispatched, so values are garbage.
+ * Which buffers exist when depends on shapes only: on SwiftShader this gives the H200's peaks in seconds (ViG-T at
+ * 1024², HEAD 4bd632e: 98.0 MiB of tensors and 139.5 MiB of GPU buffers, as measured there). Returns the undo.
+ */
+export function dryRunWebgpu(backend: WebGPUBackend): () => void {
+  interface Queue {
+    runWebGPUProgram: (program: WebGPUProgram, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: unknown[], output?: tf.TensorInfo) => tf.TensorInfo;
+    makeUniforms(u: unknown[]): unknown;
+    uploadToGPU(id: object): void;
+    commandQueueOwnedIds: WeakSet<object>;
+    ensureCommandEncoderReady(): void;
+    endComputePassEncoder(): void;
+    submitQueue(): void;
+    dispatchCountInPass: number;
+    makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  }
+  const gpu = backend as unknown as Queue;
+  const run = gpu.runWebGPUProgram;
+  gpu.runWebGPUProgram = function (this: Queue, program, inputs, dtype, uniforms, output) {
+    const out = output ?? this.makeTensorInfo(program.outputShape, dtype);
+    if (out.shape.reduce((a, b) => a * b, 1) === 0) return run.call(this, program, inputs, dtype, undefined, out);
+    this.uploadToGPU(out.dataId);
+    for (const i of inputs) this.uploadToGPU(i.dataId);
+    // the uniform buffer's size is close enough: tfjs adds shapes and strides (tens of bytes)
+    this.makeUniforms([{ type: 'float32', data: [0] }, ...(uniforms ?? [])]);
+    for (const i of inputs) this.commandQueueOwnedIds.add(i.dataId);
+    this.commandQueueOwnedIds.add(out.dataId);
+    this.ensureCommandEncoderReady();
+    if (++this.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
+      this.endComputePassEncoder();
+      this.submitQueue();
+    }
+    return out;
+  };
+  return () => void (gpu.runWebGPUProgram = run);
+}
+
 /** Peak of the engine's live tensor bytes: wraps its allocation hook once; `reset()` starts a new window. */
-function trackPeakTensorBytes(): { reset: () => void; peak: () => number } {
+export function trackPeakTensorBytes(): { reset: () => void; peak: () => number } {
   const engine = tf.engine() as unknown as { state: { numBytes: number }; trackTensor: (...a: unknown[]) => unknown };
   let peak = engine.state.numBytes;
   const track = engine.trackTensor.bind(engine);
@@ -233,6 +318,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       'free-backward': { type: 'boolean', default: false },
       flags: { type: 'string', default: '' },
       'gpu-time': { type: 'boolean', default: false },
+      'keep-params': { type: 'boolean', default: false },
+      'consume-input': { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
     },
   });
   const res = await benchBackbones({
@@ -246,6 +334,9 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     recompute: values.recompute,
     freeBackward: values['free-backward'],
     gpuTime: values['gpu-time'],
+    keepParams: values['keep-params'],
+    consumeInput: values['consume-input'],
+    dryRun: values['dry-run'],
     flags: Object.fromEntries(values.flags!.split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split('='); return [k!, v === 'true' ? true : v === 'false' ? false : Number(v)]; })),
   });
   process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);

@@ -18,15 +18,21 @@ export class DerivedWeight {
   ) {}
 
   get(): tf.Tensor {
-    const values = this.params.map((p) => p.v as tf.Tensor);
-    if (recordingGradients()) return this.build(values);
-    const sources = values.map((v) => v.dataId);
+    if (recordingGradients()) return this.build(this.params.map((p) => p.v as tf.Tensor));
+    // by data id, without bringing back parameters offloaded to host memory (ParamStore.offload)
+    const sources = this.params.map((p) => p.store.sourceId(p.name));
     if (!this.#value || this.#value.isDisposed || sources.some((s, i) => s !== this.#sources[i])) {
       this.dispose();
+      const values = this.params.map((p) => p.v as tf.Tensor);
       this.#value = tf.keep(tf.tidy(() => this.build(values)));
-      this.#sources = sources;
+      this.#sources = this.params.map((p) => p.store.sourceId(p.name));
     }
     return this.#value;
+  }
+
+  /** The parameters this weight is built from. */
+  get sources(): readonly Param[] {
+    return this.params;
   }
 
   dispose(): void {

@@ -16,16 +16,24 @@ export interface ForwardOptions {
   training?: boolean;
   /** Seed of this pass's random masks; each draw uses the next integer. Default: the scope's seed, else unseeded. */
   seed?: number;
+  /**
+   * The model may free the input as soon as its stem has read it (inference: no gradient tape), instead of the
+   * caller holding it through the whole pass; the caller must not use the input afterwards. Models without a
+   * stem that can do so ignore it. Default: false.
+   */
+  consumeInput?: boolean;
 }
 
 /** The random-mask source of one forward pass. */
 export class TrainState {
   readonly training: boolean;
+  readonly consumeInput: boolean;
   readonly #stream: SeedStream | null;
 
   constructor(opts: ForwardOptions = {}) {
     const scope = currentScope;
     this.training = opts.training ?? scope !== null;
+    this.consumeInput = opts.consumeInput ?? false;
     this.#stream = opts.seed !== undefined ? new SeedStream(opts.seed) : scope?.stream ?? null;
   }
 

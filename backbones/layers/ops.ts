@@ -14,17 +14,29 @@ import type { Param } from '../_params.ts';
  * Runs `blocks` one after another from `x`. A tidy keeps every tensor made inside it until it ends, so a 12-block
  * model would hold all 12 block outputs at once; without a gradient tape (which needs them for the backward
  * pass) each block's input is freed as soon as its output exists, so one block output lives at a time. `x`, the
- * caller's, is never freed here.
+ * caller's, is never freed here unless `ownsInput` says it was made for this chain (a stem's output).
  */
-export function chainBlocks<T extends tf.Tensor, B>(x: T, blocks: readonly B[], step: (t: T, block: B) => T): T {
+export function chainBlocks<T extends tf.Tensor, B>(x: T, blocks: readonly B[], step: (t: T, block: B) => T, opts: { ownsInput?: boolean } = {}): T {
   const free = !recordingGradients();
   let t = x;
   for (const b of blocks) {
     const next = step(t, b);
-    if (free && t !== x && t !== next) t.dispose();
+    if (free && (t !== x || opts.ownsInput) && t !== next) t.dispose();
     t = next;
   }
   return t;
+}
+
+/**
+ * `done(...tensors)` frees tensors whose last reader has run, when no gradient tape is recording (which would
+ * need them for the backward pass); otherwise it does nothing and the enclosing tidy frees them at its end.
+ * Decided once, when made, so one pass frees consistently.
+ */
+export function freer(): (...ts: tf.Tensor[]) => void {
+  if (recordingGradients()) return () => {};
+  return (...ts) => {
+    for (const t of ts) t.dispose();
+  };
 }
 
 /** x [..., in] · W [in, out] (+ b): one kernel on WebGPU, the bias added as the outputs are written. */

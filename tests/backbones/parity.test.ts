@@ -9,7 +9,8 @@ import { selectDevice } from '../../kernels/backend.ts';
 import { ParamStore } from '../../backbones/_params.ts';
 import { ActivatorModel, ACTIVATOR_DEFAULTS, convertActivatorCheckpoint } from '../../backbones/activator.ts';
 import { convertDeitCheckpoint, DEIT_DEFAULTS, DeitModel } from '../../backbones/deit.ts';
-import { convertVigCheckpoint, VIG_DEFAULTS, VigModel } from '../../backbones/vig.ts';
+import { convertVigCheckpoint, glaMixerTuning, VIG_DEFAULTS, VigModel } from '../../backbones/vig.ts';
+import { pendingRelease } from '../../kernels/_webgpu_internal.ts';
 import { convertVigHCheckpoint, VIG_H_DEFAULTS, VigHModel } from '../../backbones/vig_h.ts';
 import { loadPth } from '../../backbones/weights/pth.ts';
 import { loadNpz } from '../../backbones/weights/npz.ts';
@@ -78,6 +79,39 @@ describe('parity on WebGPU (SwiftShader in CI): the GLA and dwconv GPU kernels i
   it('vig_t_mini, both inputs', async () => {
     const errs = await runCase(CASES[0]!);
     for (const e of errs) expect(e).toBeLessThanOrEqual(TOL);
+  });
+  // the memory savings change no bit: sources offloaded, input freed after the stem, the GLI gate copied out of the
+  // packed projection, and dead tensors' buffers handed out again before their batch is submitted
+  it('vig_t_mini inference-only, input consumed, gate copied, buffers reused before submit: the same bits', async () => {
+    const c = CASES[0]!;
+    const io = fixtureIo(c.name);
+    const weights = c.convert(loadPth(fixtureBytes(`${c.name}.pth`)));
+    const saved = { copy: glaMixerTuning.gateCopyFromBytes, immediate: pendingRelease.immediate };
+    try {
+      for (let i = 0; i < c.inputs; i++) {
+        const x = tensorOf(io, `input${i}`) as tf.Tensor4D;
+        const want = tensorOf(io, `logits${i}`);
+        pendingRelease.immediate = false;
+        glaMixerTuning.gateCopyFromBytes = Infinity;
+        const plain = c.build();
+        plain.params.load(weights);
+        const before = await plain.forward(x).data();
+        glaMixerTuning.gateCopyFromBytes = 0;
+        pendingRelease.immediate = true;
+        const lean = c.build() as VigModel;
+        lean.params.load(weights);
+        await lean.inferenceOnly();
+        const got = lean.forward(tf.clone(x), { consumeInput: true });
+        expect(Array.from(await got.data())).toEqual(Array.from(before));
+        expect(await maxRelErr(got, want)).toBeLessThanOrEqual(TOL);
+        tf.dispose([x, want, got]);
+        plain.dispose();
+        lean.dispose();
+      }
+    } finally {
+      glaMixerTuning.gateCopyFromBytes = saved.copy;
+      pendingRelease.immediate = saved.immediate;
+    }
   });
   it('her_seg_mini (attention, RoPE, LePE, two-way decoder on the GPU)', herSegParity);
 });
