@@ -116,12 +116,14 @@ function spawnWorker(limits: Limits, preload?: string): Worker {
 }
 
 /**
- * A worker thread running module `name` of folder `dir`: the bundle's `name.mjs` when built (dist/ is
- * flat), else the TypeScript source through tsx, resolved from this package, not the cwd.
+ * A worker thread running module `name` of folder `dir`: the bundle's `name.cjs` (or `name.mjs`) when
+ * built (dist/ is flat), else the TypeScript source through tsx, resolved from this package, not the cwd.
  */
 export function startModuleWorker(dir: string, name: string, options: WorkerOptions): Worker {
-  const js = join(dir, `${name}.mjs`);
-  if (existsSync(js)) return new Worker(js, options);
+  for (const ext of ['cjs', 'mjs']) {
+    const js = join(dir, `${name}.${ext}`);
+    if (existsSync(js)) return new Worker(js, options);
+  }
   const api = pathToFileURL(join(packageRoot(), 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs')).href;
   const entry = pathToFileURL(join(dir, `${name}.ts`)).href;
   const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;

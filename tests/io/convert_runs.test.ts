@@ -1,0 +1,74 @@
+/**
+ * `convert` to .nii hands adjacent decoded slices to one write (up to 8 MiB). Whatever order the files
+ * come in (rising or falling slice position, or one long run split into several writes), the file must
+ * be byte for byte what the NIfTI writer makes of the loaded volume.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadInputDirect } from '../../io/load.ts';
+import { writeNifti } from '../../io/nifti/write.ts';
+import { convertInputDirect } from '../../pipelines/convert.ts';
+import { runPython } from '../_helpers/python.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'gv-convert-runs-'));
+
+// n slices of rows x cols int16, file names in rising ('up') or falling ('down') slice position
+const MAKE = `
+import os, sys
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+out, order, rows, cols, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(rows + n)
+series = generate_uid()
+for k in range(n):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.2'
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = '1.2.3', series, 'MR'
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.ImagePositionPatient = [0.0, 0.0, 1.0 * k]
+    ds.PixelSpacing = [0.8, 0.8]
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, 'MONOCHROME2'
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.PixelData = rng.integers(-30000, 30000, size=(rows, cols)).astype('<i2').tobytes()
+    name = k if order == 'up' else n - 1 - k
+    ds.save_as(os.path.join(out, f'{name:03d}.dcm'), write_like_original=False)
+`;
+
+const dirs: Record<string, string> = {};
+beforeAll(() => {
+  for (const [name, order, rows, cols, n] of [
+    ['up', 'up', 30, 26, 12],
+    ['down', 'down', 30, 26, 12],
+    // 24 slices of 512 KiB: 12 MiB, more than one write
+    ['long', 'up', 512, 512, 24],
+  ] as const) {
+    dirs[name] = join(root, name);
+    runPython(MAKE, [dirs[name]!, order, String(rows), String(cols), String(n)]);
+  }
+}, 60_000);
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('convert to .nii with adjacent slices in one write', () => {
+  it.each(['up', 'down', 'long'])('%s: the file equals the writer\'s bytes for the loaded volume', async (name) => {
+    const out = join(root, 'out', `${name}.nii`);
+    await convertInputDirect(dirs[name]!, { kind: 'file', path: out, format: 'nii' }, { sandbox: false });
+    const loaded = await loadInputDirect(dirs[name]!, { sandbox: false });
+    const want = Buffer.from(writeNifti(loaded.volumes[0]!));
+    const file = readFileSync(out);
+    expect(file.length).toBe(want.length);
+    expect(file.equals(want)).toBe(true);
+    // the slices differ from each other, so a slice written at another slice's place would show
+    const v = loaded.volumes[0]!;
+    const n2 = v.shape[0]! * v.shape[1]!;
+    expect(v.data.subarray(0, 16)).not.toEqual(v.data.subarray(n2, n2 + 16));
+  });
+});
