@@ -1,12 +1,13 @@
 /**
- * f16-in / f32-accumulate matmul on subgroup matrices, with operands staged through workgroup memory and the
- * next K slice in flight while the current one is multiplied. A workgroup of WGM×WGN subgroups computes a
- * (WGM·TM·m)×(WGN·TN·n) block; each K slice of BK is loaded 16 bytes (8 halves) per thread into registers,
- * written into one of two workgroup buffers whose rows are padded against bank conflicts, and read back as
- * subgroup matrices. One barrier per slice: a buffer is refilled only after every subgroup has passed the
- * barrier that ended its reading. On an H200 this layout measured 2.3x the direct-from-storage program
- * (webgpu_half.ts) at 4096³ with Dawn's robustness checks off (bench/RESULTS.md); shapes that are not whole
- * blocks take that program or fp32.
+ * f16-in / f32-accumulate matmul on subgroup matrices, with operands staged through workgroup memory. A
+ * workgroup of WGM×WGN subgroups computes a (WGM·TM·m)×(WGN·TN·n) block, K in slices of BK. Each slice is
+ * loaded 16 bytes (8 halves) per thread into registers two steps before it is multiplied, written into one of
+ * three workgroup buffers (rows padded against bank conflicts) one step before, and read back as subgroup
+ * matrices: a global load has two steps to land, and there is one barrier per step. WGSL has no asynchronous
+ * copy into workgroup memory; this software pipeline stands in for it. Layouts were searched on an H200
+ * (bench/RESULTS.md): 2×4 subgroups of 4×4 matrices (a 128×256 block) with 16-deep slices measured 2.1x the
+ * direct-from-storage program (webgpu_half.ts) at 4096³, with Dawn's robustness checks off. Shapes that are not
+ * whole blocks take that program or fp32.
  */
 import type { WebGPUProgram } from '../_webgpu_internal.ts';
 import type { SubgroupMatrixConfig } from '../_webgpu_internal.ts';
@@ -24,16 +25,16 @@ export interface StagedLayout {
   pad: number;
 }
 
-export const STAGED_LAYOUT: StagedLayout = { wgm: 2, wgn: 2, tm: 4, tn: 4, bk: 16, pad: 8 };
+export const STAGED_LAYOUT: StagedLayout = { wgm: 2, wgn: 4, tm: 4, tn: 4, bk: 16, pad: 8 };
 
 export function stagedBlock(config: SubgroupMatrixConfig, l: StagedLayout = STAGED_LAYOUT): { bm: number; bn: number } {
   return { bm: l.wgm * l.tm * config.M, bn: l.wgn * l.tn * config.N };
 }
 
-/** Whether [batch, M, K] · [K, N] is made of whole staged blocks. */
+/** Whether [batch, M, K] · [K, N] is made of whole staged blocks (and K of whole pairs of slices). */
 export function stagedFits(config: SubgroupMatrixConfig, M: number, N: number, K: number, l: StagedLayout = STAGED_LAYOUT): boolean {
   const { bm, bn } = stagedBlock(config, l);
-  return M % bm === 0 && N % bn === 0 && K % l.bk === 0;
+  return M % bm === 0 && N % bn === 0 && K % (2 * l.bk) === 0;
 }
 
 /** C[batch] = A[batch] · B[batch or 0]; A and B packed halves (int32 tensors, read as vec4), C fp32. */
@@ -73,8 +74,7 @@ export class MatMulHalfStagedProgram implements WebGPUProgram {
     const mma: string[] = [];
     const store: string[] = [];
     const regs: string[] = [];
-    const fetch: string[] = [];
-    const put: string[] = [];
+    const offsets: string[] = [];
     for (let i = 0; i < tm; i++) mma.push(`let a${i} = subgroupMatrixLoad<HalfL>(&As, aOff + (sr + ${i * sm}u) * ${sa}u + kk, false, ${sa}u);`);
     for (let j = 0; j < tn; j++) mma.push(`let b${j} = subgroupMatrixLoad<HalfR>(&Bs, bOff + kk * ${sb}u + sc + ${j * sn}u, false, ${sb}u);`);
     for (let i = 0; i < tm; i++) {
@@ -84,18 +84,48 @@ export class MatMulHalfStagedProgram implements WebGPUProgram {
         store.push(`subgroupMatrixStore(&result, oBase + (row0 + sr + ${i * sm}u) * N + col0 + sc + ${j * sn}u, c${i}${j}, false, N);`);
       }
     }
+    // per thread: where its 16-byte pieces of a slice come from (in vec4 units) and go to (in halves)
     for (let t = 0; t < aPer; t++) {
-      const e = `li + ${t * threads}u`;
-      regs.push(`var ra${t} : vec4<i32>;`);
-      fetch.push(`ra${t} = a[(aBase + (row0 + (${e}) / ${bk / 8}u) * K + kt + ((${e}) % ${bk / 8}u) * 8u) / 8u];`);
-      put.push(`putA(nxt * ${bm * sa}u + ((${e}) / ${bk / 8}u) * ${sa}u + ((${e}) % ${bk / 8}u) * 8u, ra${t});`);
+      const e = `(li + ${t * threads}u)`;
+      offsets.push(`let ga${t} = (aBase + (row0 + ${e} / ${bk / 8}u) * K + (${e} % ${bk / 8}u) * 8u) / 8u;`);
+      offsets.push(`let wa${t} = (${e} / ${bk / 8}u) * ${sa}u + (${e} % ${bk / 8}u) * 8u;`);
     }
     for (let t = 0; t < bPer; t++) {
-      const e = `li + ${t * threads}u`;
-      regs.push(`var rb${t} : vec4<i32>;`);
-      fetch.push(`rb${t} = b[(bBase + (kt + (${e}) / ${bn / 8}u) * N + col0 + ((${e}) % ${bn / 8}u) * 8u) / 8u];`);
-      put.push(`putB(nxt * ${bk * sb}u + ((${e}) / ${bn / 8}u) * ${sb}u + ((${e}) % ${bn / 8}u) * 8u, rb${t});`);
+      const e = `(li + ${t * threads}u)`;
+      offsets.push(`let gb${t} = (bBase + (${e} / ${bn / 8}u) * N + col0 + (${e} % ${bn / 8}u) * 8u) / 8u;`);
+      offsets.push(`let wb${t} = (${e} / ${bn / 8}u) * ${sb}u + (${e} % ${bn / 8}u) * 8u;`);
     }
+    for (const set of ['x', 'y']) {
+      for (let t = 0; t < aPer; t++) regs.push(`var ra${set}${t} : vec4<i32>;`);
+      for (let t = 0; t < bPer; t++) regs.push(`var rb${set}${t} : vec4<i32>;`);
+    }
+    // slice s (an expression) into register set `set`, and from it into workgroup buffer s % 3
+    const fetch = (set: string, s: string) => [
+      ...Array.from({ length: aPer }, (_, t) => `ra${set}${t} = a[ga${t} + (${s}) * ${bk / 8}u];`),
+      ...Array.from({ length: bPer }, (_, t) => `rb${set}${t} = b[gb${t} + (${s}) * ${bk / 8}u * N];`),
+    ].join('\n          ');
+    const put = (set: string, s: string) => [
+      `let buf = (${s}) % 3u;`,
+      ...Array.from({ length: aPer }, (_, t) => `putA(buf * ${bm * sa}u + wa${t}, ra${set}${t});`),
+      ...Array.from({ length: bPer }, (_, t) => `putB(buf * ${bk * sb}u + wb${t}, rb${set}${t});`),
+    ].join('\n            ');
+    // step `it`: write slice it+1 (fetched two steps ago) into its buffer, fetch slice it+3 into the same
+    // registers, multiply slice it; the buffer written was last read at step it-2, before the last barrier
+    const step = (it: string, set: string) => `{
+          let it = ${it};
+          if (it + 1u < steps) {
+            ${put(set, 'it + 1u')}
+          }
+          if (it + 3u < steps) {
+            ${fetch(set, 'it + 3u')}
+          }
+          let aOff = (it % 3u) * ${bm * sa}u;
+          let bOff = (it % 3u) * ${bk * sb}u;
+          for (var kk = 0u; kk < ${bk}u; kk += ${sk}u) {
+            ${mma.join('\n            ')}
+          }
+          workgroupBarrier();
+        }`;
     return `
 //!enable f16 subgroups chromium_experimental_subgroup_matrix
 //!entry mainWg LocalIndex SubgroupId
@@ -103,8 +133,8 @@ export class MatMulHalfStagedProgram implements WebGPUProgram {
       alias HalfL = subgroup_matrix_left<f16, ${sm}, ${sk}>;
       alias HalfR = subgroup_matrix_right<f16, ${sk}, ${sn}>;
       alias HalfAcc = subgroup_matrix_result<f32, ${sm}, ${sn}>;
-      var<workgroup> As : array<f16, ${2 * bm * sa}>;
-      var<workgroup> Bs : array<f16, ${2 * bk * sb}>;
+      var<workgroup> As : array<f16, ${3 * bm * sa}>;
+      var<workgroup> Bs : array<f16, ${3 * bk * sb}>;
       // eight halves, packed two per i32, into consecutive workgroup slots
       ${['A', 'B'].map((m) => `fn put${m}(o : u32, v : vec4<i32>) {
         let p0 = bitcast<vec2<f16>>(v.x);
@@ -127,31 +157,23 @@ export class MatMulHalfStagedProgram implements WebGPUProgram {
         let col0 = wid.x * ${bn}u;
         let sr = (sid / ${wgn}u) * ${tm * sm}u;
         let sc = (sid % ${wgn}u) * ${tn * sn}u;
+        ${offsets.join('\n        ')}
         ${acc.join('\n        ')}
         ${regs.join('\n        ')}
+        // K is a whole number of slice pairs (stagedFits): the loop below takes two steps at a time
         let steps = K / ${bk}u;
-        var kt = 0u;
-        var nxt = 0u;
-        ${fetch.join('\n        ')}
-        ${put.join('\n        ')}
+        ${fetch('x', '0u')}
+        ${fetch('y', '1u')}
+        {
+          ${put('x', '0u')}
+        }
+        if (steps > 2u) {
+          ${fetch('x', '2u')}
+        }
         workgroupBarrier();
-        for (var it = 0u; it < steps; it++) {
-          let cur = it % 2u;
-          let more = it + 1u < steps;
-          kt = (it + 1u) * ${bk}u;
-          nxt = 1u - cur;
-          if (more) {
-            ${fetch.join('\n            ')}
-          }
-          let aOff = cur * ${bm * sa}u;
-          let bOff = cur * ${bk * sb}u;
-          for (var kk = 0u; kk < ${bk}u; kk += ${sk}u) {
-            ${mma.join('\n            ')}
-          }
-          if (more) {
-            ${put.join('\n            ')}
-          }
-          workgroupBarrier();
+        for (var pair = 0u; pair < steps; pair += 2u) {
+          ${step('pair', 'y')}
+          ${step('pair + 1u', 'x')}
         }
         ${store.join('\n        ')}
       }

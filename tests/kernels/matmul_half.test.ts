@@ -152,28 +152,30 @@ it('the f16 program bakes the matrix shape and subgroup size, never M, N or K; o
   expect(new HalfPackProgram(9).dispatch).toEqual(flatDispatch(5, 256));
 });
 
-it('the staged f16 program: layout and matrix shape baked and keyed, never M, N or K; whole 128-blocks fit; each slice splits evenly', () => {
+it('the staged f16 program: layout and matrix shape baked and keyed, never M, N or K; whole 128x256 blocks and slice pairs fit', () => {
   const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
   const p1 = new MatMulHalfStagedProgram([1, 128, 256], cfg, 32);
   const p2 = new MatMulHalfStagedProgram([2, 4096, 4096], cfg, 32);
   expect(p1.shaderKey).toBe(p2.shaderKey);
   expect(p1.getUserCode()).toBe(p2.getUserCode());
-  expect(p2.dispatch).toEqual([32, 32, 2]);
-  expect(p2.workgroupSize).toEqual([128, 1, 1]);
+  expect(p2.dispatch).toEqual([16, 32, 2]);
+  expect(p2.workgroupSize).toEqual([256, 1, 1]);
   expect(p2.variableComponents).toEqual([4, 4]); // 16-byte loads of packed halves
   const other = new MatMulHalfStagedProgram([1, 128, 256], cfg, 32, { ...STAGED_LAYOUT, bk: 32 });
   expect(other.shaderKey).not.toBe(p1.shaderKey);
   expect(other.getUserCode()).not.toBe(p1.getUserCode());
   const code = p1.getUserCode();
-  expect(code.match(/subgroupMatrixMultiplyAccumulate/g)).toHaveLength(16);
-  expect(code.match(/workgroupBarrier\(\)/g)).toHaveLength(2); // after the first slice, then once per slice
+  // two unrolled steps of 4×4 matrices each; a barrier after the prologue and after each step
+  expect(code.match(/subgroupMatrixMultiplyAccumulate/g)).toHaveLength(32);
+  expect(code.match(/workgroupBarrier\(\)/g)).toHaveLength(3);
   expect(code).toContain('//!entry mainWg LocalIndex SubgroupId');
-  // two buffers of [128 rows × (16 + 8 padding)] for A and [16 rows × (128 + 8)] for B
-  expect(code).toContain(`array<f16, ${2 * 128 * 24}>`);
-  expect(code).toContain(`array<f16, ${2 * 16 * 136}>`);
-  expect(stagedFits(cfg, 128, 128, 16)).toBe(true);
-  expect(stagedFits(cfg, 64, 128, 16)).toBe(false); // M a multiple of 64 only: the direct program takes it
-  expect(stagedFits(cfg, 128, 128, 24)).toBe(false);
+  // three buffers of [128 rows × (16 + 8 padding)] for A and [16 rows × (256 + 8)] for B
+  expect(code).toContain(`array<f16, ${3 * 128 * 24}>`);
+  expect(code).toContain(`array<f16, ${3 * 16 * 264}>`);
+  expect(stagedFits(cfg, 128, 256, 32)).toBe(true);
+  expect(stagedFits(cfg, 64, 256, 32)).toBe(false); // M a multiple of 64 only: the direct program takes it
+  expect(stagedFits(cfg, 128, 128, 32)).toBe(false);
+  expect(stagedFits(cfg, 128, 256, 16)).toBe(false); // one slice: not a pair
   expect(() => new MatMulHalfStagedProgram([1, 128, 128], cfg, 32, { ...STAGED_LAYOUT, bk: 12 })).toThrow(/bk/);
   expect(() => new MatMulHalfStagedProgram([1, 128, 128], cfg, 32, { ...STAGED_LAYOUT, wgm: 4, wgn: 4, tm: 1, tn: 1, bk: 16 })).toThrow(/evenly/);
 });
