@@ -95,9 +95,10 @@ export class MatMulHalfProgram implements WebGPUProgram {
 //!enable f16 chromium_experimental_subgroup_matrix
 //!f16 a b
 //!entry mainWg
-      alias HalfL = subgroup_matrix_left<f16, ${sm}, ${sk}>;
-      alias HalfR = subgroup_matrix_right<f16, ${sk}, ${sn}>;
-      alias HalfAcc = subgroup_matrix_result<f32, ${sm}, ${sn}>;
+      // WGSL orders a matrix type's sizes as columns, rows: left is M×K, right K×N, the result M×N
+      alias HalfL = subgroup_matrix_left<f16, ${sk}, ${sm}>;
+      alias HalfR = subgroup_matrix_right<f16, ${sn}, ${sk}>;
+      alias HalfAcc = subgroup_matrix_result<f32, ${sn}, ${sm}>;
       // never called: the entry point runs mainWg (see applyShaderMarkers)
       fn main() {}
       fn mainWg(wid : vec3<u32>) {

@@ -130,9 +130,10 @@ export class MatMulHalfStagedProgram implements WebGPUProgram {
 //!enable f16 subgroups chromium_experimental_subgroup_matrix
 //!entry mainWg LocalIndex SubgroupId
 //!diagnostic off subgroup_uniformity
-      alias HalfL = subgroup_matrix_left<f16, ${sm}, ${sk}>;
-      alias HalfR = subgroup_matrix_right<f16, ${sk}, ${sn}>;
-      alias HalfAcc = subgroup_matrix_result<f32, ${sm}, ${sn}>;
+      // WGSL orders a matrix type's sizes as columns, rows: left is M×K, right K×N, the result M×N
+      alias HalfL = subgroup_matrix_left<f16, ${sk}, ${sm}>;
+      alias HalfR = subgroup_matrix_right<f16, ${sn}, ${sk}>;
+      alias HalfAcc = subgroup_matrix_result<f32, ${sn}, ${sm}>;
       var<workgroup> As : array<f16, ${3 * bm * sa}>;
       var<workgroup> Bs : array<f16, ${3 * bk * sb}>;
       // eight halves, packed two per i32, into consecutive workgroup slots
