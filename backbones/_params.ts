@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
+import { disposeReleasing } from '../kernels/_webgpu_internal.ts';
 import { numel, type StateDict } from './weights/tensors.ts';
 
 export type Init =
@@ -129,14 +130,16 @@ export class ParamStore {
    * with the same values and name, as a new tf.Variable, so only offload a model no optimizer holds variables of.
    */
   async offload(names: readonly string[]): Promise<void> {
+    const gone: tf.Variable[] = [];
     for (const name of names) {
       const v = this.#vars.get(name);
       if (!v) continue; // already offloaded (or unknown: variable() would say so when asked)
       const data = (await v.data()) as Float32Array;
       this.#host.set(name, { data, trainable: v.trainable, varName: v.name, sourceId: v.dataId });
       this.#vars.delete(name);
-      v.dispose();
+      gone.push(v);
     }
+    disposeReleasing(gone); // their buffers back to the device, not to a pool that would keep them for their sizes
   }
 
   /** Whether `name` is offloaded to host memory (see `offload`). */

@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
-import { trackPeakGpuBytes, type WebGPUBackend, type WebGPUProgram } from '../kernels/_webgpu_internal.ts';
+import { releaseIdleBuffers, trackPeakGpuBytes, type WebGPUBackend, type WebGPUProgram } from '../kernels/_webgpu_internal.ts';
 import { countParams, createBackbone } from '../backbones/_registry.ts';
 import { herSegLoss } from '../backbones/her_seg_loss.ts';
 import { variableGradsFreeing } from '../backbones/layers/recompute.ts';
@@ -37,6 +37,8 @@ export interface BackboneBenchRow {
   medianMs: number | null;
   peakTensorMiB: number | null;
   peakGpuMiB: number | null;
+  /** WebGPU: peak of all buffers tfjs's manager holds, its pool of idle ones included. */
+  peakGpuAllocatedMiB?: number | null;
   /** --gpu-time: median GPU time of one forward (timestamp queries summed over its dispatches). */
   gpuMs?: number | null;
   error?: string;
@@ -139,11 +141,13 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
           };
       try {
         await checked(run); // warm-up: shader compilation, weight upload; a device error fails the size
+        releaseIdleBuffers(); // the pool's peak below is what this call needs, not what earlier rows left idle
         tracker?.reset();
         tensors.reset();
         const before = tf.memory().numBytes; // weights, moments (allocated by the warm-up's update), input, target
         await checked(run);
         const gpuPeak = tracker ? tracker.peak() : null;
+        const gpuAllocated = tracker ? tracker.peakAllocated() : null;
         const tensorPeak = tensors.peak();
         const optimizerBytes = opt ? 2 * weightBytes : 0;
         const memory: StepMemory | undefined = opts.train || opts.step
@@ -157,7 +161,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
         }
         times.sort((a, b) => a - b);
         const gpuMs = opts.gpuTime && forwardOnly && !opts.dryRun ? await forwardGpuMs(forward, opts.repeat) : undefined;
-        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}) });
+        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuAllocated !== null ? { peakGpuAllocatedMiB: round(gpuAllocated / 2 ** 20) } : {}), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}) });
       } catch (e) {
         rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
       }
@@ -178,8 +182,9 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
 
 export function markdownTable(rows: BackboneBenchRow[]): string {
   const withGpu = rows.some((r) => r.gpuMs !== undefined);
-  const head = `| model | params | input | tokens | median ms / image |${withGpu ? ' GPU ms / image |' : ''} peak tensors MiB | peak GPU MiB |\n|---|---|---|---|---|${withGpu ? '---|' : ''}---|---|`;
-  const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} |${withGpu ? ` ${r.gpuMs ?? '-'} |` : ''} ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |`);
+  const withPool = rows.some((r) => r.peakGpuAllocatedMiB !== undefined);
+  const head = `| model | params | input | tokens | median ms / image |${withGpu ? ' GPU ms / image |' : ''} peak tensors MiB | peak GPU MiB |${withPool ? ' peak GPU incl. idle pool MiB |' : ''}\n|---|---|---|---|---|${withGpu ? '---|' : ''}---|---|${withPool ? '---|' : ''}`;
+  const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} |${withGpu ? ` ${r.gpuMs ?? '-'} |` : ''} ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |${withPool ? ` ${r.peakGpuAllocatedMiB ?? '-'} |` : ''}`);
   const table = [head, ...body].join('\n');
   const split = rows.filter((r) => r.memory);
   if (!split.length) return table;

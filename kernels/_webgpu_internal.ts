@@ -16,24 +16,28 @@ export function flatDispatch(n: number, workgroup: number): [number, number, num
 
 interface BufferManagerLike {
   numBytesUsed: number;
+  numBytesAllocated: number;
   acquireBuffer: (...args: unknown[]) => unknown;
   releaseBuffer: (...args: unknown[]) => unknown;
 }
 
 /**
  * Peak bytes of GPU buffers in use (tfjs-webgpu's buffer manager, pooled buffers excluded), for benchmarks:
- * wraps the manager's acquire once; `reset()` starts a new window at the current use.
+ * wraps the manager's acquire once; `reset()` starts a new window at the current use. `peakAllocated()`: the
+ * peak of all buffers the manager holds, its pool of idle ones included (what the device has given out).
  */
-export function trackPeakGpuBytes(backend: WebGPUBackend): { reset: () => void; peak: () => number } {
+export function trackPeakGpuBytes(backend: WebGPUBackend): { reset: () => void; peak: () => number; peakAllocated: () => number } {
   const bm = (backend as unknown as { bufferManager: BufferManagerLike }).bufferManager;
   let peak = bm.numBytesUsed;
+  let allocated = bm.numBytesAllocated;
   const acquire = bm.acquireBuffer.bind(bm);
   bm.acquireBuffer = (...args: unknown[]) => {
     const b = acquire(...args);
     peak = Math.max(peak, bm.numBytesUsed);
+    allocated = Math.max(allocated, bm.numBytesAllocated);
     return b;
   };
-  return { reset: () => void (peak = bm.numBytesUsed), peak: () => peak };
+  return { reset: () => void ((peak = bm.numBytesUsed), (allocated = bm.numBytesAllocated)), peak: () => peak, peakAllocated: () => allocated };
 }
 
 /**
@@ -72,6 +76,63 @@ export function installPendingRelease(backend: WebGPUBackend): void {
     }
     return r;
   };
+}
+
+/**
+ * Disposes tensors and, on WebGPU, gives their buffers back to the device instead of to tfjs's pool, which keeps
+ * every freed buffer for a later tensor of the same byte size: right for activations, which come again with each
+ * pass, but a weight moved off the device (ParamStore.offload) leaves a buffer of a size nothing else may ask for.
+ * Work already recorded is submitted first; WebGPU frees a destroyed buffer once submitted work is done with it.
+ * A buffer still shared with another tensor stays.
+ */
+export function disposeReleasing(tensors: tf.Tensor[]): void {
+  const gpu = releasingBackend();
+  const isBuffer = (r: unknown): r is GPUBuffer => typeof r === 'object' && r !== null && 'destroy' in r && 'usage' in r && 'size' in r;
+  // has() first: get() of an id this backend lacks would move the data here
+  const buffers = gpu ? tensors.map((t) => (gpu.tensorMap.has(t.dataId) ? gpu.tensorMap.get(t.dataId).resource : null)).filter(isBuffer) : [];
+  tf.dispose(tensors);
+  if (gpu && buffers.length) destroyIdle(gpu, new Set(buffers));
+}
+
+/**
+ * Gives every idle buffer of tfjs's pool back to the device (WebGPU; elsewhere nothing): for a benchmark that
+ * measures what one pass needs from an empty pool, or a process done with a workload whose sizes will not come
+ * again. The next pass allocates afresh what it needs.
+ */
+export function releaseIdleBuffers(): void {
+  const gpu = releasingBackend();
+  if (gpu) destroyIdle(gpu, null);
+}
+
+interface ReleasingBackend {
+  tensorMap: { has(id: object): boolean; get(id: object): { resource?: unknown } };
+  bufferManager: { freeBuffers: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
+  commandEncoder: unknown;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+}
+
+function releasingBackend(): ReleasingBackend | null {
+  return tf.getBackend() === 'webgpu' ? (tf.backend() as unknown as ReleasingBackend) : null;
+}
+
+/** Destroys idle pooled buffers (`only` of them, or all) after submitting recorded work that may still use them. */
+function destroyIdle(gpu: ReleasingBackend, only: Set<GPUBuffer> | null): void {
+  if (gpu.commandEncoder) {
+    gpu.endComputePassEncoder();
+    gpu.submitQueue();
+  }
+  const pool = gpu.bufferManager;
+  for (const free of pool.freeBuffers.values()) {
+    const keep = free.filter((b) => only !== null && !only.has(b));
+    for (const b of free) {
+      if (only !== null && !only.has(b)) continue;
+      pool.numFreeBuffers--;
+      pool.numBytesAllocated -= b.size;
+      b.destroy();
+    }
+    free.splice(0, free.length, ...keep);
+  }
 }
 
 /**
@@ -141,8 +202,9 @@ export function subgroupMatrixConfigs(): { configs: SubgroupMatrixConfig[]; subg
  * Dawn in Node each is a native call with a converted descriptor, a large part of the host's ~0.1 ms per op
  * (bench/RESULTS.md). Buffers come from tfjs's pool and are handed out again in the same order when the same
  * work repeats, so a bind group keyed by its layout and each entry's buffer, offset and size is found again.
- * Pooled buffers are never destroyed while the device lives, and a destroyed one is never handed out again,
- * so a cached group never refers to a dead buffer. GATEDVISION_BIND_GROUP_CACHE=0 turns it off.
+ * A buffer is destroyed only once it has left the pool (disposeReleasing, releaseIdleBuffers) and is never handed
+ * out again, so a cached group naming a dead buffer is never looked up again (a new buffer gets a new id; the old
+ * group ages out). GATEDVISION_BIND_GROUP_CACHE=0 turns it off.
  */
 export const bindGroupCache = { enabled: process.env.GATEDVISION_BIND_GROUP_CACHE !== '0', max: 8192, hits: 0, misses: 0 };
 
