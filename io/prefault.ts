@@ -7,20 +7,22 @@
 import { closeSync, openSync, read } from 'node:fs';
 
 export interface Prefault {
-  /** Resolves once every read has landed: from then on nothing else writes into the buffer. */
+  /** Resolves once bytes [start, end) have landed: from then on nothing of this writes there. */
+  ready(start: number, end: number): Promise<void>;
+  /** Resolves once every read has landed. */
   settled(): Promise<void>;
 }
 
 /**
- * Bytes per read. Every read is issued at once: the thread that asked is usually busy (a header pass
- * that never returns to the event loop), so a read issued from a completion callback would wait for it.
- * One read faults in 150 MiB in 40-100 ms here; larger buffers take several pool threads.
+ * Bytes per read. Every read is issued at once (the thread that asked is usually busy parsing, so a read
+ * issued from a completion callback would wait for it) and the pool takes them front to back; 16 MiB
+ * lets writing begin at the front while the back is still being faulted in.
  */
-const CHUNK = 256 * 1024 * 1024;
+const CHUNK = 16 * 1024 * 1024;
 
-const NOTHING: Prefault = { settled: async () => undefined };
+const NOTHING: Prefault = { ready: async () => undefined, settled: async () => undefined };
 
-/** Starts faulting in `bytes`, a buffer nothing else may write to before settled() resolves (it is zeroed). */
+/** Starts faulting in `bytes`, a buffer nothing else may write to where ready() has not resolved (it is zeroed). */
 export function prefault(bytes: Uint8Array, chunk = CHUNK): Prefault {
   let fd: number;
   try {
@@ -32,8 +34,21 @@ export function prefault(bytes: Uint8Array, chunk = CHUNK): Prefault {
   for (let offset = 0; offset < bytes.length; offset += chunk) {
     const n = Math.min(chunk, bytes.length - offset);
     // a failed read only leaves pages to fault in later: the buffer still holds zeros
-    reads.push(new Promise<void>((resolve) => read(fd, bytes, offset, n, null, () => resolve())));
+    reads.push(
+      new Promise<void>((resolve) => {
+        try {
+          read(fd, bytes, offset, n, null, () => resolve());
+        } catch {
+          resolve();
+        }
+      }),
+    );
   }
   const all = Promise.all(reads).then(() => closeSync(fd));
-  return { settled: () => all };
+  return {
+    ready: async (start, end) => {
+      if (end > start) await Promise.all(reads.slice(Math.floor(start / chunk), Math.ceil(end / chunk)));
+    },
+    settled: () => all,
+  };
 }

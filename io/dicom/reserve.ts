@@ -29,19 +29,19 @@ export function reserveVolume(h: Pick<DicomHeader, 'rows' | 'columns' | 'samples
 
 /**
  * The reserved volume as `dtype` × `length` when it has exactly that many bytes (zeros, like a fresh
- * allocation), else undefined; either way the reservation is used up.
+ * allocation), else undefined; either way the reservation is used up. Its pages may still be faulting
+ * in: write a byte range only after `fault.ready` for it has resolved, and anything else after
+ * `fault.settled`.
  */
-export async function takeReserved(dtype: DType, length: number): Promise<VoxelArray | undefined> {
+export function takeReserved(dtype: DType, length: number): { data: VoxelArray; fault: Prefault } | undefined {
   const r = reserved;
   reserved = undefined;
-  if (!r) return undefined;
-  await r.fault.settled();
-  if (r.buffer.byteLength !== length * DTYPE_BYTES[dtype]) return undefined;
+  if (!r || r.buffer.byteLength !== length * DTYPE_BYTES[dtype]) return undefined;
   reserveCounters.taken++;
-  return viewAs(dtype, r.buffer, length);
+  return { data: viewAs(dtype, r.buffer, length), fault: r.fault };
 }
 
-/** Ends a reservation no plan took (its memory goes with the next collection, after its reads have landed). */
+/** Ends a reservation no plan took (its memory goes with the next collection, once its reads have landed). */
 export function dropReserved(): void {
   reserved = undefined;
 }

@@ -57,8 +57,10 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   if (!Number.isSafeInteger(bytes) || bytes > limits.maxVoxelBytes) {
     throw new GatedError('too_large', `the series would need ${bytes} bytes; the limit is ${limits.maxVoxelBytes}`, { details: { columns: cols, rows, slices: nSlices, samples: spp } });
   }
-  // the volume reserved from the first header, already faulted in, when the plan needs exactly its size
-  const data = (await takeReserved(dtype, length)) ?? allocate(dtype, length);
+  // The volume reserved from the first header when the plan needs exactly its size. Its pages are faulted
+  // in on another core, front to back: an object's slots are written once their pages have landed.
+  const reserved = takeReserved(dtype, length);
+  const data = reserved?.data ?? allocate(dtype, length);
   const perObject = new Map<number, { frame: number; k: number; rescale: Rescale }[]>();
   const twinsOf = new Map<number, { frame: number; keep: number; rescale: Rescale }[]>();
   plan.order.forEach((s, k) => push(perObject, s.object, { frame: s.frame, k, rescale: s.geom.rescale }));
@@ -67,6 +69,19 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   const pendingTwins: { keep: number; slice: VoxelArray; rescale: Rescale }[] = [];
   const objects = [...new Set([...perObject.keys(), ...twinsOf.keys()])].sort((a, b) => a - b);
   const bytesPer = DTYPE_BYTES[dtype];
+  const landed = async (object: number): Promise<void> => {
+    if (!reserved) return;
+    const slots = perObject.get(object) ?? [];
+    // colour slots lie in several planes: wait for all of it
+    if (spp !== 1 || slots.length === 0) return reserved.fault.settled();
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const { k } of slots) {
+      lo = Math.min(lo, k);
+      hi = Math.max(hi, k);
+    }
+    await reserved.fault.ready(lo * n2 * bytesPer, (hi + 1) * n2 * bytesPer);
+  };
   // frames that are a plain copy of file bytes (same sample type as the volume, no per-slice LUT, no twin to compare)
   const direct = (object: number): number | undefined => {
     const src = sources[object]!;
@@ -81,6 +96,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
       const k = direct(object);
       if (k !== undefined) {
         const slot = new Uint8Array(data.buffer, data.byteOffset + k * n2 * bytesPer, n2 * bytesPer);
+        await landed(object);
         if (await sources[object]!.pixelsInto!(slot)) {
           const o = sources[object]!.header;
           applyBitsStored(data.subarray(k * n2, (k + 1) * n2), o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
@@ -90,6 +106,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
         }
       }
       const pixels = await sources[object]!.pixels();
+      await landed(object);
       const frameOf = (f: number) => {
         if ((f + 1) * n2 * spp > pixels.length) throw new GatedError('decode_failed', `frame ${f + 1} is missing from the decoded pixels`);
         return pixels.subarray(f * n2 * spp, (f + 1) * n2 * spp);
@@ -136,6 +153,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
         // the first frame that failed, in frame order, as decodePixels reports it
         const bad = settled.find((r) => r.status === 'rejected');
         if (bad) throw (bad as PromiseRejectedResult).reason;
+        await landed(object);
         for (const { frame, k, rescale } of perObject.get(object) ?? []) {
           const src = decoded[frame];
           if (!src) throw new GatedError('decode_failed', `frame ${frame + 1} is missing from the decoded pixels`);
@@ -182,6 +200,8 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   }
   // in object order, whichever thread finished first
   failed.sort((a, b) => a.object - b.object);
+  // what follows reads or rewrites the whole volume
+  await reserved?.fault.settled();
   if (failed.length > 0) return { volume: undefined, failed };
   const probe = allocate(dtype, n2 * spp);
   for (const { keep, slice, rescale } of pendingTwins) {

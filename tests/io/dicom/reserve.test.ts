@@ -72,37 +72,49 @@ describe('prefault', () => {
     await prefault(buf, 3 * 1024 * 1024).settled();
     expect(buf.every((b) => b === 0)).toBe(true);
   });
+
+  it('ready(start, end) waits for every read that covers the range', async () => {
+    const MiB = 1024 * 1024;
+    const buf = new Uint8Array(10 * MiB).fill(0xab);
+    const fault = prefault(buf, 3 * MiB);
+    // 5-7 MiB spans the second and third reads (3-6 and 6-9 MiB)
+    await fault.ready(5 * MiB, 7 * MiB);
+    expect(buf.subarray(3 * MiB, 9 * MiB).every((b) => b === 0)).toBe(true);
+    await fault.settled();
+  });
 });
 
 describe('the reserved volume', () => {
   it('is taken by a plan of exactly its size, as zeros, once', async () => {
     reserveVolume(header, 40, resolveLimits());
-    const v = await takeReserved('int16', 512 * 512 * 40);
+    const r = takeReserved('int16', 512 * 512 * 40)!;
+    await r.fault.settled();
+    const v = r.data;
     expect(v).toBeInstanceOf(Int16Array);
-    expect(v!.length).toBe(512 * 512 * 40);
-    expect(v!.buffer.byteLength).toBe(512 * 512 * 40 * 2);
-    expect(v!.every((x) => x === 0)).toBe(true);
-    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+    expect(v.length).toBe(512 * 512 * 40);
+    expect(v.buffer.byteLength).toBe(512 * 512 * 40 * 2);
+    expect(v.every((x) => x === 0)).toBe(true);
+    expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
   });
 
   it('serves another sample type of the same byte size, and no other size', async () => {
     reserveVolume(header, 40, resolveLimits());
-    expect(await takeReserved('uint16', 512 * 512 * 40)).toBeInstanceOf(Uint16Array);
+    expect(takeReserved('uint16', 512 * 512 * 40)?.data).toBeInstanceOf(Uint16Array);
     reserveVolume(header, 40, resolveLimits());
-    expect(await takeReserved('int16', 512 * 512 * 39)).toBeUndefined();
+    expect(takeReserved('int16', 512 * 512 * 39)).toBeUndefined();
     // the wrong guess used it up
-    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+    expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
     reserveVolume(header, 40, resolveLimits());
     dropReserved();
-    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+    expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
   });
 
   it('is not made above the voxel limit, nor for small volumes', async () => {
     reserveVolume(header, 40, resolveLimits({ maxVoxelBytes: 512 * 512 * 40 * 2 - 1 }));
-    expect(await takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+    expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
     const small = Math.floor(RESERVE_MIN_BYTES / (512 * 512 * 2)) - 1;
     reserveVolume(header, small, resolveLimits());
-    expect(await takeReserved('int16', 512 * 512 * small)).toBeUndefined();
+    expect(takeReserved('int16', 512 * 512 * small)).toBeUndefined();
   });
 
   it('a series loaded into it holds what pydicom reads', async () => {
