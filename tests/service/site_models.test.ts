@@ -55,7 +55,8 @@ describe('site models folder', () => {
     const r = await c.get('/v1/models');
     expect(r.status).toBe(200);
     const byName = Object.fromEntries(r.body.models.map((m: { name: string }) => [m.name, m]));
-    expect(Object.keys(byName).sort()).toEqual(['brain', 'denoise_site']);
+    expect(Object.keys(byName).sort()).toEqual(['brain', 'denoise', 'denoise_site']);
+    expect(byName.denoise).toMatchObject({ task: 'restore', source: 'shipped' });
     const manifest = await readTaskManifest(join(modelsDir, 'denoise_site'));
     expect(byName.denoise_site).toEqual({ name: 'denoise_site', task: 'restore', classes: [], description: manifest.description, sha256: manifest.weights.sha256, source: 'site' });
     expect(byName.brain).toMatchObject({ task: 'segment', source: 'shipped' });
