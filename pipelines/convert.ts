@@ -12,6 +12,7 @@ import { resolveLimits } from '../core/limits.ts';
 import type { LoadOptions } from '../io/load.ts';
 import { runSandboxed } from '../io/sandbox.ts';
 import { assertNativeAllowed } from '../io/sandbox_guard.ts';
+import { releaseNow } from '../io/transfer.ts';
 import type { LoadResult, SliceSink } from '../io/types.ts';
 import type { Volume, VoxelArray } from '../io/volume.ts';
 
@@ -90,8 +91,13 @@ async function convertToNii(input: string, path: string, opts: LoadOptions): Pro
     const streamed = (await stream.settle(v.data)) && rest.length === 1 && header!.length === NII_VOX_OFFSET && body.buffer === v.data.buffer && body.byteOffset === v.data.byteOffset;
     if (!streamed) await writeAll(fh, body, header!.length);
     await writeAll(fh, header!, 0);
+    const size = header!.length + body.length;
+    // every byte is in the file now: the volume's memory goes back while the fsync below waits
+    res.volumes.length = 0;
+    releaseNow(body.buffer);
+    releaseNow(v.data.buffer);
     // an abandoned first attempt may have written past the end of the final volume
-    await fh.truncate(header!.length + body.length);
+    await fh.truncate(size);
     await fh.sync();
     await fh.close();
     closed = true;

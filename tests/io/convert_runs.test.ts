@@ -1,7 +1,8 @@
 /**
  * `convert` to .nii hands adjacent decoded slices to one write (up to 8 MiB). Whatever order the files
  * come in (rising or falling slice position, or one long run split into several writes), the file must
- * be byte for byte what the NIfTI writer makes of the loaded volume.
+ * be byte for byte what the NIfTI writer makes of the loaded volume (also when the volume's memory is
+ * given back before the closing fsync).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,8 +49,8 @@ beforeAll(() => {
   for (const [name, order, rows, cols, n] of [
     ['up', 'up', 30, 26, 12],
     ['down', 'down', 30, 26, 12],
-    // 24 slices of 512 KiB: 12 MiB, more than one write
-    ['long', 'up', 512, 512, 24],
+    // 40 slices of 512 KiB: 20 MiB, several writes, and a volume large enough to be released early
+    ['long', 'up', 512, 512, 40],
   ] as const) {
     dirs[name] = join(root, name);
     runPython(MAKE, [dirs[name]!, order, String(rows), String(cols), String(n)]);
