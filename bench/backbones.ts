@@ -37,6 +37,11 @@ export interface BackboneBenchRow {
   medianMs: number | null;
   peakTensorMiB: number | null;
   peakGpuMiB: number | null;
+  /**
+   * Forward rows: FNV-1a of the output's bytes (random weights and input are seeded), so two builds or settings
+   * (e.g. GATEDVISION_DEFERRED_RELEASE=1) can be checked for bit-identical outputs on the same device (--json).
+   */
+  outputFnv?: string;
   /** WebGPU: peak of all buffers tfjs's manager holds, its pool of idle ones included. */
   peakGpuAllocatedMiB?: number | null;
   /** --gpu-time: median GPU time of one forward (timestamp queries summed over its dispatches). */
@@ -121,6 +126,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
         opt!.apply(new Map(vars.filter((v) => grads[v.name]).map((v) => [v, grads[v.name]!])));
         tf.dispose([value, ...Object.values(grads)]);
       };
+      let lastOutput: Float32Array | null = null;
       const run = opts.step
         ? step
         : opts.train
@@ -136,7 +142,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
           }
         : async () => {
             const y = forward();
-            await y.data();
+            lastOutput = (await y.data()) as Float32Array;
             y.dispose();
           };
       try {
@@ -146,6 +152,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
         tensors.reset();
         const before = tf.memory().numBytes; // weights, moments (allocated by the warm-up's update), input, target
         await checked(run);
+        const outputFnv = lastOutput && !opts.dryRun ? fnv1a(lastOutput as Float32Array) : undefined;
         const gpuPeak = tracker ? tracker.peak() : null;
         const gpuAllocated = tracker ? tracker.peakAllocated() : null;
         const tensorPeak = tensors.peak();
@@ -161,7 +168,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
         }
         times.sort((a, b) => a - b);
         const gpuMs = opts.gpuTime && forwardOnly && !opts.dryRun ? await forwardGpuMs(forward, opts.repeat) : undefined;
-        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuAllocated !== null ? { peakGpuAllocatedMiB: round(gpuAllocated / 2 ** 20) } : {}), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}) });
+        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuAllocated !== null ? { peakGpuAllocatedMiB: round(gpuAllocated / 2 ** 20) } : {}), ...(outputFnv ? { outputFnv } : {}), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}) });
       } catch (e) {
         rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
       }
@@ -297,6 +304,13 @@ export function trackPeakTensorBytes(): { reset: () => void; peak: () => number 
     return r;
   };
   return { reset: () => void (peak = engine.state.numBytes), peak: () => peak };
+}
+
+function fnv1a(values: Float32Array): string {
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
 }
 
 function mib(bytes: number): number {
