@@ -14,6 +14,7 @@ import { GatedError, toGatedError } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 import { writePng } from '../io/image/write.ts';
 import { loadInput, type LoadOptions } from '../io/load.ts';
+import { sandboxModeFor } from '../io/sandbox_guard.ts';
 import { gunzipPrefix } from '../io/nifti/gunzip.ts';
 import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
 import { bestAffine, rescaleOf } from '../io/nifti/read.ts';
@@ -246,7 +247,10 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
   // a NIfTI header tells the slices' shape: the GPU compiles for them while the sandbox decodes the voxels
   // (a failure there comes back from segmentVolume's own compileAhead, which returns the same promise)
   const early = compileFromHeader(c.path, model, opts, timings).catch(() => undefined);
-  const loaded = await loadInput(c.path, opts.load ?? {});
+  // DICOM and NIfTI decode in a worker thread (JavaScript and WebAssembly codecs only, same caps): the volume's
+  // buffer is handed over rather than copied, and no second Node process holds a copy of it beside ours.
+  // Images need the native sharp and still go to a child process.
+  const loaded = await loadInput(c.path, { sandboxMode: sandboxModeFor(c.path), ...opts.load });
   lap('load');
   memory.loaded = mib(process.memoryUsage.rss());
   await early;

@@ -66,9 +66,11 @@ function planFor(model: TaskModel, shape: readonly number[], spacing: readonly n
   const up = (n: number) => Math.max(m, Math.ceil(n / m) * m);
   const [Hp, Wp] = [up(oy), up(ox)];
   const maxSide = opts.maxSide ?? 1024;
-  // CPU backends keep activations in host memory: about 256k pixels per call keeps each full-resolution map
-  // near 64 MiB. On a GPU they live in device memory and the cost is per call, so calls are made large.
-  const pixels = tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow' ? 4096 * 1024 : 512 * 512;
+  // CPU backends keep activations in host memory, and wasm's heap keeps its high-water mark for the whole run:
+  // 128k pixels per call (2 slices of 224², the brain model's grid for a 512² slice at 0.4 mm) holds it to
+  // ~150 MiB where 256k took ~330 MiB, at the same speed there. On a GPU they live in device memory and the cost
+  // is per call, so calls are made large.
+  const pixels = tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow' ? 4096 * 1024 : 128 * 1024;
   const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor(pixels / (Hp * Wp))));
   return { C, K: model.manifest.classes.length, nx, ny, nz, ox, oy, Hp, Wp, whole: Hp <= maxSide && Wp <= maxSide, batch };
 }
@@ -79,15 +81,24 @@ function planFor(model: TaskModel, shape: readonly number[], spacing: readonly n
  * are made in the caller's tidy.
  */
 function groupGraph(model: TaskModel, p: Plan, v: tf.Tensor3D, ix: tf.Tensor1D, n: number, norm: Normalizer | undefined, fill: number, tta: boolean, clock: StageClock, pack: boolean): [tf.Tensor, tf.Tensor] {
-  const x = tf.transpose(tf.reshape(tf.gather(norm ? normalizeTensor(v, norm) : v, ix), [n, p.C, p.ny, p.nx]), [0, 2, 3, 1]) as tf.Tensor4D;
-  const grid = tf.pad(resize(x, p.oy, p.ox), [[0, 0], [0, p.Hp - p.oy], [0, p.Wp - p.ox], [0, 0]], fill) as tf.Tensor4D;
+  // three scopes, so that the native-resolution input maps are gone before the model runs and its activations
+  // before the output maps are made (a CPU backend's heap keeps its high-water mark for the whole run)
+  const grid = tf.tidy(() => {
+    const x = tf.transpose(tf.reshape(tf.gather(norm ? normalizeTensor(v, norm) : v, ix), [n, p.C, p.ny, p.nx]), [0, 2, 3, 1]) as tf.Tensor4D;
+    return tf.pad(resize(x, p.oy, p.ox), [[0, 0], [0, p.Hp - p.oy], [0, p.Wp - p.ox], [0, 0]], fill) as tf.Tensor4D;
+  });
   clock.lap('segment.infer.input');
   const q = probabilities(model, grid, tta);
+  grid.dispose();
   clock.lap('segment.infer.model');
   if (q.shape[3] !== p.K) throw new GatedError('internal', `model '${model.manifest.name}' gave ${q.shape[3]} channels for ${p.K} classes`);
-  const out = resize(tf.slice(q, [0, 0, 0, 0], [n, p.oy, p.ox, p.K]) as tf.Tensor4D, p.ny, p.nx);
-  const lab = tf.argMax(out, -1);
-  return [pack ? packLabels(lab, p.K) : lab, tf.sum(tf.cast(tf.isNaN(out), 'float32'))];
+  const res = tf.tidy(() => {
+    const out = resize(tf.slice(q, [0, 0, 0, 0], [n, p.oy, p.ox, p.K]) as tf.Tensor4D, p.ny, p.nx);
+    const lab = tf.argMax(out, -1);
+    return [pack ? packLabels(lab, p.K) : lab, tf.sum(tf.cast(tf.isNaN(out), 'float32'))] as [tf.Tensor, tf.Tensor];
+  });
+  q.dispose();
+  return res;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
