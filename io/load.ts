@@ -4,6 +4,7 @@
  * this process and is what the child runs.
  */
 import { closeSync, openSync, readSync, fstatSync, statSync } from 'node:fs';
+import { setImmediate as eventLoopTurn } from 'node:timers/promises';
 import { open, readdir, stat, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { GatedError, toGatedError } from '../core/errors.ts';
@@ -113,7 +114,10 @@ async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejecti
   const headers: HeaderReads = new Map();
   let reader: Awaited<ReturnType<typeof readers.dicom>> | undefined;
   try {
-    for (const item of items) {
+    for (const [i, item] of items.entries()) {
+      // reads here are blocking: a turn of the event loop now and then lets work started on other
+      // threads go on (the volume being faulted in, decoding threads starting)
+      if (i % 8 === 7) await eventLoopTurn();
       // sniff from the head only: a folder of DICOM files is read whole once, later, one file at a time
       const head = item.readHead ? await item.readHead(HEAD_BYTES) : await item.read();
       const format = sniffFormat(head.subarray(0, 512));

@@ -14,8 +14,9 @@ export interface Prefault {
 }
 
 /**
- * Bytes per read. Every read is issued at once (the thread that asked is usually busy parsing, so a read
- * issued from a completion callback would wait for it) and the pool takes them front to back; 16 MiB
+ * Bytes per read. One read is in flight at a time, the next issued as the last lands, so faulting in
+ * takes one core and leaves the other to the thread that asked (which returns to its event loop often
+ * enough for the chain to go on: the header pass and the decode pass take a turn per file); 16 MiB
  * lets writing begin at the front while the back is still being faulted in.
  */
 const CHUNK = 16 * 1024 * 1024;
@@ -30,24 +31,32 @@ export function prefault(bytes: Uint8Array, chunk = CHUNK): Prefault {
   } catch {
     return NOTHING; // no /dev/zero (not Linux): the pages fault in as they are first written
   }
-  const reads: Promise<void>[] = [];
-  for (let offset = 0; offset < bytes.length; offset += chunk) {
-    const n = Math.min(chunk, bytes.length - offset);
-    // a failed read only leaves pages to fault in later: the buffer still holds zeros
-    reads.push(
-      new Promise<void>((resolve) => {
-        try {
-          read(fd, bytes, offset, n, null, () => resolve());
-        } catch {
-          resolve();
-        }
-      }),
-    );
-  }
-  const all = Promise.all(reads).then(() => closeSync(fd));
+  const n = Math.ceil(bytes.length / chunk);
+  const landed: (() => void)[] = [];
+  const reads = Array.from({ length: n }, () => new Promise<void>((resolve) => landed.push(resolve)));
+  const next = (i: number): void => {
+    if (i === n) {
+      closeSync(fd);
+      return;
+    }
+    const offset = i * chunk;
+    const done = () => {
+      // a failed read only leaves pages to fault in later: the buffer still holds zeros
+      landed[i]!();
+      next(i + 1);
+    };
+    try {
+      read(fd, bytes, offset, Math.min(chunk, bytes.length - offset), null, done);
+    } catch {
+      done();
+    }
+  };
+  next(0);
+  const all = Promise.all(reads).then(() => undefined);
   return {
+    // the reads land in order: the last one the range touches is the one to wait for
     ready: async (start, end) => {
-      if (end > start) await Promise.all(reads.slice(Math.floor(start / chunk), Math.ceil(end / chunk)));
+      if (end > start) await reads[Math.min(n, Math.ceil(end / chunk)) - 1];
     },
     settled: () => all,
   };

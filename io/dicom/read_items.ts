@@ -5,6 +5,7 @@
  * leaves its stack, which is planned again without it (and then reports the gap as missing slices).
  * Names in results are the caller's item names; nothing read from a file ever names anything.
  */
+import { setImmediate as eventLoopTurn } from 'node:timers/promises';
 import { toGatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
 import type { InputItem, ReadContext, Rejection, SeriesSummary } from '../types.ts';
@@ -48,6 +49,7 @@ async function readItems(items: InputItem[], ctx: ReadContext, headers?: HeaderR
   const scratch = { buf: new Uint8Array(0) };
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
+    if (i % 8 === 7) await eventLoopTurn(); // as in load.ts's header pass: work on other threads goes on
     try {
       const { header, direct } = headers?.get(item) ?? (await readHeaderOf(item, ctx, i));
       // decodePlan copies each object's pixels into the volume before it asks for the next: one shared read buffer serves them all
