@@ -58,18 +58,34 @@ export class HalfPackProgram implements WebGPUProgram {
   }
 }
 
-/** C[batch] = A[batch] · B[batch or 0], A and B packed halves, C fp32; M, N, K multiples of the blocks. */
-export class MatMulHalfProgram implements WebGPUProgram {
+/** What the subgroup-matrix matmul programs share: inputs a and b of packed halves, C [batch, M, N], the uniforms. */
+export abstract class HalfMatmulProgramBase implements WebGPUProgram {
   variableNames = ['a', 'b'];
   outputShape: number[];
-  shaderKey: string;
+  shaderKey = '';
   dispatchLayout = { x: [2], y: [1], z: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
+  dispatch: [number, number, number] = [1, 1, 1];
+  workgroupSize: [number, number, number] = [1, 1, 1];
   uniforms = 'M : i32, N : i32, K : i32, batchB : i32,';
 
-  constructor(outShape: [number, number, number], private readonly config: SubgroupMatrixConfig, subgroup: number) {
+  constructor(outShape: [number, number, number]) {
     this.outputShape = outShape;
+  }
+
+  abstract getUserCode(): string;
+}
+
+/** The WGSL aliases of the f16 × f16 → f32 matrix types; WGSL orders a matrix type's sizes as columns, rows. */
+export function halfMatrixAliases({ M, N, K }: SubgroupMatrixConfig): string {
+  return `alias HalfL = subgroup_matrix_left<f16, ${K}, ${M}>;
+      alias HalfR = subgroup_matrix_right<f16, ${N}, ${K}>;
+      alias HalfAcc = subgroup_matrix_result<f32, ${N}, ${M}>;`;
+}
+
+/** C[batch] = A[batch] · B[batch or 0], A and B packed halves, C fp32; M, N, K multiples of the blocks. */
+export class MatMulHalfProgram extends HalfMatmulProgramBase {
+  constructor(outShape: [number, number, number], private readonly config: SubgroupMatrixConfig, subgroup: number) {
+    super(outShape);
     this.workgroupSize = [subgroup, 1, 1];
     this.dispatch = [outShape[2] / (TILES * config.N), outShape[1] / (TILES * config.M), outShape[0]];
     // the matrix shape and subgroup size are baked; M, N, K and the batch are uniforms
@@ -95,10 +111,7 @@ export class MatMulHalfProgram implements WebGPUProgram {
 //!enable f16 chromium_experimental_subgroup_matrix
 //!f16 a b
 //!entry mainWg
-      // WGSL orders a matrix type's sizes as columns, rows: left is M×K, right K×N, the result M×N
-      alias HalfL = subgroup_matrix_left<f16, ${sk}, ${sm}>;
-      alias HalfR = subgroup_matrix_right<f16, ${sn}, ${sk}>;
-      alias HalfAcc = subgroup_matrix_result<f32, ${sn}, ${sm}>;
+      ${halfMatrixAliases(this.config)}
       // never called: the entry point runs mainWg (see applyShaderMarkers)
       fn main() {}
       fn mainWg(wid : vec3<u32>) {

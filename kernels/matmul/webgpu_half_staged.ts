@@ -9,8 +9,8 @@
  * direct-from-storage program (webgpu_half.ts) at 4096³, with Dawn's robustness checks off. Shapes that are not
  * whole blocks take that program or fp32.
  */
-import type { WebGPUProgram } from '../_webgpu_internal.ts';
 import type { SubgroupMatrixConfig } from '../_webgpu_internal.ts';
+import { HalfMatmulProgramBase, halfMatrixAliases } from './webgpu_half.ts';
 
 export interface StagedLayout {
   /** Subgroups per workgroup along M and N. */
@@ -38,22 +38,15 @@ export function stagedFits(config: SubgroupMatrixConfig, M: number, N: number, K
 }
 
 /** C[batch] = A[batch] · B[batch or 0]; A and B packed halves (int32 tensors, read as vec4), C fp32. */
-export class MatMulHalfStagedProgram implements WebGPUProgram {
-  variableNames = ['a', 'b'];
+export class MatMulHalfStagedProgram extends HalfMatmulProgramBase {
   variableComponents = [4, 4];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [2], y: [1], z: [0] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms = 'M : i32, N : i32, K : i32, batchB : i32,';
 
   constructor(outShape: [number, number, number], private readonly config: SubgroupMatrixConfig, private readonly subgroup: number, private readonly layout: StagedLayout = STAGED_LAYOUT) {
+    super(outShape);
     const { bm, bn } = stagedBlock(config, layout);
     if (layout.bk % config.K !== 0 || layout.bk % 8 !== 0) throw new Error(`staged matmul: bk ${layout.bk} must be a multiple of ${config.K} and of 8`);
     const threads = layout.wgm * layout.wgn * subgroup;
     if (((bm * layout.bk) / 8) % threads !== 0 || ((layout.bk * bn) / 8) % threads !== 0) throw new Error('staged matmul: a slice must split evenly over the threads');
-    this.outputShape = outShape;
     this.workgroupSize = [threads, 1, 1];
     this.dispatch = [outShape[2] / bn, outShape[1] / bm, outShape[0]];
     const { wgm, wgn, tm, tn, bk, pad } = layout;
@@ -130,10 +123,7 @@ export class MatMulHalfStagedProgram implements WebGPUProgram {
 //!enable f16 subgroups chromium_experimental_subgroup_matrix
 //!entry mainWg LocalIndex SubgroupId
 //!diagnostic off subgroup_uniformity
-      // WGSL orders a matrix type's sizes as columns, rows: left is M×K, right K×N, the result M×N
-      alias HalfL = subgroup_matrix_left<f16, ${sk}, ${sm}>;
-      alias HalfR = subgroup_matrix_right<f16, ${sn}, ${sk}>;
-      alias HalfAcc = subgroup_matrix_result<f32, ${sn}, ${sm}>;
+      ${halfMatrixAliases(this.config)}
       var<workgroup> As : array<f16, ${3 * bm * sa}>;
       var<workgroup> Bs : array<f16, ${3 * bk * sb}>;
       // eight halves, packed two per i32, into consecutive workgroup slots

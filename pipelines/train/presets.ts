@@ -21,27 +21,33 @@ interface Preset {
   spacing?: [number, number];
 }
 
+/** A hierarchical ViG + FPN on MR slices at 1 mm in-plane, `context` neighbours on each side. */
+function brainPreset(description: string, vig: Record<string, unknown>, fpn: Record<string, unknown>, context: number): Preset {
+  return {
+    task: 'segment',
+    description,
+    backbone: { arch: 'vig_h_t', config: { ...vig, numClasses: 0 } },
+    head: { kind: 'fpn', config: fpn },
+    context,
+    multipleOf: 32,
+    normalization: MR_ZSCORE,
+    spacing: [1, 1],
+  };
+}
+
 export const PRESETS: Record<string, Preset> = {
-  seg_vig_h_small: {
-    task: 'segment',
-    description: 'small hierarchical ViG (BiGLA, strides 4-32) + FPN, 2.5D (3 slices)',
-    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0 } },
-    head: { kind: 'fpn', config: { dim: 48, detailChannels: 16 } },
-    context: 1,
-    multipleOf: 32,
-    normalization: MR_ZSCORE,
-    spacing: [1, 1],
-  },
-  seg_vig_h_base: {
-    task: 'segment',
-    description: 'hierarchical ViG (BiGLA, strides 4-32, dims 32-256) + FPN, 2.5D (5 slices)',
-    backbone: { arch: 'vig_h_t', config: { dims: [32, 64, 128, 256], depths: [2, 2, 4, 2], numHeads: [1, 2, 4, 8], numClasses: 0, dropPath: 0.05 } },
-    head: { kind: 'fpn', config: { dim: 64, detailChannels: 16 } },
-    context: 2,
-    multipleOf: 32,
-    normalization: MR_ZSCORE,
-    spacing: [1, 1],
-  },
+  seg_vig_h_small: brainPreset(
+    'small hierarchical ViG (BiGLA, strides 4-32) + FPN, 2.5D (3 slices)',
+    { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], dropPath: 0 },
+    { dim: 48, detailChannels: 16 },
+    1,
+  ),
+  seg_vig_h_base: brainPreset(
+    'hierarchical ViG (BiGLA, strides 4-32, dims 32-256) + FPN, 2.5D (5 slices)',
+    { dims: [32, 64, 128, 256], depths: [2, 2, 4, 2], numHeads: [1, 2, 4, 8], dropPath: 0.05 },
+    { dim: 64, detailChannels: 16 },
+    2,
+  ),
   seg_test: {
     task: 'segment',
     description: 'tiny ViG-H + FPN for tests',
