@@ -4,6 +4,7 @@
  * decode pass writes into memory the kernel has already mapped. decodePlan takes it when the plan needs
  * exactly that many bytes; otherwise it is dropped and the volume is allocated as before.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import type { Limits } from '../../core/limits.ts';
 import { prefault, type Prefault } from '../prefault.ts';
 import { allocate, DTYPE_BYTES, type DType, type VoxelArray } from '../volume.ts';
@@ -17,9 +18,13 @@ let reserved: { buffer: ArrayBuffer; fault: Prefault } | undefined;
 /** Volumes that were the reserved buffer, so far in this thread (tests check that the path ran). */
 export const reserveCounters = { taken: 0 };
 
-/** Reserves (and starts faulting in) a volume of `files` objects like `h`, in its stored sample type. */
+/**
+ * Reserves (and starts faulting in) a volume of `files` objects like `h`, in its stored sample type.
+ * Only with a core to spare (limits.volumePrefault): where every core is busy, faulting in ahead only
+ * adds a second zeroing of the volume, and on a shared 2-core machine it doubled the header pass.
+ */
 export function reserveVolume(h: Pick<DicomHeader, 'rows' | 'columns' | 'samplesPerPixel' | 'numberOfFrames' | 'bitsAllocated'>, files: number, limits: Limits): void {
-  if (reserved || h.bitsAllocated < 8) return;
+  if (reserved || h.bitsAllocated < 8 || !coreToSpare(limits)) return;
   const bytes = h.rows * h.columns * h.samplesPerPixel * h.numberOfFrames * files * (h.bitsAllocated / 8);
   // never more than a reader may allocate: a plan that needs more is refused before it allocates anything
   if (!Number.isSafeInteger(bytes) || bytes < RESERVE_MIN_BYTES || bytes > limits.maxVoxelBytes) return;
@@ -44,6 +49,11 @@ export function takeReserved(dtype: DType, length: number): { data: VoxelArray; 
 /** Ends a reservation no plan took (its memory goes with the next collection, once its reads have landed). */
 export function dropReserved(): void {
   reserved = undefined;
+}
+
+function coreToSpare(limits: Limits): boolean {
+  if (limits.volumePrefault !== 'auto') return limits.volumePrefault === 'always';
+  return loadavg()[0]! < availableParallelism() - 0.5;
 }
 
 function viewAs(dtype: DType, buffer: ArrayBuffer, length: number): VoxelArray {

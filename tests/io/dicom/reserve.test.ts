@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveLimits } from '../../../core/limits.ts';
+import { resolveLimits, type Limits } from '../../../core/limits.ts';
 import { dropReserved, reserveCounters, reserveVolume, RESERVE_MIN_BYTES, takeReserved } from '../../../io/dicom/reserve.ts';
 import { loadInputDirect } from '../../../io/load.ts';
 import { prefault } from '../../../io/prefault.ts';
@@ -65,6 +65,8 @@ async function sha256(data: ArrayBufferView): Promise<string> {
 }
 
 const header = { rows: 512, columns: 512, samplesPerPixel: 1, numberOfFrames: 1, bitsAllocated: 16 };
+// 'auto' depends on the machine's load; these tests take the path whatever the load
+const always = (o: Partial<Limits> = {}) => resolveLimits({ volumePrefault: 'always', ...o });
 
 describe('prefault', () => {
   it('reaches every byte, in several reads, and leaves zeros', async () => {
@@ -86,7 +88,7 @@ describe('prefault', () => {
 
 describe('the reserved volume', () => {
   it('is taken by a plan of exactly its size, as zeros, once', async () => {
-    reserveVolume(header, 40, resolveLimits());
+    reserveVolume(header, 40, always());
     const r = takeReserved('int16', 512 * 512 * 40)!;
     await r.fault.settled();
     const v = r.data;
@@ -98,28 +100,30 @@ describe('the reserved volume', () => {
   });
 
   it('serves another sample type of the same byte size, and no other size', async () => {
-    reserveVolume(header, 40, resolveLimits());
+    reserveVolume(header, 40, always());
     expect(takeReserved('uint16', 512 * 512 * 40)?.data).toBeInstanceOf(Uint16Array);
-    reserveVolume(header, 40, resolveLimits());
+    reserveVolume(header, 40, always());
     expect(takeReserved('int16', 512 * 512 * 39)).toBeUndefined();
     // the wrong guess used it up
     expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
-    reserveVolume(header, 40, resolveLimits());
+    reserveVolume(header, 40, always());
     dropReserved();
     expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
   });
 
-  it('is not made above the voxel limit, nor for small volumes', async () => {
-    reserveVolume(header, 40, resolveLimits({ maxVoxelBytes: 512 * 512 * 40 * 2 - 1 }));
+  it('is not made when told never, above the voxel limit, nor for small volumes', async () => {
+    reserveVolume(header, 40, resolveLimits({ volumePrefault: 'never' }));
+    expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
+    reserveVolume(header, 40, always({ maxVoxelBytes: 512 * 512 * 40 * 2 - 1 }));
     expect(takeReserved('int16', 512 * 512 * 40)).toBeUndefined();
     const small = Math.floor(RESERVE_MIN_BYTES / (512 * 512 * 2)) - 1;
-    reserveVolume(header, small, resolveLimits());
+    reserveVolume(header, small, always());
     expect(takeReserved('int16', 512 * 512 * small)).toBeUndefined();
   });
 
   it('a series loaded into it holds what pydicom reads', async () => {
     const before = reserveCounters.taken;
-    const res = await loadInputDirect(made.one!.dir, { sandbox: false });
+    const res = await loadInputDirect(made.one!.dir, { sandbox: false, limits: { volumePrefault: 'always' } });
     expect(reserveCounters.taken).toBe(before + 1);
     const v = res.volumes[0]!;
     expect(v.shape).toEqual([512, 512, 40]);
@@ -128,7 +132,7 @@ describe('the reserved volume', () => {
 
   it('two series in one folder (the first header guessed one series of all files): both as pydicom reads them', async () => {
     const before = reserveCounters.taken;
-    const res = await loadInputDirect(made.two!.dir, { sandbox: false });
+    const res = await loadInputDirect(made.two!.dir, { sandbox: false, limits: { volumePrefault: 'always' } });
     expect(reserveCounters.taken).toBe(before);
     expect(res.volumes.length).toBe(2);
     const got = await Promise.all(res.volumes.map((v) => sha256(v.data)));
