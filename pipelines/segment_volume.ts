@@ -67,10 +67,10 @@ function planFor(model: TaskModel, shape: readonly number[], spacing: readonly n
   const [Hp, Wp] = [up(oy), up(ox)];
   const maxSide = opts.maxSide ?? 1024;
   // CPU backends keep activations in host memory, and wasm's heap keeps its high-water mark for the whole run:
-  // 128k pixels per call (2 slices of 224², the brain model's grid for a 512² slice at 0.4 mm) holds it to
-  // ~150 MiB where 256k took ~330 MiB, at the same speed there. On a GPU they live in device memory and the cost
+  // 64k pixels per call (one slice of 224², the brain model's grid for a 512² slice at 0.4 mm) holds it to
+  // ~60 MiB where 256k took ~330 MiB, at the same speed there. On a GPU they live in device memory and the cost
   // is per call, so calls are made large.
-  const pixels = tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow' ? 4096 * 1024 : 128 * 1024;
+  const pixels = tf.getBackend() === 'webgpu' || tf.getBackend() === 'tensorflow' ? 4096 * 1024 : 64 * 1024;
   const batch = Math.max(1, opts.batch ?? Math.max(1, Math.floor(pixels / (Hp * Wp))));
   return { C, K: model.manifest.classes.length, nx, ny, nz, ox, oy, Hp, Wp, whole: Hp <= maxSide && Wp <= maxSide, batch };
 }
@@ -238,13 +238,17 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
     const pack = opts.packLabels ?? tf.getBackend() === 'webgpu';
     const groups: number[][] = [];
     for (let b = 0; b < slices.length; b += batch) groups.push(slices.slice(b, b + batch));
+    // one host array for every group's stored slices: each group's tensor is made, used and disposed within its
+    // dispatch, and no output shares its memory, so the next group may overwrite it
+    const span = Math.min(nz, batch + 2 * context);
+    const scratch = span * plane <= UPLOAD_CHUNK_VALUES ? new Float32Array(span * plane) : undefined;
     // the stored slices a group needs go up once; normalising, stacking neighbours and the argmax run on the
     // device, and only labels come back
     const dispatch = (group: number[]): InFlight => {
       const z0 = Math.max(0, Math.min(...group) - context);
       const z1 = Math.min(nz - 1, Math.max(...group) + context);
       const idx = Int32Array.from(group.flatMap((z) => Array.from({ length: C }, (_, c) => Math.min(nz - 1, Math.max(0, z + c - context)) - z0)));
-      const v = uploadSlices(data, z0, z1 + 1, plane, ny, nx);
+      const v = uploadSlices(data, z0, z1 + 1, plane, ny, nx, UPLOAD_CHUNK_VALUES, scratch);
       const ix = tf.tensor1d(idx, 'int32');
       clock.lap('segment.infer.upload');
       try {
@@ -361,9 +365,13 @@ export const UPLOAD_CHUNK_VALUES = 1 << 22;
  * Stored slices [z0, z1) as one float32 tensor [z1 - z0, ny, nx], built on the device from bounded pieces. On
  * WebGPU each piece is sent at once (tfjs then drops its host values), so one scratch array serves them all.
  */
-export function uploadSlices(data: ArrayLike<number>, z0: number, z1: number, plane: number, ny: number, nx: number, chunkValues = UPLOAD_CHUNK_VALUES): tf.Tensor3D {
+export function uploadSlices(data: ArrayLike<number>, z0: number, z1: number, plane: number, ny: number, nx: number, chunkValues = UPLOAD_CHUNK_VALUES, into?: Float32Array): tf.Tensor3D {
   const per = Math.max(1, Math.floor(chunkValues / plane));
-  if (z1 - z0 <= per) return tf.tensor3d(float32Range(data, z0 * plane, z1 * plane), [z1 - z0, ny, nx]);
+  if (z1 - z0 <= per) {
+    // `into`: the caller's array, which the tensor may hold (cpu) until the caller disposes it
+    const values = into && into.length >= (z1 - z0) * plane ? float32Into(data, z0 * plane, z1 * plane, into) : float32Range(data, z0 * plane, z1 * plane);
+    return tf.tensor3d(values, [z1 - z0, ny, nx]);
+  }
   const gpu = tf.backend() as unknown as { uploadToGPU?: (dataId: object) => void };
   const send = tf.getBackend() === 'webgpu' && typeof gpu.uploadToGPU === 'function' ? gpu.uploadToGPU.bind(gpu) : undefined;
   const scratch = send ? new Float32Array(per * plane) : undefined;

@@ -1,6 +1,7 @@
 /**
  * The memory-saving paths of `segment` give exactly the bytes of the plain ones: the NIfTI written by streaming
- * gzip equals writeNifti's buffer; a group of slices uploaded in pieces equals the whole; labels written over
+ * gzip equals writeNifti's buffer; a group of slices uploaded in pieces equals the whole, and groups sharing one
+ * upload array give each slice its labels as if alone; labels written over
  * the input's own buffer equal labels in a fresh array (the tight cases: stored type as narrow as the labels,
  * one slice per group, packed and plain read-back); and a batch without previews (which lets the input's buffer
  * hold the labels) writes the same label file as one with them, and records its resident memory.
@@ -108,6 +109,21 @@ describe('labels written over the input', () => {
       m.dispose();
     });
   }
+
+  it('groups that reuse one upload array give each slice the labels it gets alone', async () => {
+    const m = model(2, 3);
+    const [nx, ny, nz] = [40, 33, 5];
+    const data = Int16Array.from({ length: nx * ny * nz }, (_, i) => ((i * 7919) % 1201) - 200 + ((i / (nx * ny)) | 0) * 97);
+    const norm = normalizerFor(data, 1, 0, { kind: 'percentile_zscore', lowPercentile: 0.5, highPercentile: 99.5 }, true);
+    const all = await predictLabels(m, data, [nx, ny, nz], [1, 1, 1], { batch: 2 }, undefined, norm);
+    const plane = nx * ny;
+    for (let z = 0; z < nz; z++) {
+      const alone = await predictLabels(m, data, [nx, ny, nz], [1, 1, 1], { batch: 2 }, [z], norm);
+      expect(Buffer.from(all.subarray(z * plane, (z + 1) * plane)).equals(Buffer.from(alone.subarray(z * plane, (z + 1) * plane)))).toBe(true);
+    }
+    expect(new Set(all).size).toBeGreaterThan(1);
+    m.dispose();
+  });
 
   it('is not taken for a subset of slices (the others must stay 0)', async () => {
     const m = model(2, 1);

@@ -1,13 +1,25 @@
 /**
- * On WebGPU (SwiftShader here) a group of slices goes up in pieces through one reused host array: every piece
- * must have left for the device before the array is refilled, so the joined tensor equals the stored slices.
+ * On WebGPU (SwiftShader here) the stored slices go up through reused host arrays: a group's pieces through one
+ * scratch array, and every group through one array of the call. Each must have left for the device before its
+ * array is refilled, so the joined tensor equals the stored slices, and a slice's labels within a run of groups
+ * equal its labels alone.
  */
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { selectDevice } from '../../kernels/backend.ts';
-import { uploadSlices } from '../../pipelines/segment_volume.ts';
+import { normalizerFor } from '../../pipelines/preprocess.ts';
+import { predictLabels, uploadSlices } from '../../pipelines/segment_volume.ts';
+import { buildTaskModel, loadTaskModel, saveTaskModel } from '../../pipelines/task_model.ts';
+import { specFromPreset } from '../../pipelines/train/presets.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'gv-segup-'));
 
 afterAll(async () => {
   await selectDevice('cpu');
+  rmSync(dir, { recursive: true, force: true });
 });
 
 it('pieces uploaded through one scratch array join into the stored slices', async () => {
@@ -26,3 +38,27 @@ it('pieces uploaded through one scratch array join into the stored slices', asyn
     expect(same).toBe(got.length);
   }
 }, 60_000);
+
+it('groups sharing one upload array give each slice its labels alone', async () => {
+  // built and saved on cpu, loaded on WebGPU (tensors never cross backends)
+  await selectDevice('cpu');
+  const spec = specFromPreset('seg_test', 'segment', 'up', ['a', 'b']);
+  const built = buildTaskModel({ ...spec, input: { ...spec.input, spacing: [1.5, 1.5] } }, 4);
+  for (const v of built.variables()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.3, 'float32', 4)));
+  await saveTaskModel(dir, built);
+  built.dispose();
+  await selectDevice('webgpu', { allowSoftware: true });
+  const m = await loadTaskModel(dir);
+  const [nx, ny, nz] = [40, 33, 5];
+  const plane = nx * ny;
+  const data = Int16Array.from({ length: plane * nz }, (_, i) => ((i * 7919) % 1201) - 200 + ((i / plane) | 0) * 97);
+  const norm = normalizerFor(data, 1, 0, { kind: 'percentile_zscore', lowPercentile: 0.5, highPercentile: 99.5 }, true);
+  const all = await predictLabels(m, data, [nx, ny, nz], [1, 1, 1], { batch: 2 }, undefined, norm);
+  // groups [0, 1], [2, 3], [4]: the second and third refill the array
+  for (const z of [2, 4]) {
+    const alone = await predictLabels(m, data, [nx, ny, nz], [1, 1, 1], { batch: 2 }, [z], norm);
+    expect(Buffer.from(all.subarray(z * plane, (z + 1) * plane)).equals(Buffer.from(alone.subarray(z * plane, (z + 1) * plane)))).toBe(true);
+  }
+  expect(new Set(all).size).toBeGreaterThan(1);
+  m.dispose();
+}, 120_000);
