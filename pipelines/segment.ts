@@ -250,7 +250,12 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
   // DICOM and NIfTI decode in a worker thread (JavaScript and WebAssembly codecs only, same caps): the volume's
   // buffer is handed over rather than copied, and no second Node process holds a copy of it beside ours.
   // Images need the native sharp and still go to a child process.
-  const loaded = await loadInput(c.path, { sandboxMode: sandboxModeFor(c.path), ...opts.load });
+  const mode = opts.load?.sandboxMode ?? sandboxModeFor(c.path);
+  const loaded = await loadInput(c.path, { ...opts.load, sandboxMode: mode }).catch((e: unknown) => {
+    // a bundle shipped without the worker's entry file still decodes, in a child process
+    if (mode === 'worker' && (e as GatedError).code === 'missing_dependency') return loadInput(c.path, { ...opts.load, sandboxMode: 'process' });
+    throw e;
+  });
   lap('load');
   memory.loaded = mib(process.memoryUsage.rss());
   await early;
