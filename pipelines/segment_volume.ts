@@ -356,8 +356,8 @@ export function probabilities(model: TaskModel, x: tf.Tensor4D, tta: boolean): t
 
 /**
  * Host memory per upload: a group of slices goes up as float32 pieces of at most this many values, joined on
- * the device. A whole group at once (96 slices of 512² on a GPU) cost a 100 MiB float32 copy plus a staging
- * buffer of the same size on the host, twice when the next group is dispatched before the last is collected.
+ * the device. A whole group at once (85 slices of 512² on a GPU) cost an 85 MiB float32 copy plus the host memory
+ * Dawn maps to upload it, twice when the next group is dispatched before the last is collected.
  */
 export const UPLOAD_CHUNK_VALUES = 1 << 22;
 
