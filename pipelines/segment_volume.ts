@@ -340,7 +340,8 @@ function labelsOver(data: ArrayLike<number>, n: number, K: number, batch: number
   if (!ArrayBuffer.isView(data) || data instanceof DataView || batch < context) return undefined;
   const view = data as unknown as { BYTES_PER_ELEMENT: number; buffer: ArrayBufferLike; byteOffset: number; length: number };
   const bytes = K <= 256 ? 1 : 2;
-  if (view.length < n || view.BYTES_PER_ELEMENT < bytes || view.byteOffset % bytes !== 0) return undefined;
+  // shared memory (a series decoded on several threads) may still be seen by another thread: left alone
+  if (view.length < n || view.BYTES_PER_ELEMENT < bytes || view.byteOffset % bytes !== 0 || !(view.buffer instanceof ArrayBuffer)) return undefined;
   return bytes === 1 ? new Uint8Array(view.buffer, view.byteOffset, n) : new Uint16Array(view.buffer, view.byteOffset, n);
 }
 

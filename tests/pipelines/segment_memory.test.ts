@@ -125,6 +125,17 @@ describe('labels written over the input', () => {
     m.dispose();
   });
 
+  it('is not taken over shared memory', async () => {
+    const m = model(2, 4);
+    const data = new Int16Array(new SharedArrayBuffer(32 * 32 * 3 * 2));
+    for (let i = 0; i < data.length; i++) data[i] = (i * 37) % 500;
+    const before = data.slice();
+    const out = await predictLabels(m, data, [32, 32, 3], [1, 1, 1], { reuseData: true });
+    expect(out.buffer).not.toBe(data.buffer);
+    expect(Buffer.from(data.buffer).equals(Buffer.from(before.buffer))).toBe(true);
+    m.dispose();
+  });
+
   it('is not taken for a subset of slices (the others must stay 0)', async () => {
     const m = model(2, 1);
     const data = Int16Array.from({ length: 32 * 32 * 4 }, (_, i) => (i * 37) % 500);
