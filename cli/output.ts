@@ -1,5 +1,5 @@
 /** How the CLI speaks: one line per error (never a stack), JSON when asked, progress on stderr. */
-import { SingleBar, Presets } from 'cli-progress';
+import { createRequire } from 'node:module';
 import { ERROR_CODES, toGatedError, type GatedError } from '../core/errors.ts';
 import type { Progress } from '../io/types.ts';
 
@@ -19,6 +19,8 @@ export function reportError(thrown: unknown, json: boolean): number {
 export function progressReporter(label: string, quiet = false): { onProgress: Progress; stop(): void } {
   if (quiet) return { onProgress: () => undefined, stop: () => undefined };
   if (process.stderr.isTTY) {
+    // loaded only for a terminal: piped runs (batch jobs, the service, benchmarks) start without its ~20 modules
+    const { SingleBar, Presets } = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
     const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} {what} ETA {eta_formatted}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
     let started = false;
     return {
