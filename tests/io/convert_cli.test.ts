@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertInputDirect } from '../../pipelines/convert.ts';
-import { runPython } from '../_helpers/python.ts';
+import { ORACLES_ON_PATH, runPython } from '../_helpers/python.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'gv-convert-cli-'));
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gatedvision.mjs');
@@ -19,28 +19,16 @@ const BIN = join(import.meta.dirname, '..', '..', 'bin', 'gatedvision.mjs');
 const MAKE = `
 import os, sys
 import numpy as np, nibabel as nib
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+${ORACLES_ON_PATH}
+from axial_slice import axial_slice
 out = sys.argv[1]
 rng = np.random.default_rng(11)
 vol = rng.integers(-2000, 6000, size=(12, 48, 64)).astype('<i2')
 os.makedirs(os.path.join(out, 'plain'))
 series = generate_uid()
 for k in range(12):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.4'
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = '1.2.3', series, 'MR'
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
-    ds.PixelSpacing = [0.9, 0.9]
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 48, 64, 1, 'MONOCHROME2'
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.PixelData = vol[k].tobytes()
+    ds = axial_slice(series, 2.0 * k, vol[k], 0.9, modality='MR', sop_class='1.2.840.10008.5.1.4.1.1.4')
     ds.save_as(os.path.join(out, 'plain', f'{k:02d}.dcm'), write_like_original=False)
 nib.save(nib.Nifti1Image(np.ascontiguousarray(vol.transpose(2, 1, 0)), np.diag([0.9, 0.9, 2.0, 1.0])), os.path.join(out, 'vol.nii.gz'))
 `;

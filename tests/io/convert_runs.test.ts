@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInputDirect } from '../../io/load.ts';
 import { writeNifti } from '../../io/nifti/write.ts';
 import { convertInputDirect } from '../../pipelines/convert.ts';
-import { runPython } from '../_helpers/python.ts';
+import { ORACLES_ON_PATH, runPython } from '../_helpers/python.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'gv-convert-runs-'));
 
@@ -19,27 +19,15 @@ const root = mkdtempSync(join(tmpdir(), 'gv-convert-runs-'));
 const MAKE = `
 import os, sys
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+${ORACLES_ON_PATH}
+from axial_slice import axial_slice
 out, order, rows, cols, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 os.makedirs(out, exist_ok=True)
 rng = np.random.default_rng(rows + n)
 series = generate_uid()
 for k in range(n):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.2'
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = '1.2.3', series, 'MR'
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [0.0, 0.0, 1.0 * k]
-    ds.PixelSpacing = [0.8, 0.8]
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, 'MONOCHROME2'
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.PixelData = rng.integers(-30000, 30000, size=(rows, cols)).astype('<i2').tobytes()
+    ds = axial_slice(series, 1.0 * k, rng.integers(-30000, 30000, size=(rows, cols)).astype('<i2'), 0.8, modality='MR')
     name = k if order == 'up' else n - 1 - k
     ds.save_as(os.path.join(out, f'{name:03d}.dcm'), write_like_original=False)
 `;

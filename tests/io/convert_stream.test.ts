@@ -14,7 +14,7 @@ import { GatedError } from '../../core/errors.ts';
 import { loadInputDirect } from '../../io/load.ts';
 import { writeNifti } from '../../io/nifti/write.ts';
 import { convertInputDirect } from '../../pipelines/convert.ts';
-import { runPython } from '../_helpers/python.ts';
+import { ORACLES_ON_PATH, runPython } from '../_helpers/python.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'gv-convert-stream-'));
 
@@ -22,29 +22,16 @@ const root = mkdtempSync(join(tmpdir(), 'gv-convert-stream-'));
 const MAKE = `
 import os, sys
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+${ORACLES_ON_PATH}
+from axial_slice import axial_slice
 out, intercept, series_n, n = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), 8
 os.makedirs(out, exist_ok=True)
 rng = np.random.default_rng(int(abs(intercept)) + series_n)
 for s in range(series_n):
     series = generate_uid()
     for k, name in enumerate([5, 0, 7, 2, 4, 1, 6, 3]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.2'
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = '1.2.3', series, 'CT'
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
-        ds.PixelSpacing = [0.5, 0.5]
-        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 20, 24, 1, 'MONOCHROME2'
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, intercept
-        ds.PixelData = rng.integers(-2048, 2048, size=(20, 24)).astype('<i2').tobytes()
+        ds = axial_slice(series, 2.0 * k, rng.integers(-2048, 2048, size=(20, 24)).astype('<i2'), 0.5, bits_stored=12, intercept=intercept)
         ds.save_as(os.path.join(out, f's{s}-{name:02d}.dcm'), write_like_original=False)
 `;
 

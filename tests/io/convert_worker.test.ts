@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatedError } from '../../core/errors.ts';
 import type { SandboxMode } from '../../io/sandbox.ts';
 import { convertInput } from '../../pipelines/convert.ts';
-import { runPython } from '../_helpers/python.ts';
+import { ORACLES_ON_PATH, runPython } from '../_helpers/python.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'gv-convert-worker-'));
 
@@ -20,29 +20,16 @@ const MAKE = `
 import os, sys, zipfile
 import numpy as np, nibabel as nib
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+${ORACLES_ON_PATH}
+from axial_slice import axial_slice
 out = sys.argv[1]
 rng = np.random.default_rng(7)
 vol = rng.integers(-1000, 3000, size=(12, 32, 40)).astype('<i2')
 os.makedirs(os.path.join(out, 'plain'))
 series = generate_uid()
 for k in range(12):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.2'
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = '1.2.3', series, 'CT'
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [0.0, 0.0, 1.5 * k]
-    ds.PixelSpacing = [0.7, 0.7]
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 32, 40, 1, 'MONOCHROME2'
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    ds.PixelData = vol[k].tobytes()
+    ds = axial_slice(series, 1.5 * k, vol[k], 0.7, intercept=-1024)
     ds.save_as(os.path.join(out, 'plain', f'{(k * 5) % 12:03d}.dcm'), write_like_original=False)
 with zipfile.ZipFile(os.path.join(out, 'series.zip'), 'w') as z:
     for f in sorted(os.listdir(os.path.join(out, 'plain'))):

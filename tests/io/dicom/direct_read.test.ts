@@ -12,7 +12,7 @@ import { resolveLimits } from '../../../core/limits.ts';
 import { readDicomItems } from '../../../io/dicom/read_items.ts';
 import { loadInput } from '../../../io/load.ts';
 import type { InputItem } from '../../../io/types.ts';
-import { pythonJson } from '../../_helpers/python.ts';
+import { ORACLES_ON_PATH, pythonJson } from '../../_helpers/python.ts';
 
 const limits = resolveLimits();
 const root = mkdtempSync(join(tmpdir(), 'gv-direct-'));
@@ -22,8 +22,9 @@ const root = mkdtempSync(join(tmpdir(), 'gv-direct-'));
 const MAKE = `
 import json, os, sys
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+${ORACLES_ON_PATH}
+from axial_slice import axial_slice
 out, stored, signed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 os.makedirs(out, exist_ok=True)
 rng = np.random.default_rng(stored * 10 + signed)
@@ -31,20 +32,7 @@ rows, cols, n = 16, 20, 6
 raw = rng.integers(0, 65536, size=(n, rows, cols), dtype=np.uint32).astype('<u2')
 series, study = generate_uid(), generate_uid()
 for k, name in enumerate([3, 0, 5, 1, 4, 2]):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.2'
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = study, series, 'CT'
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
-    ds.PixelSpacing = [1, 1]
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, 'MONOCHROME2'
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, stored, stored - 1, signed
-    ds.PixelData = raw[k].tobytes()
+    ds = axial_slice(series, 2.0 * k, raw[k], 1, study=study, bits_stored=stored, signed=signed)
     ds.save_as(os.path.join(out, f'{name:02d}.dcm'), write_like_original=False)
 v = raw.astype(np.int64) & ((1 << stored) - 1)
 if signed:

@@ -12,7 +12,7 @@ import { resolveLimits, type Limits } from '../../../core/limits.ts';
 import { dropReserved, reserveCounters, reserveVolume, RESERVE_MIN_BYTES, takeReserved } from '../../../io/dicom/reserve.ts';
 import { loadInputDirect } from '../../../io/load.ts';
 import { prefault } from '../../../io/prefault.ts';
-import { runPython } from '../../_helpers/python.ts';
+import { ORACLES_ON_PATH, runPython } from '../../_helpers/python.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'gv-reserve-'));
 
@@ -21,8 +21,9 @@ const root = mkdtempSync(join(tmpdir(), 'gv-reserve-'));
 const MAKE = `
 import hashlib, os, sys
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
+${ORACLES_ON_PATH}
+from axial_slice import axial_slice
 out, series_n, n = sys.argv[1], int(sys.argv[2]), 40
 os.makedirs(out, exist_ok=True)
 rng = np.random.default_rng(7 + series_n)
@@ -30,21 +31,7 @@ order = rng.permutation(n)
 for s in range(series_n):
     series, slices = generate_uid(), []
     for k in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.2'
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(None, {}, file_meta=meta, preamble=b'\\0' * 128)
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = '1.2.3', series, 'CT'
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0.0, 0.0, 1.5 * k]
-        ds.PixelSpacing = [0.5, 0.5]
-        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 512, 512, 1, 'MONOCHROME2'
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-        ds.PixelData = rng.integers(-3000, 3000, size=(512, 512)).astype('<i2').tobytes()
+        ds = axial_slice(series, 1.5 * k, rng.integers(-3000, 3000, size=(512, 512)).astype('<i2'), 0.5, intercept=0)
         ds.save_as(os.path.join(out, f's{s}-{order[k]:03d}.dcm'), write_like_original=False)
         slices.append(ds.PixelData)
     print(hashlib.sha256(b''.join(slices)).hexdigest())
