@@ -8,14 +8,18 @@ import { randomBytes } from 'node:crypto';
 import { toGatedError } from './errors.ts';
 
 export async function writeFileAtomic(path: string, data: Uint8Array | string | Uint8Array[]): Promise<void> {
+  await writeAtomicWith(path, async (fh) => {
+    if (Array.isArray(data)) for (const part of data) await writeAll(fh, part);
+    else await fh.writeFile(data);
+  });
+}
+
+/** Atomic write of a file that `fill` writes in as many steps as it likes (streamed output). */
+export async function writeAtomicWith(path: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
   const { fh, tmp } = await openTempSibling(path);
   try {
     try {
-      if (Array.isArray(data)) {
-        for (const part of data) {
-          for (let done = 0; done < part.length; ) done += (await fh.write(part, done, part.length - done)).bytesWritten;
-        }
-      } else await fh.writeFile(data);
+      await fill(fh);
       await fh.sync();
     } finally {
       await fh.close();
@@ -25,6 +29,11 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string | 
     await unlink(tmp).catch(() => undefined);
     throw toGatedError(e, 'io_error', `cannot write ${path}`);
   }
+}
+
+/** All of `b`, however many short writes it takes. */
+export async function writeAll(fh: FileHandle, b: Uint8Array): Promise<void> {
+  for (let done = 0; done < b.length; ) done += (await fh.write(b, done, b.length - done)).bytesWritten;
 }
 
 /** Creates the folder of `path` and opens a new temporary sibling of it for writing (for writers that fill a file in

@@ -4,11 +4,10 @@
  * meta.rescale. Deterministic: the same volume always gives the same bytes, and reading a written file
  * and writing it again reproduces it byte for byte.
  */
-import { unlink, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGzip, gzipSync } from 'node:zlib';
-import { commitTempSibling, openTempSibling } from '../../core/atomic.ts';
-import { GatedError, toGatedError } from '../../core/errors.ts';
+import { writeAll, writeAtomicWith } from '../../core/atomic.ts';
+import { GatedError } from '../../core/errors.ts';
 import { dtypeOf, type Volume } from '../volume.ts';
 import { affineToQform } from './qform.ts';
 
@@ -143,38 +142,24 @@ const GZIP_STEP = 4 << 20;
  */
 export async function writeNiftiFile(path: string, volume: Volume, opts: WriteNiftiOptions = {}): Promise<void> {
   const [head, body] = niftiParts(volume, { ...opts, gzip: false }) as [Uint8Array, Uint8Array];
-  const { fh, tmp } = await openTempSibling(path);
-  try {
-    try {
-      if (opts.gzip) {
-        const steps = function* () {
-          yield head;
-          for (let o = 0; o < body.length; o += GZIP_STEP) yield body.subarray(o, Math.min(body.length, o + GZIP_STEP));
-        };
-        // the same deflate settings as gzipSync in niftiParts: deflate's output does not depend on how its
-        // input is divided, so the bytes are the same
-        const gz = Readable.from(steps(), { objectMode: false }).pipe(createGzip({ level: 6 }));
-        for await (const chunk of gz as AsyncIterable<Buffer>) await writeAll(fh, chunk);
-      } else {
-        await writeAll(fh, head);
-        await writeAll(fh, body);
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
+  await writeAtomicWith(path, async (fh) => {
+    if (!opts.gzip) {
+      await writeAll(fh, head);
+      await writeAll(fh, body);
+      return;
     }
-    await commitTempSibling(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw toGatedError(e, 'io_error', `cannot write ${path}`);
-  }
+    const steps = function* () {
+      yield head;
+      for (let o = 0; o < body.length; o += GZIP_STEP) yield body.subarray(o, Math.min(body.length, o + GZIP_STEP));
+    };
+    // the same deflate settings as gzipSync in niftiParts: deflate's output does not depend on how its
+    // input is divided, so the bytes are the same
+    const gz = Readable.from(steps(), { objectMode: false }).pipe(createGzip({ level: 6 }));
+    for await (const chunk of gz as AsyncIterable<Buffer>) await writeAll(fh, chunk);
+  });
 }
 
 // --- internal ---
-
-async function writeAll(fh: FileHandle, b: Uint8Array): Promise<void> {
-  for (let done = 0; done < b.length; ) done += (await fh.write(b, done, b.length - done)).bytesWritten;
-}
 
 function writeAscii(b: Uint8Array, at: number, s: string): void {
   for (let i = 0; i < s.length; i++) b[at + i] = s.charCodeAt(i) & 0xff;

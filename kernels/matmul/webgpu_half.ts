@@ -82,6 +82,14 @@ export function halfMatrixAliases({ M, N, K }: SubgroupMatrixConfig): string {
       alias HalfAcc = subgroup_matrix_result<f32, ${N}, ${M}>;`;
 }
 
+/** The sizes from the uniforms and where batch wid.z starts in A, B (shared or per batch) and C. */
+export const HALF_MATMUL_BASES = `let M = u32(uniforms.M);
+        let N = u32(uniforms.N);
+        let K = u32(uniforms.K);
+        let aBase = wid.z * M * K;
+        let bBase = select(0u, wid.z, uniforms.batchB > 1) * K * N;
+        let oBase = wid.z * M * N;`;
+
 /** C[batch] = A[batch] · B[batch or 0], A and B packed halves, C fp32; M, N, K multiples of the blocks. */
 export class MatMulHalfProgram extends HalfMatmulProgramBase {
   constructor(outShape: [number, number, number], private readonly config: SubgroupMatrixConfig, subgroup: number) {
@@ -115,12 +123,7 @@ export class MatMulHalfProgram extends HalfMatmulProgramBase {
       // never called: the entry point runs mainWg (see applyShaderMarkers)
       fn main() {}
       fn mainWg(wid : vec3<u32>) {
-        let M = u32(uniforms.M);
-        let N = u32(uniforms.N);
-        let K = u32(uniforms.K);
-        let aBase = wid.z * M * K;
-        let bBase = select(0u, wid.z, uniforms.batchB > 1) * K * N;
-        let oBase = wid.z * M * N;
+        ${HALF_MATMUL_BASES}
         let row0 = wid.y * ${TILES * sm}u;
         let col0 = wid.x * ${TILES * sn}u;
         ${acc.join('\n        ')}

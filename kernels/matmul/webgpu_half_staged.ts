@@ -10,7 +10,7 @@
  * whole blocks take that program or fp32.
  */
 import type { SubgroupMatrixConfig } from '../_webgpu_internal.ts';
-import { HalfMatmulProgramBase, halfMatrixAliases } from './webgpu_half.ts';
+import { HALF_MATMUL_BASES, HalfMatmulProgramBase, halfMatrixAliases } from './webgpu_half.ts';
 
 export interface StagedLayout {
   /** Subgroups per workgroup along M and N. */
@@ -138,12 +138,7 @@ export class MatMulHalfStagedProgram extends HalfMatmulProgramBase {
       // never called: the entry point runs mainWg (see applyShaderMarkers)
       fn main() {}
       fn mainWg(wid : vec3<u32>, li : u32, sid : u32) {
-        let M = u32(uniforms.M);
-        let N = u32(uniforms.N);
-        let K = u32(uniforms.K);
-        let aBase = wid.z * M * K;
-        let bBase = select(0u, wid.z, uniforms.batchB > 1) * K * N;
-        let oBase = wid.z * M * N;
+        ${HALF_MATMUL_BASES}
         let row0 = wid.y * ${bm}u;
         let col0 = wid.x * ${bn}u;
         let sr = (sid / ${wgn}u) * ${tm * sm}u;
