@@ -37,3 +37,11 @@ export function recordingGradients(): boolean {
   const state = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
   return state.gradientDepth > 0 && state.kernelDepth === 0;
 }
+
+/**
+ * True while WebGPU programs are compiled without running (tfjs's WEBGPU_ENGINE_COMPILE_ONLY): tensors made then
+ * hold no values, so nothing built from them may be kept.
+ */
+export function compilingOnly(): boolean {
+  return tf.env().getFlags()['WEBGPU_ENGINE_COMPILE_ONLY'] === true;
+}

@@ -190,12 +190,7 @@ export function compileAhead(model: TaskModel, shape: readonly number[], spacing
   } finally {
     tf.env().set('WEBGPU_ENGINE_COMPILE_ONLY', false);
   }
-  const done = (async () => {
-    // weights derived from parameters on first use (packed projections) were "built" by programs that did not
-    // run: giving every parameter its own values back makes them be built again, for real, on first use
-    model.loadWeights(await model.exportWeights());
-    await backend.checkCompileCompletionAsync!();
-  })();
+  const done = backend.checkCompileCompletionAsync!();
   compiled.set(model, { key, done });
   return done;
 }
@@ -373,16 +368,8 @@ export function uploadSlices(data: ArrayLike<number>, z0: number, z1: number, pl
     const values = into && into.length >= (z1 - z0) * plane ? float32Into(data, z0 * plane, z1 * plane, into) : float32Range(data, z0 * plane, z1 * plane);
     return tf.tensor3d(values, [z1 - z0, ny, nx]);
   }
-  const gpu = tf.backend() as unknown as { uploadToGPU?: (dataId: object) => void; submitQueue?: () => void; commandEncoder?: unknown };
-  // tfjs keeps each piece's mapped staging buffer until its next submit: submitting after each piece lets
-  // Dawn free it, so a group's upload holds one piece of host-mapped memory instead of all of them
-  const send = tf.getBackend() === 'webgpu' && typeof gpu.uploadToGPU === 'function'
-    ? (id: object) => {
-        gpu.uploadToGPU!(id);
-        // a fresh buffer is written mapped, with no copy recorded and so nothing to submit
-        if (gpu.commandEncoder) gpu.submitQueue?.();
-      }
-    : undefined;
+  const gpu = tf.backend() as unknown as { uploadToGPU?: (dataId: object) => void };
+  const send = tf.getBackend() === 'webgpu' && typeof gpu.uploadToGPU === 'function' ? gpu.uploadToGPU.bind(gpu) : undefined;
   const scratch = send ? new Float32Array(per * plane) : undefined;
   const pieces: tf.Tensor3D[] = [];
   try {

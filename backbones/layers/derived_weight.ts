@@ -5,7 +5,7 @@
  * gradients are recorded it is rebuilt on every call, inside the tape, so the gradients reach the parameters.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { recordingGradients } from '../../kernels/flags.ts';
+import { compilingOnly, recordingGradients } from '../../kernels/flags.ts';
 import type { Param } from '../_params.ts';
 
 export class DerivedWeight {
@@ -22,6 +22,9 @@ export class DerivedWeight {
     // by data id, without bringing back parameters offloaded to host memory (ParamStore.offload)
     const sources = this.params.map((p) => p.store.sourceId(p.name));
     if (!this.#value || this.#value.isDisposed || sources.some((s, i) => s !== this.#sources[i])) {
+      // programs compiled but not run build a tensor without values: used for this pass (whose tidy frees it),
+      // never kept, so the first real pass builds it for real
+      if (compilingOnly()) return this.build(this.params.map((p) => p.v as tf.Tensor));
       this.dispose();
       const values = this.params.map((p) => p.v as tf.Tensor);
       this.#value = tf.keep(tf.tidy(() => this.build(values)));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { selectDevice } from '../../kernels/backend.ts';
 import { normalizerFor } from '../../pipelines/preprocess.ts';
-import { predictLabels, uploadSlices } from '../../pipelines/segment_volume.ts';
+import { compileAhead, predictLabels, uploadSlices } from '../../pipelines/segment_volume.ts';
 import { buildTaskModel, loadTaskModel, saveTaskModel } from '../../pipelines/task_model.ts';
 import { specFromPreset } from '../../pipelines/train/presets.ts';
 
@@ -39,14 +39,21 @@ it('pieces uploaded through one scratch array join into the stored slices', asyn
   }
 }, 60_000);
 
-it('groups sharing one upload array give each slice its labels alone', async () => {
-  // built and saved on cpu, loaded on WebGPU (tensors never cross backends)
+let saved = false;
+/** A small segmentation model with random weights, built and saved on cpu once (tensors never cross backends). */
+async function saveModelOnce(): Promise<void> {
+  if (saved) return;
   await selectDevice('cpu');
   const spec = specFromPreset('seg_test', 'segment', 'up', ['a', 'b']);
   const built = buildTaskModel({ ...spec, input: { ...spec.input, spacing: [1.5, 1.5] } }, 4);
   for (const v of built.variables()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.3, 'float32', 4)));
   await saveTaskModel(dir, built);
   built.dispose();
+  saved = true;
+}
+
+it('groups sharing one upload array give each slice its labels alone', async () => {
+  await saveModelOnce();
   await selectDevice('webgpu', { allowSoftware: true });
   const m = await loadTaskModel(dir);
   const [nx, ny, nz] = [40, 33, 5];
@@ -61,4 +68,23 @@ it('groups sharing one upload array give each slice its labels alone', async () 
   }
   expect(new Set(all).size).toBeGreaterThan(1);
   m.dispose();
+}, 120_000);
+
+it('compiling ahead leaves no weight built by programs that did not run: the labels equal those of a model never compiled ahead', async () => {
+  await saveModelOnce();
+  await selectDevice('webgpu', { allowSoftware: true });
+  // each load leaves the packed projections to be built on first use
+  const [nx, ny, nz] = [40, 33, 5];
+  const plane = nx * ny;
+  const data = Int16Array.from({ length: plane * nz }, (_, i) => ((i * 104729) % 1301) - 300 + ((i / plane) | 0) * 61);
+  const norm = normalizerFor(data, 1, 0, { kind: 'percentile_zscore', lowPercentile: 0.5, highPercentile: 99.5 }, true);
+  const plain = await loadTaskModel(dir);
+  const want = await predictLabels(plain, data, [nx, ny, nz], [1, 1, 1], {}, undefined, norm);
+  plain.dispose();
+  const ahead = await loadTaskModel(dir);
+  await compileAhead(ahead, [nx, ny, nz], [1, 1, 1], norm);
+  const got = await predictLabels(ahead, data, [nx, ny, nz], [1, 1, 1], {}, undefined, norm);
+  ahead.dispose();
+  expect(new Set(want).size).toBeGreaterThan(1);
+  expect(Buffer.from(got).equals(Buffer.from(want))).toBe(true);
 }, 120_000);
