@@ -26,11 +26,6 @@ export interface Limits {
   sandboxRssMb: number;
   /** Threads decoding a series' compressed frames: 0 picks min(cores, 4); 1 decodes on the reading thread. */
   decodeThreads: number;
-  /**
-   * A large series' volume is faulted in on another core while its headers are read: 'auto' when a core
-   * looks free (1-minute load average below the core count minus 0.5), or 'always' / 'never'.
-   */
-  volumePrefault: 'auto' | 'always' | 'never';
 }
 
 const GiB = 1024 ** 3;
@@ -50,7 +45,6 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   sandboxTimeoutMs: 300_000,
   sandboxRssMb: 12_288,
   decodeThreads: 0,
-  volumePrefault: 'auto',
 });
 
 export function resolveLimits(overrides: Partial<Limits> = {}): Limits {

@@ -129,7 +129,7 @@ async function readItems(items: InputItem[], ctx: ReadContext, rejected: Rejecti
       } else others.push({ item, format });
     }
   } catch (e) {
-    reader?.releaseWarm(); // what the first header started ahead (threads, the reserved volume)
+    reader?.releaseWarm(); // what the first header started ahead (the decoding threads)
     throw e;
   }
   if (dicom.length > 0) {

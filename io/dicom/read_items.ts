@@ -18,7 +18,6 @@ import { resampleStack } from './resample.ts';
 import { planStack } from './series.ts';
 import { decodePlan, type ObjectSource } from './stack.ts';
 import { HEAD_BYTES, type HeaderRead, type HeaderReads } from './head.ts';
-import { dropReserved, reserveVolume } from './reserve.ts';
 
 export interface DicomReadResult {
   volumes: Volume[];
@@ -36,10 +35,9 @@ export async function readDicomItems(items: InputItem[], ctx: ReadContext, heade
   }
 }
 
-/** Ends what headerFromHead started ahead (decoding threads, the reserved volume) that no series took. */
+/** Ends what headerFromHead started ahead (the decoding threads) that no series took. */
 export function releaseWarm(): void {
   dropWarmDecodePool();
-  dropReserved();
 }
 
 async function readItems(items: InputItem[], ctx: ReadContext, headers?: HeaderReads): Promise<DicomReadResult> {
@@ -92,8 +90,6 @@ export function headerFromHead(item: InputItem, head: Uint8Array, ctx: ReadConte
   // a long compressed series: the decoding threads start (and load their codecs) while the headers are read
   const codec = h && TRANSFER_SYNTAXES.get(h.header.transferSyntaxUID)?.codec;
   if (codec && POOL_CODECS.has(codec) && total * h!.header.numberOfFrames >= POOL_MIN_FRAMES) warmDecodePool(ctx.limits, codec);
-  // the first header sizes the volume (most folders hold one series): its pages fault in while the rest are read
-  if (h && index === 0) reserveVolume(h.header, total, ctx.limits);
   return h;
 }
 

@@ -16,7 +16,6 @@ import type { StackPlan } from './series.ts';
 import { POOL_CODECS, POOL_MIN_FRAMES, takeDecodePool, type DecodePool } from './decode_pool.ts';
 import { TRANSFER_SYNTAXES, type Codec } from './transfer_syntax.ts';
 import type { SliceSink } from '../types.ts';
-import { takeReserved } from './reserve.ts';
 
 /** One parsed object: its header now, its stored pixel values on demand (decoding is the costly part). */
 export interface ObjectSource {
@@ -57,10 +56,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   if (!Number.isSafeInteger(bytes) || bytes > limits.maxVoxelBytes) {
     throw new GatedError('too_large', `the series would need ${bytes} bytes; the limit is ${limits.maxVoxelBytes}`, { details: { columns: cols, rows, slices: nSlices, samples: spp } });
   }
-  // The volume reserved from the first header when the plan needs exactly its size. Its pages are faulted
-  // in on another core, front to back: an object's slots are written once their pages have landed.
-  const reserved = takeReserved(dtype, length);
-  const data = reserved?.data ?? allocate(dtype, length);
+  const data = allocate(dtype, length);
   const perObject = new Map<number, { frame: number; k: number; rescale: Rescale }[]>();
   const twinsOf = new Map<number, { frame: number; keep: number; rescale: Rescale }[]>();
   plan.order.forEach((s, k) => push(perObject, s.object, { frame: s.frame, k, rescale: s.geom.rescale }));
@@ -69,19 +65,6 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   const pendingTwins: { keep: number; slice: VoxelArray; rescale: Rescale }[] = [];
   const objects = [...new Set([...perObject.keys(), ...twinsOf.keys()])].sort((a, b) => a - b);
   const bytesPer = DTYPE_BYTES[dtype];
-  const landed = async (object: number): Promise<void> => {
-    if (!reserved) return;
-    const slots = perObject.get(object) ?? [];
-    // colour slots lie in several planes: wait for all of it
-    if (spp !== 1 || slots.length === 0) return reserved.fault.settled();
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const { k } of slots) {
-      lo = Math.min(lo, k);
-      hi = Math.max(hi, k);
-    }
-    await reserved.fault.ready(lo * n2 * bytesPer, (hi + 1) * n2 * bytesPer);
-  };
   // frames that are a plain copy of file bytes (same sample type as the volume, no per-slice LUT, no twin to compare)
   const direct = (object: number): number | undefined => {
     const src = sources[object]!;
@@ -96,7 +79,6 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
       const k = direct(object);
       if (k !== undefined) {
         const slot = new Uint8Array(data.buffer, data.byteOffset + k * n2 * bytesPer, n2 * bytesPer);
-        await landed(object);
         if (await sources[object]!.pixelsInto!(slot)) {
           const o = sources[object]!.header;
           applyBitsStored(data.subarray(k * n2, (k + 1) * n2), o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
@@ -106,7 +88,6 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
         }
       }
       const pixels = await sources[object]!.pixels();
-      await landed(object);
       const frameOf = (f: number) => {
         if ((f + 1) * n2 * spp > pixels.length) throw new GatedError('decode_failed', `frame ${f + 1} is missing from the decoded pixels`);
         return pixels.subarray(f * n2 * spp, (f + 1) * n2 * spp);
@@ -153,7 +134,6 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
         // the first frame that failed, in frame order, as decodePixels reports it
         const bad = settled.find((r) => r.status === 'rejected');
         if (bad) throw (bad as PromiseRejectedResult).reason;
-        await landed(object);
         for (const { frame, k, rescale } of perObject.get(object) ?? []) {
           const src = decoded[frame];
           if (!src) throw new GatedError('decode_failed', `frame ${frame + 1} is missing from the decoded pixels`);
@@ -200,8 +180,6 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   }
   // in object order, whichever thread finished first
   failed.sort((a, b) => a.object - b.object);
-  // what follows reads or rewrites the whole volume
-  await reserved?.fault.settled();
   if (failed.length > 0) return { volume: undefined, failed };
   const probe = allocate(dtype, n2 * spp);
   for (const { keep, slice, rescale } of pendingTwins) {
