@@ -37,6 +37,27 @@ export interface Progress {
 export interface SliceSink {
   placed(data: VoxelArray, k: number, n2: number): void;
   invalidated(data: VoxelArray): void;
+  /**
+   * Present when the sink keeps every slice itself (a file being written). A volume whose slices need no
+   * pass over the whole data (one sample per pixel, no intercept to add over every value, no duplicate
+   * slices to compare) is then decoded slice by slice into the sink's own buffers and never held: it comes
+   * back with a `data` array of length 0.
+   */
+  stream?: SliceStreamSink;
+}
+
+export interface SliceStreamSink {
+  /**
+   * Starts an attempt at a volume of `dims` ([columns, rows, slices(, times)]) in slices of `sliceBytes`;
+   * an earlier attempt's writes end first. False: this volume is not taken slice by slice, place it whole.
+   */
+  begin(sliceBytes: number, dims: readonly number[]): Promise<boolean>;
+  /** A buffer of sliceBytes for one slice, lent until it is handed to kept() or drop(). */
+  slot(): Promise<Uint8Array>;
+  /** The slot holds slice k's final stored values. */
+  kept(slot: Uint8Array, k: number): void;
+  /** The slot is not used (its slice failed). */
+  drop(slot: Uint8Array): void;
 }
 
 export interface ReadContext {

@@ -13,8 +13,8 @@ import type { LoadOptions } from '../io/load.ts';
 import { runSandboxed } from '../io/sandbox.ts';
 import { assertNativeAllowed } from '../io/sandbox_guard.ts';
 import { releaseNow } from '../io/transfer.ts';
-import type { LoadResult, SliceSink } from '../io/types.ts';
-import type { Volume, VoxelArray } from '../io/volume.ts';
+import type { LoadResult, SliceSink, SliceStreamSink } from '../io/types.ts';
+import { DTYPE_BYTES, type Volume, type VoxelArray } from '../io/volume.ts';
 
 export type OutKind = 'nii' | 'nii.gz' | 'png';
 export type ConvertTarget = { kind: 'file'; path: string; format: OutKind } | { kind: 'folder'; path: string };
@@ -72,20 +72,41 @@ export function stripVoxels(res: LoadResult): LoadResult {
 /**
  * One .nii file, written the way writeFileAtomic writes (temporary sibling, fsync, rename, folder fsync)
  * but with a DICOM series' slices written while the next ones are decoded, so that most of the write
- * overlaps decoding. Whatever the streamed bytes cannot be trusted for (values changed after a slice was
- * written, a second decode attempt, NIfTI-2, another layout), the whole body is written again at the end.
+ * overlaps decoding. Most series never exist in memory at all: their slices pass through a few MiB of
+ * reused buffers (SliceSink.stream). For the others, whatever the streamed bytes cannot be trusted for
+ * (values changed after a slice was written, a second decode attempt, NIfTI-2, another layout), the whole
+ * body is written again at the end from the volume.
  */
 async function convertToNii(input: string, path: string, opts: LoadOptions): Promise<ConvertResult> {
-  const [{ loadInputDirect }, { niftiParts }] = await Promise.all([import('../io/load.ts'), import('../io/nifti/write.ts')]);
+  const [{ loadInputDirect }, { niftiParts, niftiHeader }] = await Promise.all([import('../io/load.ts'), import('../io/nifti/write.ts')]);
   const { fh, tmp } = await openTempSibling(path);
   const stream = new SliceStream(fh);
   let closed = false;
+  const finish = async (size: number) => {
+    // an abandoned first attempt may have written past the end of the final volume
+    await fh.truncate(size);
+    await fh.sync();
+    await fh.close();
+    closed = true;
+    await commitTempSibling(tmp, path);
+  };
   try {
     const res = await loadInputDirect(input, { ...opts, sandbox: false, slices: stream });
     if (res.volumes.length > 1) {
       throw new GatedError('usage', `the input holds ${res.volumes.length} series; give a folder as output to write one file per series`);
     }
     const v = res.volumes[0]!;
+    if (v.data.length === 0 && stream.ring.streamed) {
+      // the volume was never held: its slices are in the file already
+      const { header, values } = niftiHeader(v, { gzip: false });
+      if (header.length !== NII_VOX_OFFSET) throw new GatedError('internal', 'a streamed series needs a NIfTI-1 header');
+      const bytes = values * DTYPE_BYTES[v.dtype];
+      await stream.ring.complete(bytes);
+      await writeAll(fh, header, 0);
+      res.volumes.length = 0;
+      await finish(header.length + bytes);
+      return { outputs: [path], warnings: res.warnings, rejected: res.rejected };
+    }
     const [header, ...rest] = niftiParts(v, { gzip: false });
     const body = rest[0]!;
     const streamed = (await stream.settle(v.data)) && rest.length === 1 && header!.length === NII_VOX_OFFSET && body.buffer === v.data.buffer && body.byteOffset === v.data.byteOffset;
@@ -96,15 +117,10 @@ async function convertToNii(input: string, path: string, opts: LoadOptions): Pro
     res.volumes.length = 0;
     releaseNow(body.buffer);
     releaseNow(v.data.buffer);
-    // an abandoned first attempt may have written past the end of the final volume
-    await fh.truncate(size);
-    await fh.sync();
-    await fh.close();
-    closed = true;
-    await commitTempSibling(tmp, path);
+    await finish(size);
     return { outputs: [path], warnings: res.warnings, rejected: res.rejected };
   } catch (e) {
-    await stream.settle(undefined);
+    await stream.settle(undefined).catch(() => undefined);
     if (!closed) await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     throw e instanceof GatedError ? e : toGatedError(e, 'io_error', `cannot write ${path}`);
@@ -126,6 +142,8 @@ const NII_VOX_OFFSET = 352;
 
 /** Writes reported slices at their place in the file; trusted only if every slice of the final buffer was written unchanged. */
 class SliceStream implements SliceSink {
+  readonly ring: SlotRing = new SlotRing(this);
+  readonly stream: SliceStreamSink = this.ring;
   private data: VoxelArray | undefined;
   private values = 0;
   private abandoned = false;
@@ -138,6 +156,8 @@ class SliceStream implements SliceSink {
 
   placed(data: VoxelArray, k: number, n2: number): void {
     if (this.abandoned) return;
+    // after slices went through the ring, its writes and these would race: the body is written again at the end
+    if (this.ring.used) return this.abandon();
     // a second buffer is a second decode attempt or a second series: earlier writes may race its own
     if (this.data !== undefined && this.data !== data) return this.abandon();
     this.data = data;
@@ -161,8 +181,35 @@ class SliceStream implements SliceSink {
   /** Waits for every write; true when the file holds all of `data`, as it is now. */
   async settle(data: VoxelArray | undefined): Promise<boolean> {
     if (!this.abandoned) this.flush();
-    await Promise.all(this.pending);
+    this.ring.send();
+    await this.drain();
     return !this.abandoned && data !== undefined && data === this.data && this.values === data.length;
+  }
+
+  /** Waits for every write issued so far (and any issued while waiting). */
+  async drain(): Promise<void> {
+    while (this.pending.length > 0) await Promise.all(this.pending.splice(0));
+  }
+
+  /**
+   * A write at its place in the file, then the periodic flush. Written-back while decoding goes on: the
+   * closing fsync then waits for the last stretch only, not for the whole volume (100 ms and more for
+   * 150 MiB here). Issued at once, not chained on the reports of the writes before it (those arrive only
+   * when the decoding thread returns to its event loop): it flushes what the writes have reached by then.
+   * A failure of the flush is the closing fsync's to report.
+   */
+  issue(write: Promise<void>, bytes: number): void {
+    this.pending.push(write);
+    this.unsynced += bytes;
+    if (this.unsynced >= SYNC_EVERY_BYTES) {
+      this.unsynced = 0;
+      this.pending.push(this.fh.datasync().catch(() => undefined));
+    }
+  }
+
+  /** Writes buffers one after the other from `position`. */
+  writeAt(bufs: Uint8Array[], position: number): Promise<void> {
+    return writevAll(this.fh, bufs, position);
   }
 
   /** Hands the placed run to a write at its place in the file. */
@@ -173,20 +220,137 @@ class SliceStream implements SliceSink {
     if (to === from || data === undefined) return;
     const bpe = data.BYTES_PER_ELEMENT;
     const bytes = new Uint8Array(data.buffer, data.byteOffset + from * bpe, (to - from) * bpe);
-    this.pending.push(writeAll(this.fh, bytes, NII_VOX_OFFSET + from * bpe).catch(() => this.abandon()));
-    // Written-back while decoding goes on: the closing fsync then waits for the last stretch only, not
-    // for the whole volume (100 ms and more for 150 MiB here). Issued at once, not chained on the reports
-    // of the writes before it (those arrive only when the decoding thread returns to its event loop):
-    // it flushes what the writes have reached by then. A failure here is the closing fsync's to report.
-    this.unsynced += bytes.length;
-    if (this.unsynced >= SYNC_EVERY_BYTES) {
-      this.unsynced = 0;
-      this.pending.push(this.fh.datasync().catch(() => undefined));
-    }
+    this.issue(
+      writeAll(this.fh, bytes, NII_VOX_OFFSET + from * bpe).catch(() => this.abandon()),
+      bytes.length,
+    );
   }
 
   private abandon(): void {
     this.abandoned = true;
+  }
+}
+
+/** The memory of the ring: 32 slices of 512x512 int16 (tests shrink it to make the decoding wait for writes). */
+export const ringTuning = { bytes: 16 * 1024 * 1024 };
+
+/**
+ * Slices of a series that is never held whole: each is decoded into one of a few reused buffers, written at
+ * its place in the file (adjacent slices in one write) and its buffer lent again once the write is done.
+ * Reused memory is what makes it fast: the pages of a fresh 150 MiB volume cost a fault each on first touch.
+ */
+class SlotRing implements SliceStreamSink {
+  /** Some attempt went through the ring. */
+  used = false;
+  /** The last attempt went through the ring. */
+  streamed = false;
+  private size = 0;
+  private made = 0;
+  private seen = new Uint8Array(0);
+  private count = 0;
+  private failure: unknown;
+  private mine = new WeakSet<Uint8Array>();
+  private readonly free: Uint8Array[] = [];
+  private readonly waiting: ((b: Uint8Array) => void)[] = [];
+  private batch = { from: 0, to: 0, bufs: [] as Uint8Array[] };
+
+  constructor(private readonly out: SliceStream) {}
+
+  async begin(sliceBytes: number, dims: readonly number[]): Promise<boolean> {
+    this.send();
+    await this.out.drain();
+    this.free.length = 0;
+    this.made = 0;
+    this.mine = new WeakSet();
+    this.failure = undefined;
+    // NIfTI-1 holds dimensions up to 32767; a larger series is written from its volume
+    this.streamed = dims.every((d) => d <= 32767);
+    if (!this.streamed) return false;
+    this.used = true;
+    this.size = sliceBytes;
+    const slices = dims.slice(2).reduce((a, b) => a * b, 1);
+    this.seen = new Uint8Array(slices);
+    this.count = 0;
+    return true;
+  }
+
+  async slot(): Promise<Uint8Array> {
+    const b = this.free.pop();
+    if (b) return b;
+    if (this.made < Math.max(2, Math.floor(ringTuning.bytes / this.size))) {
+      this.made++;
+      const fresh = new Uint8Array(this.size);
+      this.mine.add(fresh);
+      return fresh;
+    }
+    // every buffer is lent or written: the batch goes now, so that its buffers come back
+    this.send();
+    return new Promise((res) => this.waiting.push(res));
+  }
+
+  kept(slot: Uint8Array, k: number): void {
+    if (!this.mine.has(slot) || k < 0 || k >= this.seen.length) throw new GatedError('internal', `slice ${k} came back in a buffer the ring did not lend`);
+    if (this.seen[k] === 0) this.count++;
+    this.seen[k] = 1;
+    const b = this.batch;
+    if (b.bufs.length > 0 && k === b.to) {
+      b.bufs.push(slot);
+      b.to++;
+    } else if (b.bufs.length > 0 && k + 1 === b.from) {
+      // a series stored in falling slice order
+      b.bufs.unshift(slot);
+      b.from--;
+    } else {
+      this.send();
+      this.batch = { from: k, to: k + 1, bufs: [slot] };
+    }
+    if (this.waiting.length > 0 || this.batch.bufs.length * this.size >= WRITE_BYTES) this.send();
+  }
+
+  drop(slot: Uint8Array): void {
+    this.giveBack(slot);
+  }
+
+  /** Hands the batch of adjacent slices to one write. */
+  send(): void {
+    const { from, bufs } = this.batch;
+    this.batch = { from: 0, to: 0, bufs: [] };
+    if (bufs.length === 0) return;
+    const back = () => bufs.forEach((b) => this.giveBack(b));
+    const write = this.out.writeAt(bufs, NII_VOX_OFFSET + from * this.size).then(back, (e: unknown) => {
+      this.failure ??= e;
+      back();
+    });
+    this.out.issue(write, bufs.length * this.size);
+  }
+
+  /** Waits for the last attempt's writes; throws unless all of its slices, `bytes` in all, are in the file. */
+  async complete(bytes: number): Promise<void> {
+    this.send();
+    await this.out.drain();
+    if (this.failure !== undefined) throw toGatedError(this.failure, 'io_error', 'cannot write the output');
+    if (this.count !== this.seen.length || this.seen.length * this.size !== bytes) {
+      throw new GatedError('internal', `${this.count} of ${this.seen.length} slices of the series reached the file`);
+    }
+  }
+
+  private giveBack(b: Uint8Array): void {
+    // a buffer of an earlier attempt is not lent again
+    if (!this.mine.has(b)) return;
+    const w = this.waiting.shift();
+    if (w) w(b);
+    else this.free.push(b);
+  }
+}
+
+/** writev until every byte is written (a short write goes on from where it stopped). */
+async function writevAll(fh: FileHandle, bufs: Uint8Array[], position: number): Promise<void> {
+  let written = (await fh.writev(bufs, position)).bytesWritten;
+  let at = position;
+  for (const b of bufs) {
+    if (written < b.length) await writeAll(fh, b.subarray(written), at + written);
+    written = Math.max(0, written - b.length);
+    at += b.length;
   }
 }
 

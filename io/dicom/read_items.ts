@@ -155,7 +155,8 @@ async function buildStack(stack: Stack, sources: readonly ObjectSource[], ctx: P
     for (;;) {
       const objects = new Set([...plan.order, ...plan.twins.map((t) => t.slice)].map((s) => s.object));
       try {
-        const { volume, failed } = await decodePlan(plan, sources, limits, tick, ctx.slices);
+        // a stack to be resampled needs its voxels: it is never streamed alone
+        const { volume, failed } = await decodePlan(plan, sources, limits, tick, ctx.slices, { stream: !(resample && plan.irregular) });
         if (volume) {
           const out = resample && plan.irregular ? resampleStack(volume, plan, limits) : volume;
           volumes.push({ volume: out, files: objects.size });

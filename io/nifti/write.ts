@@ -37,9 +37,43 @@ export function writeNifti(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
  * can write several buffers; gzipped output is one buffer.
  */
 export function niftiParts(volume: Volume, opts: WriteNiftiOptions = {}): Uint8Array[] {
+  if (dtypeOf(volume.data) !== volume.dtype) throw new GatedError('shape', `dtype is ${volume.dtype} but the data array holds ${dtypeOf(volume.data)}`);
+  const { header: out, values, rgb, extra, n3 } = niftiHead(volume, opts);
+  if (volume.data.length !== values) throw new GatedError('shape', `data has ${volume.data.length} values; shape ${volume.shape.join('x')} needs ${values}`);
+  let body: Uint8Array;
+  if (rgb) {
+    body = new Uint8Array(values);
+    const src = volume.data as Uint8Array;
+    for (let t = 0; t < extra; t++) {
+      for (let v = 0; v < n3; v++) {
+        const d = 3 * (t * n3 + v);
+        body[d] = src[(t * 3 + 0) * n3 + v]!;
+        body[d + 1] = src[(t * 3 + 1) * n3 + v]!;
+        body[d + 2] = src[(t * 3 + 2) * n3 + v]!;
+      }
+    }
+  } else {
+    body = new Uint8Array(volume.data.buffer, volume.data.byteOffset, volume.data.byteLength);
+  }
+  if (!opts.gzip) return [out, body];
+  // level 6 and no timestamp/name in the gzip header keep the output deterministic
+  const gz = gzipSync(Buffer.concat([out, body]), { level: 6 });
+  return [new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)];
+}
+
+/**
+ * The header of an uncompressed scalar file whose voxels are written elsewhere (a series streamed slice by
+ * slice): they follow it, from byte header.length on, as they lie in memory. `values` is how many there are.
+ */
+export function niftiHeader(volume: Omit<Volume, 'data'>, opts: WriteNiftiOptions = {}): { header: Uint8Array; values: number } {
+  const h = niftiHead(volume, opts);
+  if (h.rgb) throw new GatedError('internal', 'an RGB volume is written from its data (niftiParts)');
+  return { header: h.header, values: h.values };
+}
+
+function niftiHead(volume: Omit<Volume, 'data'>, opts: WriteNiftiOptions): { header: Uint8Array; values: number; rgb: boolean; extra: number; n3: number } {
   // Voxel bytes are copied as they lie in memory, which is little-endian on every host Node supports today.
   if (isBigEndianHost()) throw new GatedError('internal', 'the NIfTI writer needs a little-endian host');
-  if (dtypeOf(volume.data) !== volume.dtype) throw new GatedError('shape', `dtype is ${volume.dtype} but the data array holds ${dtypeOf(volume.data)}`);
   if (volume.shape.length > 4 || volume.shape.length < 2) throw new GatedError('shape', `shape ${volume.shape.join('x')} has ${volume.shape.length} axes; NIfTI output takes 2 to 4`);
   if (volume.affine.length !== 4 || !volume.affine.every((row) => row.length === 4 && row.every(Number.isFinite))) {
     throw new GatedError('bad_geometry', 'the affine must be a finite 4x4 matrix');
@@ -54,13 +88,11 @@ export function niftiParts(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
   }
   const dims = extra > 1 ? [nx, ny, nz, extra] : [nx, ny, nz];
   const n3 = nx * ny * nz;
-  if (volume.data.length !== n3 * (rgb ? 3 : 1) * extra) throw new GatedError('shape', `data has ${volume.data.length} values; shape ${shape.join('x')} needs ${n3 * (rgb ? 3 : 1) * extra}`);
   const v2 = dims.some((d) => d > 32767);
   const hdrSize = v2 ? 540 : 348;
   const voxOffset = v2 ? 544 : 352;
   const datatype = rgb ? 128 : CODES[volume.dtype]!;
   const bitpix = rgb ? 24 : BITS[volume.dtype]!;
-  const dataBytes = (n3 * extra * bitpix) / 8;
   const out = new Uint8Array(voxOffset);
   const dv = new DataView(out.buffer);
   // Derive the qform from the float32 sform as stored, so that reading a written file and writing it
@@ -110,26 +142,7 @@ export function niftiParts(volume: Volume, opts: WriteNiftiOptions = {}): Uint8A
     dv.setInt32(500, NIFTI_UNITS_MM_SEC, true);
   }
   // extension flag bytes stay zero: no extensions
-
-  let body: Uint8Array;
-  if (rgb) {
-    body = new Uint8Array(dataBytes);
-    const src = volume.data as Uint8Array;
-    for (let t = 0; t < extra; t++) {
-      for (let v = 0; v < n3; v++) {
-        const d = 3 * (t * n3 + v);
-        body[d] = src[(t * 3 + 0) * n3 + v]!;
-        body[d + 1] = src[(t * 3 + 1) * n3 + v]!;
-        body[d + 2] = src[(t * 3 + 2) * n3 + v]!;
-      }
-    }
-  } else {
-    body = new Uint8Array(volume.data.buffer, volume.data.byteOffset, volume.data.byteLength);
-  }
-  if (!opts.gzip) return [out, body];
-  // level 6 and no timestamp/name in the gzip header keep the output deterministic
-  const gz = gzipSync(Buffer.concat([out, body]), { level: 6 });
-  return [new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength)];
+  return { header: out, values: n3 * (rgb ? 3 : 1) * extra, rgb, extra, n3 };
 }
 
 /** Input bytes per step of the streamed gzip: the compressed file is never whole in memory, nor a copy of the voxels. */
