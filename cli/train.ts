@@ -2,6 +2,7 @@
 import { defineCommand } from 'citty';
 import { GatedError } from '../core/errors.ts';
 import { DEVICES, selectDevice, type DeviceRequest } from '../kernels/backend.ts';
+import { parseAugment } from '../pipelines/train/augment.ts';
 import { trainRestore } from '../pipelines/train/restore_data.ts';
 import { trainSegment } from '../pipelines/train/segment.ts';
 
@@ -25,6 +26,7 @@ export const trainCommand = defineCommand({
     'max-minutes': { type: 'string', description: 'wall-clock budget; epochs are cut after the first to fit it' },
     init: { type: 'string', description: 'start from the weights of this model folder (fine-tuning)' },
     resume: { type: 'boolean', description: 'continue from the checkpoint in the output folder' },
+    augment: { type: 'string', description: 'segment: default | none | key=value pairs over the defaults, e.g. rotateDeg=8,scale=0.85:1.2,intensityP=0.3' },
   },
   async run({ args, rawArgs }) {
     const int = (v: string | undefined, what: string) => {
@@ -33,6 +35,7 @@ export const trainCommand = defineCommand({
       if (!Number.isInteger(n) || n <= 0) throw new GatedError('usage', `--${what} must be a positive integer; got '${v}'`);
       return n;
     };
+    const augment = args.augment === undefined ? undefined : parseAugment(args.augment);
     const device = args.device as DeviceRequest;
     if (!DEVICES.includes(device)) throw new GatedError('usage', `unknown device '${args.device}'; use one of ${DEVICES.join(', ')}`);
     const choice = await selectDevice(device);
@@ -70,7 +73,7 @@ export const trainCommand = defineCommand({
       process.stdout.write(`best validation PSNR ${res.bestScore.toFixed(2)} dB at epoch ${res.bestEpoch}; model in ${out}\n`);
       return;
     }
-    const res = await trainSegment({ ...common, model: args.model, ...(args.classes ? { classes: args.classes.split(',').map((c) => c.trim()) } : {}) });
+    const res = await trainSegment({ ...common, model: args.model, ...(args.classes ? { classes: args.classes.split(',').map((c) => c.trim()) } : {}), ...(augment ? { augment } : {}) });
     process.stdout.write(`best validation score ${res.bestScore.toFixed(4)} at epoch ${res.bestEpoch}; model in ${out}\n`);
   },
 });

@@ -4,6 +4,7 @@
  * the labels, then intensity changes relative to the background level (contrast, brightness, gamma, a smooth
  * multiplicative bias field, Gaussian noise) — what MR users feed us: other scanners, other gains, other coils.
  */
+import { GatedError } from '../../core/errors.ts';
 import type { Rng } from './rng.ts';
 
 export interface AugmentConfig {
@@ -21,6 +22,45 @@ export interface AugmentConfig {
 
 export const AUGMENT_DEFAULTS: AugmentConfig = { rotateDeg: 15, scale: [0.7, 1.4], flipLR: true, contrast: [0.75, 1.25], brightness: 0.1, gamma: [0.7, 1.5], biasField: 0.3, noise: 0.05, intensityP: 0.8 };
 export const AUGMENT_NONE: AugmentConfig = { rotateDeg: 0, scale: [1, 1], flipLR: false, contrast: [1, 1], brightness: 0, gamma: [1, 1], biasField: 0, noise: 0, intensityP: 0 };
+
+/**
+ * `--augment`: `default`, `none`, or `key=value` pairs over the defaults (ranges as `lo:hi`, flipLR as
+ * true/false), e.g. `rotateDeg=8,scale=0.85:1.2,intensityP=0.3` for a last, gentler fine-tuning stage.
+ */
+export function parseAugment(text: string): AugmentConfig {
+  const t = text.trim();
+  if (t === 'default' || t === '') return { ...AUGMENT_DEFAULTS };
+  if (t === 'none') return { ...AUGMENT_NONE, scale: [1, 1], contrast: [1, 1], gamma: [1, 1] };
+  const cfg: AugmentConfig = { ...AUGMENT_DEFAULTS };
+  const bad = (why: string) => new GatedError('usage', `--augment: ${why} (keys: ${Object.keys(AUGMENT_DEFAULTS).join(', ')}; e.g. rotateDeg=8,scale=0.85:1.2)`);
+  for (const pair of t.split(',')) {
+    const [key, value, ...extra] = pair.split('=').map((x) => x.trim());
+    if (!key || value === undefined || extra.length > 0) throw bad(`'${pair}' is not key=value`);
+    if (!(key in AUGMENT_DEFAULTS)) throw bad(`unknown key '${key}'`);
+    const k = key as keyof AugmentConfig;
+    const num = (x: string) => {
+      const n = Number(x);
+      if (x === '' || !Number.isFinite(n) || n < 0) throw bad(`${key} needs non-negative numbers; got '${value}'`);
+      return n;
+    };
+    const def = AUGMENT_DEFAULTS[k];
+    if (typeof def === 'boolean') {
+      if (value !== 'true' && value !== 'false') throw bad(`${key} is true or false; got '${value}'`);
+      (cfg as unknown as Record<string, unknown>)[k] = value === 'true';
+    } else if (Array.isArray(def)) {
+      const [lo, hi, ...more] = value.split(':');
+      if (lo === undefined || hi === undefined || more.length > 0) throw bad(`${key} is a range lo:hi; got '${value}'`);
+      const r: [number, number] = [num(lo), num(hi)];
+      if (r[0] > r[1] || ((k === 'scale' || k === 'gamma') && r[0] <= 0)) throw bad(`${key} range '${value}' is empty or not positive`);
+      (cfg as unknown as Record<string, unknown>)[k] = r;
+    } else {
+      const n = num(value);
+      if (k === 'intensityP' && n > 1) throw bad(`intensityP is a probability; got '${value}'`);
+      (cfg as unknown as Record<string, unknown>)[k] = n;
+    }
+  }
+  return cfg;
+}
 
 /**
  * Samples src [H, W, C] (labels [H, W]) into out [P, P, C] / outLab [P, P], centred on (cy, cx) of the source.
