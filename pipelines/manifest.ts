@@ -37,6 +37,8 @@ export interface RunRecord {
    * arrived, `peak` the process's highest so far (getrusage), so the first input's `peak - start` is what it cost.
    */
   memory?: Record<string, number>;
+  /** How `segment` read the input's voxels: `streamed` (slice by slice from the file, never whole) or `whole`. */
+  inputRead?: 'streamed' | 'whole';
   model?: { name: string; sha256: string };
   device?: string;
   versions?: Record<string, string>;

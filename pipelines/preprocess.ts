@@ -9,7 +9,8 @@
  */
 import { GatedError } from '../core/errors.ts';
 import { axisMapTo, toCanonical } from '../io/orient.ts';
-import type { Volume } from '../io/volume.ts';
+import type { DType, Volume } from '../io/volume.ts';
+import { forEachSlab, type SliceSource } from './slice_source.ts';
 
 export type Normalization =
   | { kind: 'window'; lo: number; hi: number }
@@ -86,22 +87,28 @@ export function normalizerLike(norm: Normalization, rescale?: { slope: number; i
 }
 
 export function normalizerFor(values: ArrayLike<number>, slope: number, inter: number, norm: Normalization, integer: boolean): Normalizer {
-  switch (norm.kind) {
-    case 'none':
-      return { slope, inter, lo: -Infinity, hi: Infinity, scale: 1, offset: 0, keepZero: false };
-    case 'window': {
-      if (!(norm.hi > norm.lo)) throw new GatedError('config', `window [${norm.lo}, ${norm.hi}] is empty`);
-      const w = norm.hi - norm.lo;
-      return { slope, inter, lo: norm.lo, hi: norm.hi, scale: 1 / w, offset: -norm.lo / w, keepZero: false };
-    }
-    case 'percentile_zscore': {
-      const keepZero = norm.nonzeroOnly ?? false;
-      const s = integer && slope > 0 && values.length > 0 ? histogramStats(values, slope, inter, norm, keepZero) : sortedStats(values, slope, inter, norm, keepZero);
-      const min = s?.storedMin !== undefined ? { storedMin: s.storedMin } : {};
-      if (!s) return { slope, inter, lo: 0, hi: 0, scale: 0, offset: 0, keepZero };
-      return { slope, inter, lo: s.lo, hi: s.hi, scale: 1 / s.std, offset: -s.mean / s.std, keepZero, ...min };
-    }
-  }
+  return normalizerWith(slope, inter, norm, (pct, keepZero) => (integer && slope > 0 && values.length > 0 ? histogramStats(histogramOf(values), slope, inter, pct, keepZero) : sortedStats(values, slope, inter, pct, keepZero)));
+}
+
+/**
+ * Whether `sourceNormalizer` can take this normalisation's statistics in one pass over slices read in turn: no
+ * statistics, or a percentile z-score of 8/16-bit integers (a histogram; other types need every value at once).
+ */
+export function streamsStatistics(dtype: DType, slope: number, norm: Normalization): boolean {
+  return norm.kind !== 'percentile_zscore' || (dtype in HISTOGRAM_BINS && slope > 0);
+}
+
+/**
+ * `normalizerFor` of a volume read slab by slab from `source` (stored values): the same histogram, so the same
+ * Normalizer, without the volume in memory. Only where `streamsStatistics` says so.
+ */
+export function sourceNormalizer(source: SliceSource, slope: number, inter: number, norm: Normalization): Normalizer {
+  if (!streamsStatistics(source.dtype, slope, norm)) throw new GatedError('internal', `${norm.kind} statistics of ${source.dtype} voxels need the whole volume`);
+  return normalizerWith(slope, inter, norm, (pct, keepZero) => {
+    const h = new StoredHistogram(source.dtype as HistogramType);
+    forEachSlab(source, (v) => h.add(v));
+    return histogramStats(h.result(), slope, inter, pct, keepZero);
+  });
 }
 
 // --- internal ---
@@ -114,13 +121,36 @@ interface Stats {
   storedMin?: number;
 }
 
+type Percentiles = { lowPercentile: number; highPercentile: number };
+
+/** The Normalizer of a normalisation, with the percentile statistics from `stats` (null: no voxel counted). */
+function normalizerWith(slope: number, inter: number, norm: Normalization, stats: (pct: Percentiles, keepZero: boolean) => Stats | null): Normalizer {
+  switch (norm.kind) {
+    case 'none':
+      return { slope, inter, lo: -Infinity, hi: Infinity, scale: 1, offset: 0, keepZero: false };
+    case 'window': {
+      if (!(norm.hi > norm.lo)) throw new GatedError('config', `window [${norm.lo}, ${norm.hi}] is empty`);
+      const w = norm.hi - norm.lo;
+      return { slope, inter, lo: norm.lo, hi: norm.hi, scale: 1 / w, offset: -norm.lo / w, keepZero: false };
+    }
+    case 'percentile_zscore': {
+      const keepZero = norm.nonzeroOnly ?? false;
+      const s = stats(norm, keepZero);
+      if (!s) return { slope, inter, lo: 0, hi: 0, scale: 0, offset: 0, keepZero };
+      const min = s.storedMin !== undefined ? { storedMin: s.storedMin } : {};
+      return { slope, inter, lo: s.lo, hi: s.hi, scale: 1 / s.std, offset: -s.mean / s.std, keepZero, ...min };
+    }
+  }
+}
+
 function isIntegerArray(a: ArrayLike<number>): boolean {
   return a instanceof Uint8Array || a instanceof Int8Array || a instanceof Uint16Array || a instanceof Int16Array;
 }
 
 /** Exact numpy-style quantiles and clipped moments from a histogram of stored integers (slope > 0). */
-function histogramStats(values: ArrayLike<number>, slope: number, inter: number, norm: { lowPercentile: number; highPercentile: number }, keepZero: boolean): Stats | null {
-  const { counts, min } = histogram(values);
+function histogramStats(hist: { counts: Float64Array; min: number } | null, slope: number, inter: number, norm: Percentiles, keepZero: boolean): Stats | null {
+  if (!hist) return null;
+  const { counts, min } = hist;
   const real = (k: number) => (k + min) * slope + inter;
   if (keepZero) for (let k = 0; k < counts.length; k++) if (real(k) === 0) counts[k] = 0;
   let n = 0;
@@ -155,18 +185,32 @@ function histogramStats(values: ArrayLike<number>, slope: number, inter: number,
   return { lo, hi, mean, std: Math.sqrt(Math.max(sq / n - mean * mean, 0)) || 1, storedMin: min };
 }
 
+type HistogramType = 'uint8' | 'int8' | 'uint16' | 'int16';
+const HISTOGRAM_BINS: Record<string, number> = { uint8: 256, int8: 256, uint16: 65536, int16: 65536 };
+const HISTOGRAM_MIN: Record<string, number> = { uint8: 0, int8: -128, uint16: 0, int16: -32768 };
+
 /**
- * Counts of each stored value from the lowest to the highest, in one pass over the volume: 8- and 16-bit
- * values index a table of their type's whole range, trimmed afterwards to the values present.
+ * Counts of each stored 8- or 16-bit value, added a whole array or a slab at a time: the values index a table of
+ * their type's whole range, trimmed at the end to the values present.
  */
-function histogram(values: ArrayLike<number>): { counts: Float64Array; min: number } {
-  const typeMin = values instanceof Int16Array ? -32768 : values instanceof Int8Array ? -128 : 0;
-  const bins = values instanceof Uint8Array || values instanceof Int8Array ? 256 : 65536;
-  // four interleaved tables: neighbouring voxels (long runs of background) would otherwise wait on each
-  // other's increment of one counter
-  const t = new Uint32Array(4 * bins);
-  const n4 = values.length & ~3;
-  const count = (off: number) => {
+class StoredHistogram {
+  readonly #bins: number;
+  readonly #typeMin: number;
+  // four interleaved tables: neighbouring voxels (long runs of background) would otherwise wait on each other's
+  // increment of one counter
+  readonly #t: Uint32Array;
+
+  constructor(dtype: HistogramType) {
+    this.#bins = HISTOGRAM_BINS[dtype]!;
+    this.#typeMin = HISTOGRAM_MIN[dtype]!;
+    this.#t = new Uint32Array(4 * this.#bins);
+  }
+
+  add(values: ArrayLike<number>): void {
+    const t = this.#t;
+    const bins = this.#bins;
+    const off = -this.#typeMin;
+    const n4 = values.length & ~3;
     let i = 0;
     for (; i < n4; i += 4) {
       t[values[i]! + off]!++;
@@ -175,17 +219,33 @@ function histogram(values: ArrayLike<number>): { counts: Float64Array; min: numb
       t[values[i + 3]! + off + 3 * bins]!++;
     }
     for (; i < values.length; i++) t[values[i]! + off]!++;
-  };
-  if (values instanceof Int16Array || values instanceof Int8Array || values instanceof Uint16Array || values instanceof Uint8Array) count(-typeMin);
-  else return rangeHistogram(values);
-  const full = new Float64Array(bins);
-  for (let k = 0; k < bins; k++) full[k] = t[k]! + t[k + bins]! + t[k + 2 * bins]! + t[k + 3 * bins]!;
-  let a = 0;
-  while (full[a] === 0) a++;
-  let b = full.length - 1;
-  while (full[b] === 0) b--;
-  return { counts: full.subarray(a, b + 1), min: a + typeMin };
+  }
+
+  /** The counts from the lowest value seen to the highest; null when nothing was added. */
+  result(): { counts: Float64Array; min: number } | null {
+    const t = this.#t;
+    const bins = this.#bins;
+    const full = new Float64Array(bins);
+    for (let k = 0; k < bins; k++) full[k] = t[k]! + t[k + bins]! + t[k + 2 * bins]! + t[k + 3 * bins]!;
+    let a = 0;
+    while (a < bins && full[a] === 0) a++;
+    if (a === bins) return null;
+    let b = bins - 1;
+    while (full[b] === 0) b--;
+    return { counts: full.subarray(a, b + 1), min: a + this.#typeMin };
+  }
 }
+
+/** Counts of each stored value from the lowest to the highest, in one pass for 8- and 16-bit arrays. */
+function histogramOf(values: ArrayLike<number>): { counts: Float64Array; min: number } | null {
+  const type = VOXEL_TYPES.find(([T]) => values instanceof T)?.[1];
+  if (!type) return rangeHistogram(values);
+  const h = new StoredHistogram(type);
+  h.add(values);
+  return h.result();
+}
+
+const VOXEL_TYPES: [new (n: number) => ArrayLike<number>, HistogramType][] = [[Uint8Array, 'uint8'], [Int8Array, 'int8'], [Uint16Array, 'uint16'], [Int16Array, 'int16']];
 
 /** The same for integers of any other container: a pass for the range, then one to count. */
 function rangeHistogram(values: ArrayLike<number>): { counts: Float64Array; min: number } {
@@ -201,7 +261,7 @@ function rangeHistogram(values: ArrayLike<number>): { counts: Float64Array; min:
   return { counts, min };
 }
 
-function sortedStats(values: ArrayLike<number>, slope: number, inter: number, norm: { lowPercentile: number; highPercentile: number }, keepZero: boolean): Stats | null {
+function sortedStats(values: ArrayLike<number>, slope: number, inter: number, norm: Percentiles, keepZero: boolean): Stats | null {
   let count = 0;
   for (let i = 0; i < values.length; i++) if (!keepZero || values[i]! * slope + inter !== 0) count++;
   if (count === 0) return null;

@@ -9,11 +9,12 @@
 import { mkdir, readdir, stat, unlink, open as openFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.ts';
-import { DEFAULT_LIMITS } from '../core/limits.ts';
+import { DEFAULT_LIMITS, resolveLimits } from '../core/limits.ts';
 import { GatedError, toGatedError } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 import { writePng } from '../io/image/write.ts';
 import { loadInput, type LoadOptions } from '../io/load.ts';
+import type { LoadResult, Rejection } from '../io/types.ts';
 import { sandboxModeFor } from '../io/sandbox_guard.ts';
 import { gunzipPrefix } from '../io/nifti/gunzip.ts';
 import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
@@ -25,10 +26,11 @@ import { sniffFormat } from '../io/sniff.ts';
 import { realValues, type IoWarning, type Volume } from '../io/volume.ts';
 import { inputId, RunManifest, shard, type RunRecord } from './manifest.ts';
 import { fillHoles, keepLargestComponent } from './postprocess.ts';
-import { normalizerLike, prepare } from './preprocess.ts';
+import { normalizerLike, prepare, sourceNormalizer, streamsStatistics, type Normalizer } from './preprocess.ts';
 import { overlayPng, reportHtml, representativeSlices, colorOf, type ReportCase } from './report.ts';
 import { roundTimings, StageClock } from './segment_timings.ts';
 import { compileAhead, compilesAhead, predictLabels } from './segment_volume.ts';
+import { arraySource, openNiftiSlices, type NiftiSlices, type SliceSource } from './slice_source.ts';
 import type { TaskModel } from './task_model.ts';
 
 export type SegFormat = 'nifti' | 'dicom-seg' | 'png';
@@ -44,7 +46,7 @@ export interface SegmentCaseOptions {
   timings?: Record<string, number>;
   /**
    * The input volume's voxel buffer may hold the labels (written over it as inference goes): one volume less in
-   * memory, but the input is destroyed and `canonical.image` is empty. For callers that need no previews.
+   * memory, but the input is destroyed and `canonical.image` is absent. For callers that need no previews.
    */
   consumeInput?: boolean;
 }
@@ -52,8 +54,8 @@ export interface SegmentCaseOptions {
 export interface SegmentedVolume {
   /** Labels on the source grid (same shape and affine as the input volume). */
   labels: Volume;
-  /** The image (stored values; empty with consumeInput) and labels on the canonical grid (for previews). */
-  canonical: { image: ArrayLike<number>; labels: Uint8Array | Uint16Array; shape: number[] };
+  /** The image (its stored slices; absent with consumeInput) and labels on the canonical grid (for previews). */
+  canonical: { image?: SliceSource; labels: Uint8Array | Uint16Array; shape: number[] };
   volumesMl: Record<string, number>;
   warnings: string[];
 }
@@ -87,28 +89,40 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
   volume = undefined as never;
   v = undefined as never;
   const shape = pre.volume.shape.slice(0, 3);
-  const labels = await predictLabels(model, pre.volume.data, shape, pre.volume.spacing, { tta: opts.tta ?? false, ...(opts.consumeInput ? { reuseData: true } : {}), ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.timings ? { timings: opts.timings } : {}) }, undefined, pre.norm);
-  clock.reset();
-  const K = m.classes.length;
-  for (let c = 1; c < K; c++) {
-    if (opts.largestComponent ?? m.postprocess?.largestComponent ?? false) keepLargestComponent(labels, shape, c);
-    clock.lap('segment.largestComponent');
-    if (opts.fillHoles ?? m.postprocess?.fillHoles ?? false) fillHoles(labels, shape, c);
-    clock.lap('segment.fillHoles');
-  }
-  const voxelMl = (pre.volume.spacing[0]! * pre.volume.spacing[1]! * pre.volume.spacing[2]!) / 1000;
-  const counts = labelCounts(labels, K);
-  const volumesMl: Record<string, number> = {};
-  for (let c = 1; c < K; c++) volumesMl[m.classes[c]!] = counts[c]! * voxelMl;
-  clock.lap('segment.volumes');
-  // back to the source grid: the inverse permutation/flips, then the source's own affine, exactly (a source
-  // already on the canonical grid takes the labels as they are, without a copy)
-  const canon: Volume = { data: labels, shape, spacing: pre.volume.spacing.slice(0, 3), affine: pre.volume.affine, dtype: labels instanceof Uint8Array ? 'uint8' : 'uint16', meta: { format: 'nifti', components: 'scalar', warnings: [] } };
-  const inv = inverse(map);
-  const back = inv.perm.every((p, i) => p === i) && inv.flip.every((f) => !f) ? canon : reorient(canon, inv);
-  const out: Volume = { ...back, shape: header.shape, spacing: header.spacing, affine: header.affine, meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
-  clock.lap('segment.restore');
-  return { labels: out, canonical: { image: opts.consumeInput ? new Uint8Array(0) : pre.volume.data, labels, shape }, volumesMl, warnings };
+  const grid = { shape, spacing: pre.volume.spacing.slice(0, 3), affine: pre.volume.affine };
+  const image = opts.consumeInput ? undefined : arraySource(pre.volume.data, shape);
+  return labelVolume(model, pre.volume.data, grid, header, map, pre.norm, opts, clock, warnings, image);
+}
+
+/**
+ * Whether `segmentSource` can take a volume with this header: one scalar volume whose stored voxel order is
+ * already the model's grid (no reorientation copy) and whose normaliser's statistics come from one pass.
+ */
+export function segmentsSliceBySlice(header: Pick<Volume, 'shape' | 'affine' | 'dtype' | 'meta'>, model: TaskModel): boolean {
+  const m = model.manifest;
+  if (m.task !== 'segment' || header.meta.components !== 'scalar' || (header.shape[3] ?? 1) > 1) return false;
+  if (m.input.canonical && !isIdentity(axisMapTo(header.affine))) return false;
+  return streamsStatistics(header.dtype, header.meta.rescale?.slope ?? 1, m.input.normalization);
+}
+
+/**
+ * `segmentVolume` of a volume that is never held whole: its stored slices are read from `source` as the
+ * statistics pass and each group of slices need them. Same labels, byte for byte. Only where
+ * `segmentsSliceBySlice` says so; `header` is the volume without its voxels.
+ */
+export async function segmentSource(header: Volume, source: SliceSource, model: TaskModel, opts: SegmentCaseOptions = {}): Promise<SegmentedVolume> {
+  const m = model.manifest;
+  if (m.task !== 'segment') throw new GatedError('config', `model '${m.name}' is a ${m.task} model, not a segmentation model`);
+  if (!segmentsSliceBySlice(header, model)) throw new GatedError('internal', 'this volume needs preparing in memory (segmentVolume)');
+  const clock = new StageClock(opts.timings);
+  const grid = { shape: header.shape.slice(0, 3), spacing: header.spacing.slice(0, 3), affine: header.affine.map((r) => [...r]) };
+  const compiled = compileAhead(model, grid.shape, grid.spacing, normalizerLike(m.input.normalization, header.meta.rescale), { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}) });
+  clock.lap('segment.compileStart');
+  const norm = sourceNormalizer(source, header.meta.rescale?.slope ?? 1, header.meta.rescale?.intercept ?? 0, m.input.normalization);
+  clock.lap('segment.prepare');
+  await compiled;
+  clock.lap('segment.compileWait');
+  return labelVolume(model, source, grid, grid, IDENTITY, norm, opts, clock, [], opts.consumeInput ? undefined : source);
 }
 
 export interface SegmentBatchOptions extends SegmentCaseOptions {
@@ -123,6 +137,11 @@ export interface SegmentBatchOptions extends SegmentCaseOptions {
   report?: boolean;
   onCase?: (done: number, total: number, name: string, record: RunRecord) => void;
   onSlices?: (done: number, total: number, name: string) => void;
+  /**
+   * Read an uncompressed NIfTI already on the model's grid slice by slice instead of whole (default true; the
+   * labels are the same bytes either way).
+   */
+  streamInput?: boolean;
 }
 
 export interface BatchSummary {
@@ -169,7 +188,7 @@ export async function segmentBatch(inputs: string[], model: TaskModel, opts: Seg
     let rc: ReportCase;
     try {
       const res = await segmentCase(c, model, outDir, opts);
-      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, memory: res.memory, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, memory: res.memory, inputRead: res.inputRead, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
       rc = { name: c.name, status: 'done', outputs: res.outputs.filter((o) => !o.includes('/previews/')).map((o) => relative(outDir, o)), previews: res.previews.map((o) => relative(outDir, o)), volumesMl: res.volumesMl, ms: record.ms, warnings: res.warnings };
     } catch (e) {
       const err = toGatedError(e, 'internal');
@@ -234,7 +253,7 @@ export async function collectCases(inputs: string[]): Promise<CaseInput[]> {
 
 // --- internal ---
 
-async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[]; timings: Record<string, number>; memory: Record<string, number> }> {
+async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[]; timings: Record<string, number>; memory: Record<string, number>; inputRead: 'streamed' | 'whole' }> {
   // load / segment / write, and the sub-stages of segment (`segment.*`) that segmentVolume adds
   const timings: Record<string, number> = { load: 0, segment: 0, write: 0 };
   const memory: Record<string, number> = { start: mib(process.memoryUsage.rss()) };
@@ -244,23 +263,55 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     timings[k] = timings[k]! + now - t;
     t = now;
   };
+  // an uncompressed NIfTI whose voxels are already on the model's grid is never held whole: its header is read
+  // here and its slices as inference needs them (the labels are the only volume in memory)
+  const streamed = opts.streamInput === false ? undefined : streamableNifti(c.path, model, opts.load);
+  try {
+    const loaded = streamed ? { volumes: [streamed.header], warnings: streamed.header.meta.warnings, rejected: [] as Rejection[] } : await loadWhole(c, model, opts, timings);
+    lap('load');
+    memory.loaded = mib(process.memoryUsage.rss());
+    if ('early' in loaded) {
+      await loaded.early;
+      timings['segment.compileWait'] = (timings['segment.compileWait'] ?? 0) + performance.now() - t;
+    }
+    const res = await segmentLoaded(c, loaded, streamed?.source, model, outDir, opts, timings, lap);
+    memory.peak = mib(process.resourceUsage().maxRSS * 1024);
+    return { ...res, timings: roundTimings(timings), memory, inputRead: streamed ? 'streamed' : 'whole' };
+  } finally {
+    streamed?.source.close();
+  }
+}
+
+/**
+ * The input decoded whole: DICOM and NIfTI in a worker thread (JavaScript and WebAssembly codecs only, same caps;
+ * the volume's buffer is handed over rather than copied, and no second Node process holds a copy of it beside
+ * ours), images in a child process (they need the native sharp). `early`: shaders compiling meanwhile.
+ */
+async function loadWhole(c: CaseInput, model: TaskModel, opts: SegmentBatchOptions, timings: Record<string, number>): Promise<LoadResult & { early: Promise<void> }> {
   // a NIfTI header tells the slices' shape: the GPU compiles for them while the sandbox decodes the voxels
   // (a failure there comes back from segmentVolume's own compileAhead, which returns the same promise)
   const early = compileFromHeader(c.path, model, opts, timings).catch(() => undefined);
-  // DICOM and NIfTI decode in a worker thread (JavaScript and WebAssembly codecs only, same caps): the volume's
-  // buffer is handed over rather than copied, and no second Node process holds a copy of it beside ours.
-  // Images need the native sharp and still go to a child process.
   const mode = opts.load?.sandboxMode ?? sandboxModeFor(c.path);
   const loaded = await loadInput(c.path, { ...opts.load, sandboxMode: mode }).catch((e: unknown) => {
     // a bundle shipped without the worker's entry file still decodes, in a child process
     if (mode === 'worker' && (e as GatedError).code === 'missing_dependency') return loadInput(c.path, { ...opts.load, sandboxMode: 'process' });
     throw e;
   });
-  lap('load');
-  memory.loaded = mib(process.memoryUsage.rss());
-  await early;
-  const waited = performance.now() - t;
-  timings['segment.compileWait'] = (timings['segment.compileWait'] ?? 0) + waited;
+  return { ...loaded, early };
+}
+
+/** An uncompressed NIfTI that `segmentSource` can take, opened for reading slice by slice; else undefined. */
+function streamableNifti(path: string, model: TaskModel, load: LoadOptions | undefined): NiftiSlices | undefined {
+  const s = openNiftiSlices(path, resolveLimits(load?.limits), basename(path));
+  if (s && !segmentsSliceBySlice(s.header, model)) {
+    s.source.close();
+    return undefined;
+  }
+  return s;
+}
+
+/** Segments each volume of a loaded input (or the one volume of `source`) and writes its outputs. */
+async function segmentLoaded(c: CaseInput, loaded: Pick<LoadResult, 'volumes' | 'warnings' | 'rejected'>, source: SliceSource | undefined, model: TaskModel, outDir: string, opts: SegmentBatchOptions, timings: Record<string, number>, lap: (k: 'load' | 'segment' | 'write') => void): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[] }> {
   if (loaded.volumes.length === 0) {
     const first = loaded.rejected[0];
     throw new GatedError((first?.code as never) ?? 'unsupported_format', first ? `no usable volume (${loaded.rejected.length} file(s) rejected; first: ${first.code}: ${first.message})` : 'no usable volume in this input');
@@ -277,15 +328,18 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     // the voxels go to segmentVolume alone (it lets them go once normalised); we keep a header copy
     const vol = { ...loaded.volumes[s]!, data: new Uint8Array(0) };
     // without previews nothing reads the image after inference: its buffer takes the labels
-    const res = await segmentVolume(takeVolume(loaded.volumes, s), model, { ...opts, timings, consumeInput: opts.report === false, onProgress: (d, total) => opts.onSlices?.(d, total, name) });
+    const caseOpts = { ...opts, timings, consumeInput: opts.report === false, onProgress: (d: number, total: number) => opts.onSlices?.(d, total, name) };
+    const res = source ? await segmentSource(takeVolume(loaded.volumes, s), source, model, caseOpts) : await segmentVolume(takeVolume(loaded.volumes, s), model, caseOpts);
     lap('segment');
     warnings.push(...res.warnings);
     for (const [k, v] of Object.entries(res.volumesMl)) volumesMl[multi ? `${k} (${s + 1})` : k] = v;
     // previews first: they are the last use of the image, which can go before the label files are written
     const zs = opts.report === false ? [] : representativeSlices(res.canonical.labels, res.canonical.shape);
+    const plane = res.canonical.shape[0]! * res.canonical.shape[1]!;
     for (const z of zs) {
       const p = join(outDir, 'previews', `${name}_z${String(z).padStart(3, '0')}.png`);
-      await writeFileAtomic(p, await overlayPng(res.canonical.image, res.canonical.labels, res.canonical.shape, z));
+      // the one slice read from the image, and its labels, as a volume of one slice
+      await writeFileAtomic(p, await overlayPng(res.canonical.image!.read(z, z + 1), res.canonical.labels.subarray(z * plane, (z + 1) * plane), [...res.canonical.shape.slice(0, 2), 1], 0));
       previews.push(p);
     }
     res.canonical = undefined as never;
@@ -311,8 +365,7 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
     lap('write');
   }
   if (outputs.length === 0) throw new GatedError('config', `no output format applies to this input (asked for ${formats.join(', ')})`);
-  memory.peak = mib(process.resourceUsage().maxRSS * 1024);
-  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings, timings: roundTimings(timings), memory };
+  return { outputs: [...outputs, ...previews], previews, volumesMl, warnings };
 }
 
 /**
@@ -361,6 +414,49 @@ function dicomSeg(labels: Volume, src: Volume, model: TaskModel, c: CaseInput): 
     segments,
     { seriesDescription: `${model.manifest.name} segmentation`, softwareVersion: VERSION, uidSeed: `${c.id}:${model.sha256}:${m.seriesInstanceUID}`, contentDateTime: new Date(0) },
   );
+}
+
+interface Grid {
+  shape: number[];
+  spacing: number[];
+  affine: number[][];
+}
+
+const IDENTITY: AxisMap = { perm: [0, 1, 2], flip: [false, false, false] };
+
+function isIdentity(map: AxisMap): boolean {
+  return map.perm.every((p, i) => p === i) && map.flip.every((f) => !f);
+}
+
+/**
+ * Inference, clean-up and the way back to the source grid, for a volume prepared on the model's grid (`grid`;
+ * `map` took the source grid `header` there).
+ */
+async function labelVolume(model: TaskModel, data: ArrayLike<number> | SliceSource, grid: Grid, header: Grid, map: AxisMap, norm: Normalizer, opts: SegmentCaseOptions, clock: StageClock, warnings: string[], image: SliceSource | undefined): Promise<SegmentedVolume> {
+  const m = model.manifest;
+  const { shape } = grid;
+  const labels = await predictLabels(model, data, shape, grid.spacing, { tta: opts.tta ?? false, ...(opts.consumeInput ? { reuseData: true } : {}), ...(opts.maxSide ? { maxSide: opts.maxSide } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}), ...(opts.timings ? { timings: opts.timings } : {}) }, undefined, norm);
+  clock.reset();
+  const K = m.classes.length;
+  for (let c = 1; c < K; c++) {
+    if (opts.largestComponent ?? m.postprocess?.largestComponent ?? false) keepLargestComponent(labels, shape, c);
+    clock.lap('segment.largestComponent');
+    if (opts.fillHoles ?? m.postprocess?.fillHoles ?? false) fillHoles(labels, shape, c);
+    clock.lap('segment.fillHoles');
+  }
+  const voxelMl = (grid.spacing[0]! * grid.spacing[1]! * grid.spacing[2]!) / 1000;
+  const counts = labelCounts(labels, K);
+  const volumesMl: Record<string, number> = {};
+  for (let c = 1; c < K; c++) volumesMl[m.classes[c]!] = counts[c]! * voxelMl;
+  clock.lap('segment.volumes');
+  // back to the source grid: the inverse permutation/flips, then the source's own affine, exactly (a source
+  // already on the canonical grid takes the labels as they are, without a copy)
+  const canon: Volume = { data: labels, shape, spacing: grid.spacing.slice(0, 3), affine: grid.affine, dtype: labels instanceof Uint8Array ? 'uint8' : 'uint16', meta: { format: 'nifti', components: 'scalar', warnings: [] } };
+  const inv = inverse(map);
+  const back = isIdentity(inv) ? canon : reorient(canon, inv);
+  const out: Volume = { ...back, shape: header.shape, spacing: header.spacing, affine: header.affine, meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
+  clock.lap('segment.restore');
+  return { labels: out, canonical: { ...(image ? { image } : {}), labels, shape }, volumesMl, warnings };
 }
 
 /** Temp files of writes cut short by a kill (core/atomic.ts names them .<name>.<12 hex>.tmp). */

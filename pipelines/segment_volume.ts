@@ -11,6 +11,7 @@ import { resize } from '../heads/fpn.ts';
 import { backgroundLevel, resampledSize, writeSliceStack, type SliceGeometry } from './slices.ts';
 import { StageClock } from './segment_timings.ts';
 import type { Normalizer } from './preprocess.ts';
+import { isSliceSource, sourceOf, type SliceSource } from './slice_source.ts';
 import type { TaskModel } from './task_model.ts';
 
 export interface InferOptions {
@@ -206,19 +207,21 @@ export function compilesAhead(): boolean {
  * Labels [nx·ny·nz] for the slices `zs` (all when omitted); the others stay 0. `spacing` is the volume's
  * voxel size: when the model declares an in-plane spacing, each slice is resampled to it on the device and
  * the class probabilities are resampled back before the argmax (nnU-Net's target-spacing practice). With a
- * normaliser, `data` holds stored values that are normalised slice by slice.
+ * normaliser, `data` holds stored values that are normalised slice by slice. `data` is the volume in memory or a
+ * source its slices are read from as each group needs them (a file: the volume is then never held whole).
  */
-export async function predictLabels(model: TaskModel, data: ArrayLike<number>, shape: readonly number[], spacing: readonly number[], opts: InferOptions = {}, zs?: number[], norm?: Normalizer): Promise<Uint8Array | Uint16Array> {
+export async function predictLabels(model: TaskModel, data: ArrayLike<number> | SliceSource, shape: readonly number[], spacing: readonly number[], opts: InferOptions = {}, zs?: number[], norm?: Normalizer): Promise<Uint8Array | Uint16Array> {
   const plan = planFor(model, shape, spacing, opts);
   const { C, K, nx, ny, nz, ox, oy, Hp, Wp } = plan;
   const { context } = model.manifest.input;
   const native: SliceGeometry = { nx, ny, nz, H: ny, W: nx };
   const slices = zs ?? Array.from({ length: nz }, (_, z) => z);
   const clock = new StageClock(opts.timings);
-  const fill = backgroundLevel(data, norm);
+  const source = sourceOf(data, shape);
+  const fill = backgroundLevel(source, norm);
   clock.lap('segment.background');
   const plane = nx * ny;
-  const labels = (opts.reuseData && plan.whole && !zs ? labelsOver(data, plane * nz, K, plan.batch, context) : undefined) ?? (K <= 256 ? new Uint8Array(plane * nz) : new Uint16Array(plane * nz));
+  const labels = (opts.reuseData && plan.whole && !zs && !isSliceSource(data) ? labelsOver(data, plane * nz, K, plan.batch, context) : undefined) ?? (K <= 256 ? new Uint8Array(plane * nz) : new Uint16Array(plane * nz));
   const probs = (x: tf.Tensor4D) => probabilities(model, x, opts.tta ?? false);
   const toModelGrid = (x: tf.Tensor4D) => tf.pad(resize(x, oy, ox), [[0, 0], [0, Hp - oy], [0, Wp - ox], [0, 0]], fill) as tf.Tensor4D;
   const toNative = (p: tf.Tensor4D) => resize(tf.slice(p, [0, 0, 0, 0], [p.shape[0], oy, ox, K]) as tf.Tensor4D, ny, nx);
@@ -243,7 +246,7 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
       const z0 = Math.max(0, Math.min(...group) - context);
       const z1 = Math.min(nz - 1, Math.max(...group) + context);
       const idx = Int32Array.from(group.flatMap((z) => Array.from({ length: C }, (_, c) => Math.min(nz - 1, Math.max(0, z + c - context)) - z0)));
-      const v = uploadSlices(data, z0, z1 + 1, plane, ny, nx, UPLOAD_CHUNK_VALUES, scratch);
+      const v = uploadSlices(source, z0, z1 + 1, plane, ny, nx, UPLOAD_CHUNK_VALUES, scratch);
       const ix = tf.tensor1d(idx, 'int32');
       clock.lap('segment.infer.upload');
       try {
@@ -307,7 +310,7 @@ export async function predictLabels(model: TaskModel, data: ArrayLike<number>, s
     const stack = new Float32Array(plane * C);
     for (let i = 0; i < slices.length; i++) {
       const z = slices[i]!;
-      writeSliceStack(data, native, z, context, fill, stack, 0, norm);
+      writeSliceStack(source, native, z, context, fill, stack, 0, norm);
       const grid = tf.tidy(() => toModelGrid(tf.tensor4d(stack, [1, ny, nx, C])));
       const gridData = (await grid.data()) as Float32Array;
       grid.dispose();
@@ -359,13 +362,15 @@ export const UPLOAD_CHUNK_VALUES = 1 << 22;
 
 /**
  * Stored slices [z0, z1) as one float32 tensor [z1 - z0, ny, nx], built on the device from bounded pieces. On
- * WebGPU each piece is sent at once (tfjs then drops its host values), so one scratch array serves them all.
+ * WebGPU each piece is sent at once (tfjs then drops its host values), so one scratch array serves them all. A
+ * source is read a piece at a time, so no more than a piece of its stored values is on the host either.
  */
-export function uploadSlices(data: ArrayLike<number>, z0: number, z1: number, plane: number, ny: number, nx: number, chunkValues = UPLOAD_CHUNK_VALUES, into?: Float32Array): tf.Tensor3D {
+export function uploadSlices(data: ArrayLike<number> | SliceSource, z0: number, z1: number, plane: number, ny: number, nx: number, chunkValues = UPLOAD_CHUNK_VALUES, into?: Float32Array): tf.Tensor3D {
+  const source = sourceOf(data, [nx, ny, isSliceSource(data) ? data.shape[2] : Math.floor(data.length / plane)]);
   const per = Math.max(1, Math.floor(chunkValues / plane));
   if (z1 - z0 <= per) {
     // `into`: the caller's array, which the tensor may hold (cpu) until the caller disposes it
-    const values = into && into.length >= (z1 - z0) * plane ? float32Into(data, z0 * plane, z1 * plane, into) : float32Range(data, z0 * plane, z1 * plane);
+    const values = into && into.length >= (z1 - z0) * plane ? float32Into(source.read(z0, z1), into) : new Float32Array(source.read(z0, z1));
     return tf.tensor3d(values, [z1 - z0, ny, nx]);
   }
   const gpu = tf.backend() as unknown as { uploadToGPU?: (dataId: object) => void };
@@ -375,7 +380,7 @@ export function uploadSlices(data: ArrayLike<number>, z0: number, z1: number, pl
   try {
     for (let z = z0; z < z1; z += per) {
       const e = Math.min(z1, z + per);
-      const values = scratch ? float32Into(data, z * plane, e * plane, scratch) : float32Range(data, z * plane, e * plane);
+      const values = scratch ? float32Into(source.read(z, e), scratch) : new Float32Array(source.read(z, e));
       const piece = tf.tensor3d(values, [e - z, ny, nx]);
       pieces.push(piece);
       send?.(piece.dataId);
@@ -386,20 +391,11 @@ export function uploadSlices(data: ArrayLike<number>, z0: number, z1: number, pl
   }
 }
 
-/** Stored values [from, to) converted into the front of `out` (a view of that part). */
-function float32Into(data: ArrayLike<number>, from: number, to: number, out: Float32Array): Float32Array {
-  const view = out.subarray(0, to - from);
-  const sub = (data as Float32Array).subarray;
-  if (typeof sub === 'function') view.set((data as Float32Array).subarray(from, to));
-  else for (let i = from; i < to; i++) view[i - from] = data[i]!;
+/** Stored values converted into the front of `out` (a view of that part). */
+function float32Into(values: ArrayLike<number>, out: Float32Array): Float32Array {
+  const view = out.subarray(0, values.length);
+  view.set(values);
   return view;
-}
-
-/** Stored values [from, to) as float32 (a native conversion for typed arrays). */
-function float32Range(data: ArrayLike<number>, from: number, to: number): Float32Array {
-  const sub = (data as Float32Array).subarray;
-  if (typeof sub === 'function') return new Float32Array((data as Float32Array).subarray(from, to));
-  return Float32Array.from({ length: to - from }, (_, i) => data[from + i]!);
 }
 
 /** The Normalizer as tensor ops (same arithmetic as preprocess.normalized). */

@@ -4,6 +4,7 @@
  * of the model's size multiple. With a normaliser, stored values are normalised as they are copied. Training and inference build their inputs here, so they cannot disagree.
  */
 import { normalized, type Normalizer } from './preprocess.ts';
+import { forEachSlab, isSliceSource, type SliceSource } from './slice_source.ts';
 
 export interface SliceGeometry {
   nx: number;
@@ -22,15 +23,20 @@ export function sliceGeometry(shape: readonly number[], multipleOf: number): Sli
 
 /**
  * Writes the stack for slice z into out[offset ...] as [H, W, 2·context+1]; padding takes `fill`
- * (the normalised background level, so padding looks like air rather than tissue).
+ * (the normalised background level, so padding looks like air rather than tissue). `data` is the volume's
+ * stored values or a source they are read from (only the stack's own slices are read).
  */
-export function writeSliceStack(data: ArrayLike<number>, g: SliceGeometry, z: number, context: number, fill: number, out: Float32Array, offset = 0, norm?: Normalizer): void {
+export function writeSliceStack(data: ArrayLike<number> | SliceSource, g: SliceGeometry, z: number, context: number, fill: number, out: Float32Array, offset = 0, norm?: Normalizer): void {
   const C = 2 * context + 1;
   const { nx, ny, nz, H, W } = g;
   const plane = nx * ny;
+  const z0 = Math.min(nz - 1, Math.max(0, z - context));
+  const z1 = Math.min(nz - 1, Math.max(0, z + context));
+  // a source gives the slab of the stack's slices; an array is indexed where it is
+  const [values, base] = isSliceSource(data) ? [data.read(z0, z1 + 1), z0] : [data, 0];
   for (let c = 0; c < C; c++) {
     const zz = Math.min(nz - 1, Math.max(0, z + c - context));
-    const src = zz * plane;
+    const src = (zz - base) * plane;
     for (let y = 0; y < H; y++) {
       const row = offset + y * W * C + c;
       if (y >= ny) {
@@ -38,18 +44,26 @@ export function writeSliceStack(data: ArrayLike<number>, g: SliceGeometry, z: nu
         continue;
       }
       const s = src + y * nx;
-      if (norm) for (let x = 0; x < nx; x++) out[row + x * C] = normalized(data[s + x]!, norm);
-      else for (let x = 0; x < nx; x++) out[row + x * C] = data[s + x]!;
+      if (norm) for (let x = 0; x < nx; x++) out[row + x * C] = normalized(values[s + x]!, norm);
+      else for (let x = 0; x < nx; x++) out[row + x * C] = values[s + x]!;
       for (let x = nx; x < W; x++) out[row + x * C] = fill;
     }
   }
 }
 
-/** The lowest (normalised) value of the data: what background turns into after normalisation. */
-export function backgroundLevel(data: ArrayLike<number>, norm?: Normalizer): number {
-  if (norm?.storedMin !== undefined && data.length > 0) return normalized(norm.storedMin, norm);
+/**
+ * The lowest (normalised) value of the data: what background turns into after normalisation. A source is
+ * read slab by slab when the normaliser has not already seen the lowest stored value.
+ */
+export function backgroundLevel(data: ArrayLike<number> | SliceSource, norm?: Normalizer): number {
+  const empty = isSliceSource(data) ? data.shape.some((n) => n === 0) : data.length === 0;
+  if (norm?.storedMin !== undefined && !empty) return normalized(norm.storedMin, norm);
   let lo = Infinity;
-  for (let i = 0; i < data.length; i++) if (data[i]! < lo) lo = data[i]!;
+  const visit = (values: ArrayLike<number>) => {
+    for (let i = 0; i < values.length; i++) if (values[i]! < lo) lo = values[i]!;
+  };
+  if (isSliceSource(data)) forEachSlab(data, visit);
+  else visit(data);
   if (!Number.isFinite(lo)) return 0;
   return norm ? normalized(lo, norm) : lo;
 }
