@@ -60,9 +60,14 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   // Slice by slice into the sink's buffers when nothing below needs the whole volume: the volume's memory
   // is then never touched, and filling fresh memory (a page fault per 4 KiB) was a third of the time of
   // loading an uncompressed series.
-  const streamable = opts.stream !== false && spp === 1 && plan.twins.length === 0 && (!plan.rescale || (plan.rescale.slope === 1 && plan.rescale.intercept === 0));
-  const stream = streamable && sink?.stream && (await sink.stream.begin(n2 * DTYPE_BYTES[dtype], [cols, rows, plan.nz, plan.nt])) ? sink.stream : undefined;
+  // what applyLosslessRescale below makes of the values, where the headers alone decide it
+  const outcome = plan.rescale ? rescaleFromHeaders(plan, dtype) : { dtype, add: 0 };
+  const streamable = opts.stream !== false && spp === 1 && plan.twins.length === 0 && outcome !== undefined;
+  const stream = streamable && sink?.stream && (await sink.stream.begin(n2 * DTYPE_BYTES[outcome.dtype], [cols, rows, plan.nz, plan.nt])) ? sink.stream : undefined;
   const data = allocate(dtype, stream ? 0 : length);
+  // stream: stored values + the intercept, into the output type (which may be wider than the stored one)
+  const add: Rescale | undefined = stream && outcome!.add !== 0 ? { slope: 1, intercept: outcome!.add } : undefined;
+  const streamType = stream ? outcome!.dtype : dtype;
   /** Frame values → slice k (in the volume, or in a slot handed to the stream), reported once final. */
   const putSlice = async (src: VoxelArray, k: number, rescale: Rescale | undefined) => {
     if (!stream) {
@@ -71,9 +76,11 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
       return;
     }
     const slot = await stream.slot();
-    place(viewAs(dtype, slot), src, 0, n2, 1, 1, rescale);
+    place(viewAs(streamType, slot), src, 0, n2, 1, 1, rescale ?? add);
     stream.kept(slot, k);
   };
+  // stream with an intercept: the file's bytes are read here first (one slice, reused)
+  const scratch = add ? new Uint8Array(n2 * DTYPE_BYTES[dtype]) : undefined;
   const perObject = new Map<number, { frame: number; k: number; rescale: Rescale }[]>();
   const twinsOf = new Map<number, { frame: number; keep: number; rescale: Rescale }[]>();
   plan.order.forEach((s, k) => push(perObject, s.object, { frame: s.frame, k, rescale: s.geom.rescale }));
@@ -95,20 +102,30 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
     try {
       const k = direct(object);
       if (k !== undefined) {
-        const slot = stream ? await stream.slot() : new Uint8Array(data.buffer, data.byteOffset + k * n2 * bytesPer, n2 * bytesPer);
-        let read = false;
-        try {
-          read = await sources[object]!.pixelsInto!(slot);
-        } finally {
-          if (!read) stream?.drop(slot);
-        }
-        if (read) {
-          const o = sources[object]!.header;
-          applyBitsStored(stream ? viewAs(dtype, slot) : data.subarray(k * n2, (k + 1) * n2), o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
-          if (stream) stream.kept(slot, k);
-          else sink?.placed(data, k, n2);
-          tick();
-          return;
+        const o = sources[object]!.header;
+        if (scratch) {
+          if (await sources[object]!.pixelsInto!(scratch)) {
+            const values = viewAs(dtype, scratch);
+            applyBitsStored(values, o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
+            await putSlice(values, k, undefined);
+            tick();
+            return;
+          }
+        } else {
+          const slot = stream ? await stream.slot() : new Uint8Array(data.buffer, data.byteOffset + k * n2 * bytesPer, n2 * bytesPer);
+          let read = false;
+          try {
+            read = await sources[object]!.pixelsInto!(slot);
+          } finally {
+            if (!read) stream?.drop(slot);
+          }
+          if (read) {
+            applyBitsStored(stream ? viewAs(dtype, slot) : data.subarray(k * n2, (k + 1) * n2), o.bitsStored, o.bitsAllocated, o.pixelRepresentation);
+            if (stream) stream.kept(slot, k);
+            else sink?.placed(data, k, n2);
+            tick();
+            return;
+          }
         }
       }
       const pixels = await sources[object]!.pixels();
@@ -214,8 +231,12 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
     }
   }
   // adding an intercept rewrites the values in place: slices reported so far are no longer final
-  if (plan.rescale && (plan.rescale.slope !== 1 || plan.rescale.intercept !== 0)) sink?.invalidated(data);
-  const real = plan.rescale ? applyLosslessRescale(data, dtype, plan.rescale) : { data, dtype };
+  if (!stream && plan.rescale && (plan.rescale.slope !== 1 || plan.rescale.intercept !== 0)) sink?.invalidated(data);
+  const real: { data: VoxelArray; dtype: DType; rescale?: Rescale } = stream
+    ? { data: allocate(outcome!.dtype, 0), dtype: outcome!.dtype, ...(outcome!.carried ? { rescale: outcome!.carried } : {}) }
+    : plan.rescale
+      ? applyLosslessRescale(data, dtype, plan.rescale)
+      : { data, dtype };
   const warnings = [...plan.warnings];
   for (const w of plan.order.flatMap((s) => s.header.warnings)) if (!warnings.some((x) => x.code === w.code)) warnings.push({ ...w });
   const g0 = plan.order[0]!.geom;
@@ -273,6 +294,34 @@ export function applyLosslessRescale(data: VoxelArray, dtype: DType, r: Rescale)
   const out = target === dtype ? data : allocate(target, data.length);
   for (let i = 0; i < data.length; i++) out[i] = (data[i] as number) + r.intercept;
   return { data: out, dtype: target };
+}
+
+/**
+ * applyLosslessRescale's outcome when every stored value the headers allow (BitsStored, signedness) leads to
+ * it, whatever the values are: the type, the intercept to add, or the modality LUT carried. Undefined when
+ * only the values can decide (the volume is then needed whole).
+ */
+export function rescaleFromHeaders(plan: StackPlan, stored: DType): { dtype: DType; add: number; carried?: Rescale } | undefined {
+  const r = plan.rescale!;
+  if (r.slope === 1 && r.intercept === 0) return { dtype: stored, add: 0 };
+  if (r.slope !== 1 || !Number.isInteger(r.intercept) || stored === 'float32' || stored === 'float64') return { dtype: stored, add: 0, carried: { slope: r.slope, intercept: r.intercept } };
+  const signed = stored === 'int8' || stored === 'int16' || stored === 'int32';
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const s of plan.order) {
+    const bits = Math.min(s.header.bitsStored, s.header.bitsAllocated);
+    lo = Math.min(lo, signed ? -(2 ** (bits - 1)) : 0);
+    hi = Math.max(hi, signed ? 2 ** (bits - 1) - 1 : 2 ** bits - 1);
+  }
+  lo += r.intercept;
+  hi += r.intercept;
+  const candidates: DType[] = [...(signed ? [stored] : []), ...(WIDER[stored] ? [WIDER[stored]] : [])];
+  const fits = (t: DType) => lo >= RANGE[t]![0] && hi <= RANGE[t]![1];
+  // the first candidate must hold every value the headers allow: values that fit a later one only might
+  // also fit an earlier one, and then the values decide
+  if (candidates.length === 0) return { dtype: stored, add: 0, carried: { slope: r.slope, intercept: r.intercept } };
+  if (!fits(candidates[0]!)) return undefined;
+  return { dtype: candidates[0]!, add: r.intercept };
 }
 
 export function storedType(h: Pick<DicomHeader, 'bitsAllocated' | 'pixelRepresentation'>): DType {

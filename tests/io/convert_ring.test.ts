@@ -22,36 +22,54 @@ const ROWS = 40;
 const COLS = 36;
 const SLICE_BYTES = ROWS * COLS * 2;
 
-// N slices of unsigned 12-bit MR with junk in the 4 unused high bits (which the reader must mask), file
-// names in shuffled order; `step` < 0 stores the positions falling; `skip` leaves one slice out
+// N slices of 16-bit values with BitsStored `bits` and junk in the unused high bits (which the reader must
+// mask), file names in shuffled order; `step` < 0 stores the positions falling; `skip` leaves one slice out;
+// a modality LUT when `intercept` is a number
 const MAKE = `
 import os, sys
 import numpy as np
 from pydicom.uid import generate_uid
 ${ORACLES_ON_PATH}
 from axial_slice import axial_slice
-out, step, skip = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+out, step, skip, signed, bits, intercept, slope, span = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], float(sys.argv[7]), int(sys.argv[8])
 os.makedirs(out, exist_ok=True)
 rng = np.random.default_rng(7)
 series = generate_uid()
 order = rng.permutation(${N})
+lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1)) if signed else (0, 2 ** bits)
+if span:
+    lo, hi = max(lo, -span), min(hi, span)
 for k in range(${N}):
     if k == skip:
         continue
-    px = (rng.integers(0, 4096, size=(${ROWS}, ${COLS})) | (rng.integers(0, 16, size=(${ROWS}, ${COLS})) << 12)).astype('<u2')
-    ds = axial_slice(series, step * k, px, 0.8, modality='MR', bits_stored=12, signed=0)
+    v = rng.integers(lo, hi, size=(${ROWS}, ${COLS}))
+    px = ((v & (2 ** bits - 1)) | (rng.integers(0, 2 ** (16 - bits), size=v.shape) << bits)).astype('<u2')
+    ds = axial_slice(series, step * k, px, 0.8, modality='CT' if intercept != 'none' else 'MR', bits_stored=bits, signed=signed,
+                     intercept=None if intercept == 'none' else float(intercept))
+    if intercept != 'none':
+        ds.RescaleSlope = slope
     ds.save_as(os.path.join(out, f'f{order[k]:03d}.dcm'), write_like_original=False)
 `;
 
-function make(name: string, step: number, skip = -1): string {
+function make(name: string, step: number, o: { skip?: number; signed?: 0 | 1; bits?: number; intercept?: number; slope?: number; span?: number } = {}): string {
   const dir = join(root, name);
-  runPython(MAKE, [dir, String(step), String(skip)]);
+  runPython(MAKE, [dir, String(step), String(o.skip ?? -1), String(o.signed ?? 0), String(o.bits ?? 12), o.intercept === undefined ? 'none' : String(o.intercept), String(o.slope ?? 1), String(o.span ?? 0)]);
   return dir;
 }
 
 let dirs: Record<string, string>;
 beforeAll(() => {
-  dirs = { rising: make('rising', 1.5), falling: make('falling', -1.5), gap: make('gap', 1.5, 9) };
+  dirs = {
+    rising: make('rising', 1.5),
+    falling: make('falling', -1.5),
+    gap: make('gap', 1.5, { skip: 9 }),
+    // CT: what the loader makes of the modality LUT is decided by the headers alone (the first three) or by the values
+    ctSigned12: make('ct-s12', 1.5, { signed: 1, bits: 12, intercept: -1024 }),
+    ctUnsigned12: make('ct-u12', 1.5, { signed: 0, bits: 12, intercept: -1024 }),
+    slope: make('slope', 1.5, { signed: 1, bits: 12, intercept: 3.5, slope: 0.25 }),
+    // 16 bits stored: int16 + -1024 may overflow, but these values (±3000) do not
+    ctSigned16: make('ct-s16', 1.5, { signed: 1, bits: 16, intercept: -1024, span: 3000 }),
+  };
   // the same series as JPEG-LS: enough frames for the decoding threads
   const ls = join(root, 'jpegls');
   execFileSync('mkdir', ['-p', ls]);
@@ -136,6 +154,27 @@ describe('convert to .nii through a ring of slice buffers', () => {
     for (const [k, slot] of kept) expect(Buffer.from(slot).equals(Buffer.from(bytes.subarray(k * SLICE_BYTES, (k + 1) * SLICE_BYTES)))).toBe(true);
     // the junk above BitsStored was masked in the slots too
     expect(Math.max(...Array.from(new Uint16Array(kept.get(5)!.buffer)))).toBeLessThan(4096);
+  });
+
+  it.each([
+    ['ctSigned12', 'int16', undefined, true],
+    ['ctUnsigned12', 'int32', undefined, true],
+    ['slope', 'int16', { slope: 0.25, intercept: 3.5 }, true],
+    ['ctSigned16', 'int16', undefined, false],
+  ] as const)('%s: output type %s, LUT carried %o, streamed %s (only when the headers decide the LUT\'s outcome); the same file as the writer\'s', async (name, dtype, rescale, streamed) => {
+    const whole = (await loadInputDirect(dirs[name]!, { sandbox: false })).volumes[0]!;
+    expect(whole.dtype).toBe(dtype);
+    expect(whole.meta.rescale).toEqual(rescale);
+    const { sink, stats } = recordingSink(3);
+    sink.placed = () => undefined;
+    const v = (await loadInputDirect(dirs[name]!, { sandbox: false, slices: sink })).volumes[0]!;
+    expect(stats().began).toBe(streamed ? 1 : 0);
+    expect(v.data.length).toBe(streamed ? 0 : whole.data.length);
+    expect(v.dtype).toBe(dtype);
+    expect(v.meta.rescale).toEqual(rescale);
+    ringTuning.bytes = 3 * SLICE_BYTES;
+    const file = await convert(dirs[name]!, name);
+    expect(file.equals(Buffer.from(writeNifti(whole)))).toBe(true);
   });
 
   it('a stack that is to be resampled keeps its voxels and is not streamed', async () => {
