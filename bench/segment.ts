@@ -38,6 +38,8 @@ export interface SegmentBenchRow {
   aboveBaselineOverStored?: number;
   /** What differs from a plain run (e.g. shaders compiled on first use instead of ahead). */
   variant?: string;
+  /** How the CLI read the voxels (run manifest): `streamed` slice by slice from the file, or `whole`. */
+  inputRead?: string;
 }
 
 export async function runSegmentBench(opts: { device: string; ch2better: string; model: string; cli: string[]; noReport?: boolean; log?: (l: string) => void }): Promise<SegmentBenchRow[]> {
@@ -63,14 +65,15 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
       const ok = code === 0 && readdirSync(out).some((f) => f.endsWith('.seg.nii.gz'));
       let timings: Record<string, number> | undefined;
       let memory: Record<string, number> | undefined;
+      let inputRead: string | undefined;
       try {
         const record = JSON.parse(stdout).records?.[0];
-        [timings, memory] = [record?.timings, record?.memory];
+        [timings, memory, inputRead] = [record?.timings, record?.memory, record?.inputRead];
       } catch {
         timings = undefined;
       }
       const above = memory?.start !== undefined ? peak / 2 ** 20 - memory.start : undefined;
-      rows.push({ ...(timings ? { timings } : {}), ...(memory ? { memory } : {}), ...(above !== undefined ? { aboveBaselineMiB: above, aboveBaselineOverStored: above / storedMiB } : {}), ...(variant ? { variant } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
+      rows.push({ ...(timings ? { timings } : {}), ...(inputRead ? { inputRead } : {}), ...(memory ? { memory } : {}), ...(above !== undefined ? { aboveBaselineMiB: above, aboveBaselineOverStored: above / storedMiB } : {}), ...(variant ? { variant } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
       log(JSON.stringify(rows[rows.length - 1]));
     }
     return rows;
@@ -176,7 +179,7 @@ export function formatSegmentRows(rows: SegmentBenchRow[]): string {
       const t = r.timings ?? {};
       const stages = ['load', 'segment', 'write'].filter((k) => k in t).map((k) => `${k} ${s(t[k]!)} s`);
       const base = r.aboveBaselineMiB !== undefined ? `; runtime baseline ${r.memory!.start} MiB, peak - baseline ${r.aboveBaselineMiB.toFixed(0)} MiB = ${r.aboveBaselineOverStored!.toFixed(2)}x stored` : '';
-      const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32${base}  ${r.status}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
+      const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32${base}  ${r.status}${r.inputRead ? ` (input read ${r.inputRead})` : ''}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
       const subs = Object.entries(t)
         .filter(([k]) => k.includes('.'))
         .sort((a, b) => b[1] - a[1])
