@@ -304,7 +304,8 @@ class SlotRing implements SliceStreamSink {
       this.send();
       this.batch = { from: k, to: k + 1, bufs: [slot] };
     }
-    if (this.waiting.length > 0 || this.batch.bufs.length * this.size >= WRITE_BYTES) this.send();
+    // (a write takes at most 512 buffers: tiny slices would otherwise make one of thousands)
+    if (this.waiting.length > 0 || this.batch.bufs.length * this.size >= WRITE_BYTES || this.batch.bufs.length >= 512) this.send();
   }
 
   drop(slot: Uint8Array): void {
