@@ -3,8 +3,9 @@
  * the voxel grid is rearranged so that index axes run closest to R, A, S, and the affine is updated so
  * every voxel keeps its world position exactly.
  */
+import { GatedError } from '../core/errors.ts';
 import { axisCodes, axisVector, matmul4, type Mat4 } from './geometry.ts';
-import { allocate, type Volume } from './volume.ts';
+import { allocate, type Volume, type VoxelArray } from './volume.ts';
 
 export interface AxisMap {
   /** For each output axis, the input axis it comes from. */
@@ -69,19 +70,7 @@ export function reorient(volume: Volume, map: AxisMap): Volume {
       }
     }
   }
-  // index_in = P · index_out + offset; affine_out = affine_in · T
-  const T: Mat4 = [
-    [0, 0, 0, 0],
-    [0, 0, 0, 0],
-    [0, 0, 0, 0],
-    [0, 0, 0, 1],
-  ];
-  for (let o = 0; o < 3; o++) {
-    T[perm[o]!]![o] = flip[o] ? -1 : 1;
-    if (flip[o]) T[perm[o]!]![3] = outShape[o]! - 1;
-  }
-  const affine = matmul4(volume.affine, T);
-  const spacing = [volume.spacing[perm[0]]!, volume.spacing[perm[1]]!, volume.spacing[perm[2]]!, ...volume.spacing.slice(3)];
+  const { affine, spacing } = reorientGeometry(volume.affine, volume.spacing, inShape, map);
   return {
     ...volume,
     data: out,
@@ -95,4 +84,52 @@ export function reorient(volume: Volume, map: AxisMap): Volume {
 /** The volume rearranged so that its axes run closest to R, A, S. */
 export function toCanonical(volume: Volume, target = 'RAS'): Volume {
   return reorient(volume, axisMapTo(volume.affine, target));
+}
+
+/** The affine and spacing of a grid of shape `inShape` once `map` is applied (voxels keep their world positions). */
+export function reorientGeometry(inAffine: Mat4, inSpacing: readonly number[], inShape: readonly number[], map: AxisMap): { affine: Mat4; spacing: number[] } {
+  const { perm, flip } = map;
+  const outShape = [inShape[perm[0]]!, inShape[perm[1]]!, inShape[perm[2]]!];
+  // index_in = P · index_out + offset; affine_out = affine_in · T
+  const T: Mat4 = [
+    [0, 0, 0, 0],
+    [0, 0, 0, 0],
+    [0, 0, 0, 0],
+    [0, 0, 0, 1],
+  ];
+  for (let o = 0; o < 3; o++) {
+    T[perm[o]!]![o] = flip[o] ? -1 : 1;
+    if (flip[o]) T[perm[o]!]![3] = outShape[o]! - 1;
+  }
+  const spacing = [inSpacing[perm[0]]!, inSpacing[perm[1]]!, inSpacing[perm[2]]!, ...inSpacing.slice(3)];
+  return { affine: matmul4(inAffine, T), spacing };
+}
+
+/**
+ * Reverses the x, y and/or z axes of a 3D array where it lies. A flip is its own inverse, so this also takes a
+ * flipped grid back without a second array: one row or one slice of scratch at most.
+ */
+export function flipInPlace(data: VoxelArray | Uint8Array | Uint16Array, shape: readonly number[], flip: readonly [boolean, boolean, boolean]): void {
+  const [nx = 1, ny = 1, nz = 1] = shape;
+  const plane = nx * ny;
+  if (data.length < plane * nz) throw new GatedError('internal', `${data.length} values flipped as a grid of ${plane * nz}`);
+  if (flip[0]) for (let r = 0; r < ny * nz; r++) data.subarray(r * nx, (r + 1) * nx).reverse();
+  if (flip[1] && ny > 1) {
+    const row = data.slice(0, nx);
+    for (let z = 0; z < nz; z++) {
+      for (let a = z * plane, b = a + (ny - 1) * nx; a < b; a += nx, b -= nx) {
+        row.set(data.subarray(a, a + nx));
+        data.copyWithin(a, b, b + nx);
+        data.set(row as never, b);
+      }
+    }
+  }
+  if (flip[2] && nz > 1) {
+    const slice = data.slice(0, plane);
+    for (let a = 0, b = (nz - 1) * plane; a < b; a += plane, b -= plane) {
+      slice.set(data.subarray(a, a + plane));
+      data.copyWithin(a, b, b + plane);
+      data.set(slice as never, b);
+    }
+  }
 }

@@ -22,6 +22,11 @@ export const SANDBOX_TASKS: Record<string, Task> = {
     const { stripVoxels } = await import('../pipelines/convert.ts');
     return stripVoxels(await loadInputDirect(input, { ...opts, onProgress: progress }));
   },
+  dicomStreamPlan: async (payload) => {
+    const { path, opts } = payload as { path: string; opts: LoadOptions };
+    const [{ planDicomStream }, { resolveLimits }] = await Promise.all([import('./dicom/stream_plan.ts'), import('../core/limits.ts')]);
+    return planDicomStream(path, resolveLimits(opts.limits));
+  },
 };
 
 /** The modules each task imports, loaded by a child started ahead of its task (see prestartSandbox). */
@@ -31,6 +36,7 @@ export const SANDBOX_PRELOAD: Record<string, () => Promise<unknown>> = {
   load: () => dicomReader(),
   convert: () => Promise.all([import('../pipelines/convert.ts'), dicomReader(), import('./nifti/write.ts'), import('../core/atomic.ts')]),
   describe: () => Promise.all([import('../pipelines/convert.ts'), dicomReader()]),
+  dicomStreamPlan: () => import('./dicom/stream_plan.ts'),
 };
 
 // Misbehaving tasks that prove the sandbox contains crashes, hangs and runaway memory; only present when

@@ -6,6 +6,7 @@
  * temp file, fsynced and renamed, and the run manifest line is appended only after them, so a kill at any
  * moment leaves no partial file and `--resume` redoes exactly the unfinished inputs; reruns are byte-identical.
  */
+import { statSync } from 'node:fs';
 import { mkdir, readdir, stat, unlink, open as openFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.ts';
@@ -16,11 +17,13 @@ import { writePng } from '../io/image/write.ts';
 import { loadInput, type LoadOptions } from '../io/load.ts';
 import type { LoadResult, Rejection } from '../io/types.ts';
 import { sandboxModeFor } from '../io/sandbox_guard.ts';
+import { runSandboxed } from '../io/sandbox.ts';
+import type { DicomStreamOutcome } from '../io/dicom/stream_plan.ts';
 import { gunzipPrefix } from '../io/nifti/gunzip.ts';
 import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
 import { bestAffine, rescaleOf } from '../io/nifti/read.ts';
 import { writeNiftiFile } from '../io/nifti/write.ts';
-import { axisMapTo, reorient, type AxisMap } from '../io/orient.ts';
+import { axisMapTo, flipInPlace, reorient, reorientGeometry, type AxisMap } from '../io/orient.ts';
 import { writeDicomSeg, type SegmentDef } from '../io/seg/write.ts';
 import { sniffFormat } from '../io/sniff.ts';
 import { realValues, type IoWarning, type Volume } from '../io/volume.ts';
@@ -30,7 +33,7 @@ import { normalizerLike, prepare, sourceNormalizer, streamsStatistics, type Norm
 import { overlayPng, reportHtml, representativeSlices, colorOf, type ReportCase } from './report.ts';
 import { roundTimings, StageClock } from './segment_timings.ts';
 import { compileAhead, compilesAhead, predictLabels } from './segment_volume.ts';
-import { arraySource, openNiftiSlices, type NiftiSlices, type SliceSource } from './slice_source.ts';
+import { arraySource, dicomSource, flippedSource, openNiftiSlices, type FileSliceSource, type NiftiSlices, type SliceSource } from './slice_source.ts';
 import type { TaskModel } from './task_model.ts';
 
 export type SegFormat = 'nifti' | 'dicom-seg' | 'png';
@@ -54,8 +57,11 @@ export interface SegmentCaseOptions {
 export interface SegmentedVolume {
   /** Labels on the source grid (same shape and affine as the input volume). */
   labels: Volume;
-  /** The image (its stored slices; absent with consumeInput) and labels on the canonical grid (for previews). */
-  canonical: { image?: SliceSource; labels: Uint8Array | Uint16Array; shape: number[] };
+  /**
+   * The image (its stored slices; absent with consumeInput) and labels on the canonical grid, for previews, and
+   * the slices previews show (none with consumeInput).
+   */
+  canonical: { image?: SliceSource; labels: SliceSource; shape: number[]; representative: number[] };
   volumesMl: Record<string, number>;
   warnings: string[];
 }
@@ -96,33 +102,39 @@ export async function segmentVolume(volume: Volume, model: TaskModel, opts: Segm
 
 /**
  * Whether `segmentSource` can take a volume with this header: one scalar volume whose stored voxel order is
- * already the model's grid (no reorientation copy) and whose normaliser's statistics come from one pass.
+ * already the model's grid (no reorientation copy), or with `flips` one whose axes only need reversing (a source
+ * that reverses them as it reads), and whose normaliser's statistics come from one pass.
  */
-export function segmentsSliceBySlice(header: Pick<Volume, 'shape' | 'affine' | 'dtype' | 'meta'>, model: TaskModel): boolean {
+export function segmentsSliceBySlice(header: Pick<Volume, 'shape' | 'affine' | 'dtype' | 'meta'>, model: TaskModel, opts: { flips?: boolean } = {}): boolean {
   const m = model.manifest;
   if (m.task !== 'segment' || header.meta.components !== 'scalar' || (header.shape[3] ?? 1) > 1) return false;
-  if (m.input.canonical && !isIdentity(axisMapTo(header.affine))) return false;
+  const map = modelMap(header.affine, model);
+  if (opts.flips ? !map.perm.every((p, i) => p === i) : !isIdentity(map)) return false;
   return streamsStatistics(header.dtype, header.meta.rescale?.slope ?? 1, m.input.normalization);
 }
 
 /**
  * `segmentVolume` of a volume that is never held whole: its stored slices are read from `source` as the
  * statistics pass and each group of slices need them. Same labels, byte for byte. Only where
- * `segmentsSliceBySlice` says so; `header` is the volume without its voxels.
+ * `segmentsSliceBySlice` says so; `header` is the volume without its voxels. `flipped`: the source presents
+ * the slices already flipped onto the model's grid (see dicomSource); the labels are flipped back in place.
  */
-export async function segmentSource(header: Volume, source: SliceSource, model: TaskModel, opts: SegmentCaseOptions = {}): Promise<SegmentedVolume> {
+export async function segmentSource(header: Volume, source: SliceSource, model: TaskModel, opts: SegmentCaseOptions = {}, flipped = false): Promise<SegmentedVolume> {
   const m = model.manifest;
   if (m.task !== 'segment') throw new GatedError('config', `model '${m.name}' is a ${m.task} model, not a segmentation model`);
-  if (!segmentsSliceBySlice(header, model)) throw new GatedError('internal', 'this volume needs preparing in memory (segmentVolume)');
+  if (!segmentsSliceBySlice(header, model, { flips: flipped })) throw new GatedError('internal', 'this volume needs preparing in memory (segmentVolume)');
   const clock = new StageClock(opts.timings);
-  const grid = { shape: header.shape.slice(0, 3), spacing: header.spacing.slice(0, 3), affine: header.affine.map((r) => [...r]) };
+  const map = modelMap(header.affine, model);
+  const shape = header.shape.slice(0, 3);
+  const source3 = { shape, spacing: header.spacing.slice(0, 3), affine: header.affine.map((r) => [...r]) };
+  const grid = { shape, ...reorientGeometry(source3.affine, source3.spacing, shape, map) };
   const compiled = compileAhead(model, grid.shape, grid.spacing, normalizerLike(m.input.normalization, header.meta.rescale), { tta: opts.tta ?? false, ...(opts.maxSide ? { maxSide: opts.maxSide } : {}) });
   clock.lap('segment.compileStart');
   const norm = sourceNormalizer(source, header.meta.rescale?.slope ?? 1, header.meta.rescale?.intercept ?? 0, m.input.normalization);
   clock.lap('segment.prepare');
   await compiled;
   clock.lap('segment.compileWait');
-  return labelVolume(model, source, grid, grid, IDENTITY, norm, opts, clock, [], opts.consumeInput ? undefined : source);
+  return labelVolume(model, source, grid, source3, map, norm, opts, clock, [], opts.consumeInput ? undefined : source);
 }
 
 export interface SegmentBatchOptions extends SegmentCaseOptions {
@@ -138,8 +150,9 @@ export interface SegmentBatchOptions extends SegmentCaseOptions {
   onCase?: (done: number, total: number, name: string, record: RunRecord) => void;
   onSlices?: (done: number, total: number, name: string) => void;
   /**
-   * Read an uncompressed NIfTI already on the model's grid slice by slice instead of whole (default true; the
-   * labels are the same bytes either way).
+   * Read an uncompressed NIfTI already on the model's grid, or a folder holding one plain uncompressed DICOM
+   * series whose axes need at most flipping, slice by slice instead of whole (default true; the labels are the
+   * same bytes either way).
    */
   streamInput?: boolean;
 }
@@ -265,16 +278,17 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
   };
   // an uncompressed NIfTI whose voxels are already on the model's grid is never held whole: its header is read
   // here and its slices as inference needs them (the labels are the only volume in memory)
-  const streamed = opts.streamInput === false ? undefined : streamableNifti(c.path, model, opts.load);
+  // (a DICOM series likewise: its headers are planned in the sandbox, its slices read here, file by file)
+  const streamed: StreamedInput | undefined = opts.streamInput === false ? undefined : (streamableNifti(c.path, model, opts.load) ?? (await streamableDicom(c.path, model, opts.load)));
   try {
-    const loaded = streamed ? { volumes: [streamed.header], warnings: streamed.header.meta.warnings, rejected: [] as Rejection[] } : await loadWhole(c, model, opts, timings);
+    const loaded = streamed ? { volumes: [streamed.header], warnings: streamed.warnings ?? streamed.header.meta.warnings, rejected: streamed.rejected ?? ([] as Rejection[]) } : await loadWhole(c, model, opts, timings);
     lap('load');
     memory.loaded = mib(process.memoryUsage.rss());
     if ('early' in loaded) {
       await loaded.early;
       timings['segment.compileWait'] = (timings['segment.compileWait'] ?? 0) + performance.now() - t;
     }
-    const res = await segmentLoaded(c, loaded, streamed?.source, model, outDir, opts, timings, lap);
+    const res = await segmentLoaded(c, loaded, streamed, model, outDir, opts, timings, lap);
     memory.peak = mib(process.resourceUsage().maxRSS * 1024);
     return { ...res, timings: roundTimings(timings), memory, inputRead: streamed ? 'streamed' : 'whole' };
   } finally {
@@ -300,6 +314,42 @@ async function loadWhole(c: CaseInput, model: TaskModel, opts: SegmentBatchOptio
   return { ...loaded, early };
 }
 
+/** An input read slice by slice: its header as a Volume without voxels, its slices, what loading it reports. */
+interface StreamedInput {
+  header: Volume;
+  source: FileSliceSource;
+  /** The source reverses axes as it reads (segmentSource's `flipped`). */
+  flipped?: boolean;
+  warnings?: IoWarning[];
+  rejected?: Rejection[];
+}
+
+/**
+ * A folder holding one plain DICOM series that `segmentSource` can take: planned in the decoding sandbox (the
+ * headers are untrusted input), its slices then read here. Undefined for anything else, a failed plan included:
+ * the loader then reads it whole and reports what is wrong, as it always has.
+ */
+async function streamableDicom(path: string, model: TaskModel, load: LoadOptions | undefined): Promise<StreamedInput | undefined> {
+  try {
+    if (!statSync(path).isDirectory()) return undefined;
+  } catch {
+    return undefined;
+  }
+  const limits = resolveLimits(load?.limits);
+  let plan: DicomStreamOutcome;
+  try {
+    plan =
+      load?.sandbox === false
+        ? await (await import('../io/dicom/stream_plan.ts')).planDicomStream(path, limits)
+        : await runSandboxed<DicomStreamOutcome>('dicomStreamPlan', { path, opts: { limits } }, { limits, mode: load?.sandboxMode ?? sandboxModeFor(path) });
+  } catch {
+    return undefined;
+  }
+  if (!plan.streamable || !segmentsSliceBySlice(plan.header, model, { flips: true })) return undefined;
+  const { flip } = modelMap(plan.header.affine, model);
+  return { header: plan.header, source: dicomSource(plan, flip), flipped: true, warnings: plan.warnings, rejected: plan.rejected };
+}
+
 /** An uncompressed NIfTI that `segmentSource` can take, opened for reading slice by slice; else undefined. */
 function streamableNifti(path: string, model: TaskModel, load: LoadOptions | undefined): NiftiSlices | undefined {
   const s = openNiftiSlices(path, resolveLimits(load?.limits), basename(path));
@@ -311,7 +361,7 @@ function streamableNifti(path: string, model: TaskModel, load: LoadOptions | und
 }
 
 /** Segments each volume of a loaded input (or the one volume of `source`) and writes its outputs. */
-async function segmentLoaded(c: CaseInput, loaded: Pick<LoadResult, 'volumes' | 'warnings' | 'rejected'>, source: SliceSource | undefined, model: TaskModel, outDir: string, opts: SegmentBatchOptions, timings: Record<string, number>, lap: (k: 'load' | 'segment' | 'write') => void): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[] }> {
+async function segmentLoaded(c: CaseInput, loaded: Pick<LoadResult, 'volumes' | 'warnings' | 'rejected'>, streamed: Pick<StreamedInput, 'source' | 'flipped'> | undefined, model: TaskModel, outDir: string, opts: SegmentBatchOptions, timings: Record<string, number>, lap: (k: 'load' | 'segment' | 'write') => void): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[] }> {
   if (loaded.volumes.length === 0) {
     const first = loaded.rejected[0];
     throw new GatedError((first?.code as never) ?? 'unsupported_format', first ? `no usable volume (${loaded.rejected.length} file(s) rejected; first: ${first.code}: ${first.message})` : 'no usable volume in this input');
@@ -329,17 +379,16 @@ async function segmentLoaded(c: CaseInput, loaded: Pick<LoadResult, 'volumes' | 
     const vol = { ...loaded.volumes[s]!, data: new Uint8Array(0) };
     // without previews nothing reads the image after inference: its buffer takes the labels
     const caseOpts = { ...opts, timings, consumeInput: opts.report === false, onProgress: (d: number, total: number) => opts.onSlices?.(d, total, name) };
-    const res = source ? await segmentSource(takeVolume(loaded.volumes, s), source, model, caseOpts) : await segmentVolume(takeVolume(loaded.volumes, s), model, caseOpts);
+    const res = streamed ? await segmentSource(takeVolume(loaded.volumes, s), streamed.source, model, caseOpts, streamed.flipped) : await segmentVolume(takeVolume(loaded.volumes, s), model, caseOpts);
     lap('segment');
     warnings.push(...res.warnings);
     for (const [k, v] of Object.entries(res.volumesMl)) volumesMl[multi ? `${k} (${s + 1})` : k] = v;
     // previews first: they are the last use of the image, which can go before the label files are written
-    const zs = opts.report === false ? [] : representativeSlices(res.canonical.labels, res.canonical.shape);
-    const plane = res.canonical.shape[0]! * res.canonical.shape[1]!;
+    const zs = opts.report === false ? [] : res.canonical.representative;
     for (const z of zs) {
       const p = join(outDir, 'previews', `${name}_z${String(z).padStart(3, '0')}.png`);
       // the one slice read from the image, and its labels, as a volume of one slice
-      await writeFileAtomic(p, await overlayPng(res.canonical.image!.read(z, z + 1), res.canonical.labels.subarray(z * plane, (z + 1) * plane), [...res.canonical.shape.slice(0, 2), 1], 0));
+      await writeFileAtomic(p, await overlayPng(res.canonical.image!.read(z, z + 1), res.canonical.labels.read(z, z + 1), [...res.canonical.shape.slice(0, 2), 1], 0));
       previews.push(p);
     }
     res.canonical = undefined as never;
@@ -424,6 +473,11 @@ interface Grid {
 
 const IDENTITY: AxisMap = { perm: [0, 1, 2], flip: [false, false, false] };
 
+/** The axis map from a grid with this affine to the model's (none for a model that takes grids as stored). */
+function modelMap(affine: number[][], model: TaskModel): AxisMap {
+  return model.manifest.input.canonical ? axisMapTo(affine) : IDENTITY;
+}
+
 function isIdentity(map: AxisMap): boolean {
   return map.perm.every((p, i) => p === i) && map.flip.every((f) => !f);
 }
@@ -451,12 +505,17 @@ async function labelVolume(model: TaskModel, data: ArrayLike<number> | SliceSour
   clock.lap('segment.volumes');
   // back to the source grid: the inverse permutation/flips, then the source's own affine, exactly (a source
   // already on the canonical grid takes the labels as they are, without a copy)
+  // (flips alone are undone in place: a flip is its own inverse, and no second label volume is needed)
+  const representative = opts.consumeInput ? [] : representativeSlices(labels, shape);
   const canon: Volume = { data: labels, shape, spacing: grid.spacing.slice(0, 3), affine: grid.affine, dtype: labels instanceof Uint8Array ? 'uint8' : 'uint16', meta: { format: 'nifti', components: 'scalar', warnings: [] } };
   const inv = inverse(map);
-  const back = isIdentity(inv) ? canon : reorient(canon, inv);
+  const flipsOnly = inv.perm.every((p, i) => p === i);
+  if (flipsOnly && !isIdentity(inv)) flipInPlace(labels, shape, inv.flip);
+  const back = flipsOnly ? canon : reorient(canon, inv);
   const out: Volume = { ...back, shape: header.shape, spacing: header.spacing, affine: header.affine, meta: { format: 'nifti', components: 'scalar', warnings: [], source: `labels by ${m.name}` } };
   clock.lap('segment.restore');
-  return { labels: out, canonical: { ...(image ? { image } : {}), labels, shape }, volumesMl, warnings };
+  const canonLabels = flipsOnly ? flippedSource(labels, shape, inv.flip) : arraySource(labels, shape);
+  return { labels: out, canonical: { ...(image ? { image } : {}), labels: canonLabels, shape, representative }, volumesMl, warnings };
 }
 
 /** Temp files of writes cut short by a kill (core/atomic.ts names them .<name>.<12 hex>.tmp). */

@@ -4,8 +4,10 @@
  * whole. Values are the stored ones, in the stored element type; any rescale is the normaliser's business.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { GatedError } from '../core/errors.ts';
+import { GatedError, toGatedError } from '../core/errors.ts';
 import type { Limits } from '../core/limits.ts';
+import type { DicomStreamPlan } from '../io/dicom/stream_plan.ts';
+import { applyBitsStored } from '../io/dicom/pixels.ts';
 import { axisCodes } from '../io/geometry.ts';
 import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
 import { bestAffine, rescaleOf } from '../io/nifti/read.ts';
@@ -52,6 +54,42 @@ export function arraySource(data: ArrayLike<number>, shape: readonly number[]): 
       if (!into) return view;
       const out = into.subarray(0, view.length);
       out.set(view);
+      return out;
+    },
+  };
+}
+
+/**
+ * A 3D array's slices as seen with the axes of `flip` reversed (x and y within each slice read, z by index), each
+ * read copied into one reused buffer: the flipped grid without a flipped copy of the array.
+ */
+export function flippedSource(data: VoxelArray, shape: readonly number[], flip: readonly [boolean, boolean, boolean]): SliceSource {
+  if (!flip.some(Boolean)) return arraySource(data, shape);
+  const [nx = 1, ny = 1, nz = 1] = shape;
+  const plane = nx * ny;
+  const dtype = dtypeOf(data);
+  let buf: VoxelArray = allocate(dtype, 0);
+  return {
+    shape: [nx, ny, nz],
+    dtype,
+    read(z0, z1, into) {
+      checkRange(z0, z1, nz);
+      const n = (z1 - z0) * plane;
+      let out: VoxelArray;
+      if (into && into.length >= n && dtypeOf(into) === dtype) out = into.subarray(0, n);
+      else {
+        if (buf.length < n) buf = allocate(dtype, n);
+        out = buf.subarray(0, n);
+      }
+      for (let z = z0; z < z1; z++) {
+        const src = (flip[2] ? nz - 1 - z : z) * plane;
+        for (let y = 0; y < ny; y++) {
+          const row = src + (flip[1] ? ny - 1 - y : y) * nx;
+          const o = (z - z0) * plane + y * nx;
+          if (flip[0]) for (let x = 0, r = row + nx - 1; x < nx; x++, r--) out[o + x] = data[r]!;
+          else out.set(data.subarray(row, row + nx) as never, o);
+        }
+      }
       return out;
     },
   };
@@ -112,6 +150,55 @@ export function fileSource(path: string, offset: number, shape: readonly [number
       if (open) closeSync(fd);
       open = false;
     },
+  };
+}
+
+/**
+ * The slices of a DICOM series planned by planDicomStream, each read with one positional read of its file into
+ * one reused buffer, its BitsStored and intercept applied as the loader applies them, presented flipped along
+ * the axes of `flip` (x and y as read, z by index): the loader's volume with the flips applied, slice by slice.
+ * A file whose size has changed since it was planned fails the read (typed), as does one that ends early.
+ */
+export function dicomSource(plan: Pick<DicomStreamPlan, 'header' | 'stored' | 'add' | 'slices'>, flip: readonly [boolean, boolean, boolean] = [false, false, false]): FileSliceSource {
+  const { header, stored, add, slices } = plan;
+  const [nx = 1, ny = 1, nz = 1] = header.shape;
+  const dtype = header.dtype;
+  const plane = nx * ny;
+  const raw = new Uint8Array(plane * DTYPE_BYTES[stored]);
+  const values = typedView(stored, raw);
+  let buf: VoxelArray = allocate(dtype, 0);
+  const plain = !flip[0] && !flip[1] && add === 0 && dtype === stored;
+  return {
+    shape: [nx, ny, nz],
+    dtype,
+    read(z0, z1, into) {
+      checkRange(z0, z1, nz);
+      const n = (z1 - z0) * plane;
+      let out: VoxelArray;
+      if (into && into.length >= n && dtypeOf(into) === dtype) out = into.subarray(0, n);
+      else {
+        if (buf.length < n) buf = allocate(dtype, n);
+        out = buf.subarray(0, n);
+      }
+      for (let z = z0; z < z1; z++) {
+        const s = slices[flip[2] ? nz - 1 - z : z]!;
+        readSliceBytes(s, raw);
+        applyBitsStored(values, s.bitsStored, s.bitsAllocated, s.pixelRepresentation);
+        const base = (z - z0) * plane;
+        if (plain) {
+          out.set(values, base);
+          continue;
+        }
+        for (let y = 0; y < ny; y++) {
+          const row = (flip[1] ? ny - 1 - y : y) * nx;
+          const o = base + y * nx;
+          if (flip[0]) for (let x = 0, r = row + nx - 1; x < nx; x++, r--) out[o + x] = values[r]! + add;
+          else for (let x = 0; x < nx; x++) out[o + x] = values[row + x]! + add;
+        }
+      }
+      return out;
+    },
+    close() {},
   };
 }
 
@@ -196,6 +283,35 @@ function readPrefix(fd: number, n: number): Uint8Array {
     got += r;
   }
   return out.subarray(0, got);
+}
+
+/** One slice's stored bytes into `dst`, from a file that must still be the size it was planned at. */
+function readSliceBytes(s: DicomStreamPlan['slices'][number], dst: Uint8Array): void {
+  let fd: number;
+  try {
+    fd = openSync(s.path, 'r');
+  } catch (e) {
+    throw toGatedError(e, 'series_inconsistent', `a file of the series can no longer be opened`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size !== s.fileSize) {
+      throw new GatedError(size < s.fileSize ? 'truncated' : 'series_inconsistent', `a file of the series is now ${size} bytes, not the ${s.fileSize} it had when its header was read; it changed while being segmented`);
+    }
+    for (let got = 0; got < s.bytes; ) {
+      const r = readSync(fd, dst, got, s.bytes - got, s.offset + got);
+      if (r === 0) throw new GatedError('truncated', `a file of the series ended at byte ${s.offset + got} while its pixels were read`);
+      got += r;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function typedView(dtype: DType, b: Uint8Array): VoxelArray {
+  const n = b.byteLength / DTYPE_BYTES[dtype];
+  const T = { uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array, uint32: Uint32Array, int32: Int32Array, float32: Float32Array, float64: Float64Array }[dtype];
+  return new T(b.buffer as ArrayBuffer, b.byteOffset, n);
 }
 
 function checkRange(z0: number, z1: number, nz: number): void {

@@ -97,7 +97,7 @@ export function headerFromHead(item: InputItem, head: Uint8Array, ctx: ReadConte
  * The header from a 64 KiB head when the item can give one (the whole file is then read once, to decode);
  * the whole file when the data set does not fit in the head.
  */
-async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<HeaderRead> {
+export async function readHeaderOf(item: InputItem, ctx: ReadContext, index: number): Promise<HeaderRead> {
   if (item.readHead && item.size > HEAD_BYTES) {
     try {
       return parseDicomHeaderDirect(await item.readHead(HEAD_BYTES), { limits: ctx.limits, name: item.name, index, fileSize: item.size });

@@ -237,36 +237,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
     : plan.rescale
       ? applyLosslessRescale(data, dtype, plan.rescale)
       : { data, dtype };
-  const warnings = [...plan.warnings];
-  for (const w of plan.order.flatMap((s) => s.header.warnings)) if (!warnings.some((x) => x.code === w.code)) warnings.push({ ...w });
-  const g0 = plan.order[0]!.geom;
-  const shape = spp === 3 ? [cols, rows, plan.nz, 3] : plan.nt > 1 ? [cols, rows, plan.nz, plan.nt] : [cols, rows, plan.nz];
-  const volume: Volume = {
-    data: real.data,
-    shape,
-    spacing: plan.spacing,
-    affine: plan.affine,
-    dtype: real.dtype,
-    meta: {
-      format: 'dicom',
-      components: spp === 3 ? 'rgb' : 'scalar',
-      orientation: axisCodes(plan.affine),
-      warnings,
-      transferSyntaxUID: h.transferSyntaxUID,
-      photometric: h.photometric,
-      sopInstanceUIDs: sopUids(plan),
-      ...(real.rescale ? { rescale: real.rescale } : {}),
-      ...(h.modality ? { modality: h.modality } : {}),
-      ...(g0.window ? { window: { ...g0.window } } : {}),
-      ...(h.studyInstanceUID ? { studyInstanceUID: h.studyInstanceUID } : {}),
-      ...(h.seriesInstanceUID ? { seriesInstanceUID: h.seriesInstanceUID } : {}),
-      ...(h.frameOfReferenceUID ? { frameOfReferenceUID: h.frameOfReferenceUID } : {}),
-      ...(h.seriesNumber !== undefined ? { seriesNumber: h.seriesNumber } : {}),
-      ...(h.seriesDescription ? { seriesDescription: h.seriesDescription } : {}),
-      ...(h.sopClassUID ? { sopClassUID: h.sopClassUID } : {}),
-      ...(h.patient ? { patient: { ...h.patient } } : {}),
-    },
-  };
+  const volume: Volume = { data: real.data, ...stackGeometry(plan, spp), dtype: real.dtype, meta: stackMeta(plan, real.rescale) };
   return { volume, failed };
 }
 
@@ -322,6 +293,41 @@ export function rescaleFromHeaders(plan: StackPlan, stored: DType): { dtype: DTy
   if (candidates.length === 0) return { dtype: stored, add: 0, carried: { slope: r.slope, intercept: r.intercept } };
   if (!fits(candidates[0]!)) return undefined;
   return { dtype: candidates[0]!, add: r.intercept };
+}
+
+/** Shape, spacing and affine of the volume a plan gives (samples per pixel `spp`). */
+export function stackGeometry(plan: StackPlan, spp: number): Pick<Volume, 'shape' | 'spacing' | 'affine'> {
+  const h = plan.order[0]!.header;
+  const shape = spp === 3 ? [h.columns, h.rows, plan.nz, 3] : plan.nt > 1 ? [h.columns, h.rows, plan.nz, plan.nt] : [h.columns, h.rows, plan.nz];
+  return { shape, spacing: plan.spacing, affine: plan.affine };
+}
+
+/** The meta of the volume a plan gives, with the modality LUT left carried (`rescale`), if any. */
+export function stackMeta(plan: StackPlan, rescale: Rescale | undefined): Volume['meta'] {
+  const h = plan.order[0]!.header;
+  const spp = h.samplesPerPixel;
+  const warnings = [...plan.warnings];
+  for (const w of plan.order.flatMap((s) => s.header.warnings)) if (!warnings.some((x) => x.code === w.code)) warnings.push({ ...w });
+  const g0 = plan.order[0]!.geom;
+  return {
+    format: 'dicom',
+    components: spp === 3 ? 'rgb' : 'scalar',
+    orientation: axisCodes(plan.affine),
+    warnings,
+    transferSyntaxUID: h.transferSyntaxUID,
+    photometric: h.photometric,
+    sopInstanceUIDs: sopUids(plan),
+    ...(rescale ? { rescale } : {}),
+    ...(h.modality ? { modality: h.modality } : {}),
+    ...(g0.window ? { window: { ...g0.window } } : {}),
+    ...(h.studyInstanceUID ? { studyInstanceUID: h.studyInstanceUID } : {}),
+    ...(h.seriesInstanceUID ? { seriesInstanceUID: h.seriesInstanceUID } : {}),
+    ...(h.frameOfReferenceUID ? { frameOfReferenceUID: h.frameOfReferenceUID } : {}),
+    ...(h.seriesNumber !== undefined ? { seriesNumber: h.seriesNumber } : {}),
+    ...(h.seriesDescription ? { seriesDescription: h.seriesDescription } : {}),
+    ...(h.sopClassUID ? { sopClassUID: h.sopClassUID } : {}),
+    ...(h.patient ? { patient: { ...h.patient } } : {}),
+  };
 }
 
 export function storedType(h: Pick<DicomHeader, 'bitsAllocated' | 'pixelRepresentation'>): DType {
