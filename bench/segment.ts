@@ -1,11 +1,13 @@
 /**
  * End-to-end `segment` benchmark: wall time and peak resident memory of the whole process tree (CLI + decoding
  * sandbox) for mricron-data's 0.5 mm Colin27 (`ch2better.nii.gz`, 301×370×316) and a 512×512×300 volume made
- * from it, each segmented by a fresh CLI process exactly as a user runs it. Memory is compared with the input
- * volume's size as stored and as float32.
+ * from it, as an uncompressed `.nii` and as an axial DICOM series of 300 files (explicit VR little endian, int16,
+ * slope 1 intercept 0, rows and columns running against the model's grid as a scanner's do), each segmented by a
+ * fresh CLI process exactly as a user runs it. Memory is compared with the input volume's size as stored and as
+ * float32.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,19 +44,29 @@ export interface SegmentBenchRow {
   inputRead?: string;
 }
 
-export async function runSegmentBench(opts: { device: string; ch2better: string; model: string; cli: string[]; noReport?: boolean; log?: (l: string) => void }): Promise<SegmentBenchRow[]> {
+/** The inputs a run can take: ch2better itself, the 512×512×300 volume as a `.nii`, the same as a DICOM series. */
+export type SegmentBenchInput = 'ch2better' | 'nii' | 'dicom';
+
+export async function runSegmentBench(opts: { device: string; ch2better: string; model: string; cli: string[]; noReport?: boolean; inputs?: SegmentBenchInput[]; log?: (l: string) => void }): Promise<SegmentBenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'gv-bench-seg-'));
   const log = opts.log ?? (() => undefined);
+  const inputs = new Set(opts.inputs ?? ['ch2better', 'nii', 'dicom']);
   try {
     const big = join(dir, 'colin_512x512x300.nii');
+    const series = join(dir, 'colin_512x512x300_dicom');
     const src = (await loadInputDirect(opts.ch2better)).volumes[0]!;
-    await writeFile(big, Buffer.concat(niftiParts(resampleTo(src, [512, 512, 300], [0.4, 0.4, 0.55]))));
+    const bigVolume = resampleTo(src, [512, 512, 300], [0.4, 0.4, 0.55]);
+    if (inputs.has('nii')) await writeFile(big, Buffer.concat(niftiParts(bigVolume)));
+    if (inputs.has('dicom')) writeAxialSeries(series, bigVolume);
     const rows: SegmentBenchRow[] = [];
     // on WebGPU the large volume runs once more with the shaders compiled on first use, as before compile-ahead
-    const runs: { input: string; variant?: string; env?: Record<string, string> }[] = [{ input: opts.ch2better }, { input: big }];
-    if (opts.device === 'webgpu') runs.push({ input: big, variant: 'no compile-ahead', env: { GATEDVISION_COMPILE_AHEAD: '0' } });
+    const runs: { input: string; variant?: string; env?: Record<string, string> }[] = [];
+    if (inputs.has('ch2better')) runs.push({ input: opts.ch2better });
+    if (inputs.has('nii')) runs.push({ input: big });
+    if (inputs.has('dicom')) runs.push({ input: series });
+    if (opts.device === 'webgpu' && inputs.has('nii')) runs.push({ input: big, variant: 'no compile-ahead', env: { GATEDVISION_COMPILE_AHEAD: '0' } });
     for (const { input, variant, env } of runs) {
-      const v = input === big ? { shape: [512, 512, 300], bytes: 2 } : { shape: src.shape.slice(0, 3), bytes: src.data.BYTES_PER_ELEMENT };
+      const v = input === big || input === series ? { shape: [512, 512, 300], bytes: 2 } : { shape: src.shape.slice(0, 3), bytes: src.data.BYTES_PER_ELEMENT };
       const n = v.shape.reduce((a, b) => a * b, 1);
       const out = join(dir, `out-${rows.length}`);
       const t0 = performance.now();
@@ -131,6 +143,95 @@ function treeRss(root: number): { total: number; parts: string } {
     }
   }
   return { total, parts: parts.join('; ') };
+}
+
+/**
+ * `v` (int16, axes along R, A, S) as an axial DICOM series, one file per slice: explicit VR little endian, int16,
+ * slope 1 intercept 0, ImageOrientationPatient (1, 0, 0, 0, 1, 0) (columns run to the left, rows to the back, as a
+ * scanner stores them). Pixel (row r, column c) of slice k is voxel (nx-1-c, ny-1-r, k), so the series' volume
+ * on the model's grid is `v` itself, at the same world positions.
+ */
+export function writeAxialSeries(dir: string, v: Volume): void {
+  mkdirSync(dir, { recursive: true });
+  const [nx, ny, nz] = v.shape as [number, number, number];
+  const a = v.affine;
+  const data = v.data as Int16Array;
+  const plane = nx * ny;
+  const px = new Int16Array(plane);
+  const ras = (i: number, j: number, k: number) => [0, 1, 2].map((r) => a[r]![0]! * i + a[r]![1]! * j + a[r]![2]! * k + a[r]![3]!);
+  const lps = (p: number[]) => [-p[0]!, -p[1]!, p[2]!];
+  const dirOf = (c: number) => {
+    const d = lps([-a[0]![c]!, -a[1]![c]!, -a[2]![c]!]);
+    const n = Math.hypot(...d);
+    return d.map((x) => x / n);
+  };
+  const iop = [...dirOf(0), ...dirOf(1)];
+  const uid = (n: number) => `2.25.${314159265358979 + n}`;
+  for (let k = 0; k < nz; k++) {
+    for (let r = 0; r < ny; r++) {
+      const src = k * plane + (ny - 1 - r) * nx;
+      for (let c = 0; c < nx; c++) px[r * nx + c] = data[src + nx - 1 - c]!;
+    }
+    const ds = (s: number[]) => s.map((x) => String(Number(x.toFixed(6)))).join('\\');
+    writeFileSync(
+      join(dir, `${String(k).padStart(4, '0')}.dcm`),
+      dicomFile(uid(1000 + k), [
+        [0x00080016, 'UI', CT_IMAGE],
+        [0x00080018, 'UI', uid(1000 + k)],
+        [0x00080060, 'CS', 'CT'],
+        [0x00100010, 'PN', 'Bench^Volume'],
+        [0x00100020, 'LO', 'BENCH'],
+        [0x0020000d, 'UI', uid(1)],
+        [0x0020000e, 'UI', uid(2)],
+        [0x00200011, 'IS', '1'],
+        [0x00200013, 'IS', String(k + 1)],
+        [0x00200032, 'DS', ds(lps(ras(nx - 1, ny - 1, k)))],
+        [0x00200037, 'DS', ds(iop)],
+        [0x00200052, 'UI', uid(3)],
+        [0x00280002, 'US', 1],
+        [0x00280004, 'CS', 'MONOCHROME2'],
+        [0x00280010, 'US', ny],
+        [0x00280011, 'US', nx],
+        [0x00280030, 'DS', ds([v.spacing[1]!, v.spacing[0]!])],
+        [0x00280100, 'US', 16],
+        [0x00280101, 'US', 16],
+        [0x00280102, 'US', 15],
+        [0x00280103, 'US', 1],
+        [0x00281052, 'DS', '0'],
+        [0x00281053, 'DS', '1'],
+        [0x7fe00010, 'OW', new Uint8Array(px.buffer)],
+      ]),
+    );
+  }
+}
+
+const CT_IMAGE = '1.2.840.10008.5.1.4.1.1.2';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+/** A Part 10 file: preamble, file meta (group 2) and the data set, explicit VR little endian, tags ascending. */
+function dicomFile(sopInstance: string, elements: [number, string, string | number | Uint8Array][]): Buffer {
+  const meta = Buffer.concat([element(0x00020001, 'OB', Uint8Array.of(0, 1)), element(0x00020002, 'UI', CT_IMAGE), element(0x00020003, 'UI', sopInstance), element(0x00020010, 'UI', EXPLICIT_LE)]);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(meta.length);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), element(0x00020000, 'UL', length), meta, ...elements.map(([t, vr, val]) => element(t, vr, val))]);
+}
+
+function element(tag: number, vr: string, value: string | number | Uint8Array): Buffer {
+  let body: Buffer;
+  if (typeof value === 'number') {
+    body = Buffer.alloc(2);
+    body.writeUInt16LE(value);
+  } else if (typeof value === 'string') {
+    body = Buffer.from(value.length % 2 ? value + (vr === 'UI' ? '\0' : ' ') : value, 'latin1');
+  } else body = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  const long = vr === 'OB' || vr === 'OW';
+  const head = Buffer.alloc(long ? 12 : 8);
+  head.writeUInt16LE(tag >>> 16, 0);
+  head.writeUInt16LE(tag & 0xffff, 2);
+  head.write(vr, 4, 'latin1');
+  if (long) head.writeUInt32LE(body.length, 8);
+  else head.writeUInt16LE(body.length, 6);
+  return Buffer.concat([head, body]);
 }
 
 /** Trilinear resampling of a volume onto a centred grid of the given shape and spacing (int16 output). */
