@@ -1,5 +1,5 @@
 /**
- * `segment` reading a plain DICOM series slice by slice: the same label file (and previews) as reading it whole,
+ * `segment` reading a plain DICOM series slice by slice: the same label file, DICOM SEG and previews as reading it whole,
  * for an axial MR series (x and y flipped onto the model's grid), a CT series with an intercept whose positions
  * fall, and a series whose z axis is flipped too; the plan made without voxels says exactly what the loader says
  * (geometry, type, meta, warnings, rejected files) and its slices are the loader's volume flipped. A JPEG-LS copy
@@ -19,7 +19,7 @@ import { readNifti } from '../../io/nifti/read.ts';
 import { axisMapTo, flipInPlace, reorient } from '../../io/orient.ts';
 import { selectDevice } from '../../kernels/backend.ts';
 import type { Normalization } from '../../pipelines/preprocess.ts';
-import { segmentBatch } from '../../pipelines/segment.ts';
+import { segmentBatch, segmentVolume, type SegFormat } from '../../pipelines/segment.ts';
 import { dicomSource } from '../../pipelines/slice_source.ts';
 import { buildTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
 import { specFromPreset } from '../../pipelines/train/presets.ts';
@@ -156,14 +156,17 @@ describe('segment reading a DICOM series slice by slice', () => {
       const m = model(norm, 21 + i);
       for (const report of [true, false]) {
         const out = (mode: string) => join(root, `out-${name}-${mode}-${report}`);
-        const whole = await segmentBatch([dirs[name]!], m, { outDir: out('whole'), modelName: 'dicomstream', device: 'cpu', report, streamInput: false });
-        const streamed = await segmentBatch([dirs[name]!], m, { outDir: out('streamed'), modelName: 'dicomstream', device: 'cpu', report });
+        const formats: SegFormat[] = ['nifti', 'dicom-seg'];
+        const whole = await segmentBatch([dirs[name]!], m, { outDir: out('whole'), modelName: 'dicomstream', device: 'cpu', report, formats, streamInput: false });
+        const streamed = await segmentBatch([dirs[name]!], m, { outDir: out('streamed'), modelName: 'dicomstream', device: 'cpu', report, formats });
         expect([whole.done, streamed.done], name).toEqual([1, 1]);
         expect(whole.records[0]!.inputRead).toBe('whole');
         expect(streamed.records[0]!.inputRead).toBe('streamed');
         const names = files(out('streamed'));
         expect(names).toEqual(files(out('whole')));
-        expect(names.filter((f) => f.startsWith('previews/')).length).toBe(report ? names.length - 1 : 0);
+        // the label file and the DICOM SEG, and with a report the previews
+        expect(names.filter((f) => f.startsWith('previews/')).length).toBe(report ? names.length - 2 : 0);
+        expect(names).toContain(`${name}.seg.dcm`);
         for (const f of names) expect(Buffer.compare(readFileSync(join(out('streamed'), f)), readFileSync(join(out('whole'), f))), `${name} ${f}`).toBe(0);
         const line = JSON.parse(readFileSync(join(out('streamed'), 'manifest.jsonl'), 'utf8').trim().split('\n').pop()!);
         expect(line.inputRead).toBe('streamed');
@@ -175,6 +178,23 @@ describe('segment reading a DICOM series slice by slice', () => {
       m.dispose();
     }
   }, 120_000);
+
+  it('gives labels on the source grid that are those of the same volume stored on the model\'s grid, flipped back', async () => {
+    const m = model(ZSCORE, 23);
+    for (const name of ['mr', 'zflip']) {
+      const vol = (await loadInputDirect(dirs[name]!, { sandbox: false })).volumes[0]!;
+      const map = axisMapTo(vol.affine);
+      expect(map.flip.some(Boolean)).toBe(true);
+      const onGrid = reorient(vol, map);
+      const flipped = await segmentVolume(vol, m, { consumeInput: true });
+      const direct = await segmentVolume(onGrid, m);
+      expect(new Set(direct.labels.data).size, name).toBe(2);
+      expect(flipped.labels.affine).toEqual(vol.affine);
+      // reorient (a copy) takes the flipped-in-place labels to the model's grid: they must be the direct ones
+      expect(Array.from(reorient(flipped.labels, map).data), name).toEqual(Array.from(direct.labels.data));
+    }
+    m.dispose();
+  }, 60_000);
 
   it('takes the whole path for a JPEG-LS copy (same labels) and a series with a missing slice', async () => {
     const m = model({ kind: 'window', lo: -500, hi: 300 }, 22);
