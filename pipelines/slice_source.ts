@@ -165,6 +165,8 @@ export function dicomSource(plan: Pick<DicomStreamPlan, 'header' | 'stored' | 'a
   const dtype = header.dtype;
   const plane = nx * ny;
   const raw = new Uint8Array(plane * DTYPE_BYTES[stored]);
+  // the plan came from another thread: its slices must be exactly what this buffer holds
+  if (slices.length !== nz || slices.some((s) => s.bytes !== raw.length)) throw new GatedError('internal', `a series plan of ${slices.length} slices does not fit a volume of ${nz} slices of ${raw.length} bytes`);
   const values = typedView(stored, raw);
   let buf: VoxelArray = allocate(dtype, 0);
   const plain = !flip[0] && !flip[1] && add === 0 && dtype === stored;

@@ -139,6 +139,9 @@ describe('the plan of a DICOM series without its voxels', () => {
     const plan = (await planDicomStream(copy, DEFAULT_LIMITS)) as DicomStreamPlan;
     const src = dicomSource(plan);
     expect(src.read(0, N).length).toBe(N * ROWS * COLS);
+    // a plan that does not fit its own volume is refused before any read
+    expect(() => dicomSource({ ...plan, slices: plan.slices.slice(1) })).toThrow(/does not fit/);
+    expect(() => dicomSource({ ...plan, slices: plan.slices.map((s) => ({ ...s, bytes: s.bytes + 2 })) })).toThrow(/does not fit/);
     truncateSync(plan.slices[3]!.path, plan.slices[3]!.fileSize - 10);
     expect(src.read(0, 3).length).toBe(3 * ROWS * COLS);
     expect(() => src.read(2, 5)).toThrow(expect.objectContaining({ code: 'truncated' }));
