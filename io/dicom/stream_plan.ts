@@ -62,8 +62,10 @@ export async function planDicomStream(root: string, limits: Limits): Promise<Dic
   const dicom: { item: InputItem; path: string }[] = [];
   const others: { name: string; format: string }[] = [];
   const heads = new Map<InputItem, HeaderRead>();
+  // as in the loader, one head buffer serves every file: a header keeps nothing of the bytes it was parsed from
+  const shared = { buf: new Uint8Array(0) };
   for (const f of files.items) {
-    const item = fileItem(f.path, f.name, f.size);
+    const item = fileItem(f.path, f.name, f.size, shared);
     const head = await item.readHead!(HEAD_BYTES);
     const format = sniffFormat(head.subarray(0, 512));
     if (format !== 'dicom') {
@@ -156,16 +158,17 @@ function walk(root: string, limits: Limits): { items: WalkedFile[]; rejected: Re
   return { items, rejected };
 }
 
-/** An item whose reads are blocking (small files, read once each): a head, or the whole file. */
-function fileItem(path: string, name: string, size: number): InputItem {
-  return { name, size, read: async () => readPrefix(path, Infinity), readHead: async (n) => readPrefix(path, n) };
+/** An item whose reads are blocking (small files, read once each): a head (in `heads`), or the whole file. */
+function fileItem(path: string, name: string, size: number, heads: { buf: Uint8Array }): InputItem {
+  return { name, size, read: async () => readPrefix(path, Infinity), readHead: async (n) => readPrefix(path, n, heads) };
 }
 
-function readPrefix(path: string, n: number): Uint8Array {
+function readPrefix(path: string, n: number, shared?: { buf: Uint8Array }): Uint8Array {
   const fd = openSync(path, 'r');
   try {
     const want = Number.isFinite(n) ? n : fstatSync(fd).size;
-    const out = new Uint8Array(want);
+    if (shared && shared.buf.length < want) shared.buf = new Uint8Array(want);
+    const out = shared ? shared.buf.subarray(0, want) : new Uint8Array(want);
     let got = 0;
     while (got < want) {
       const r = readSync(fd, out, got, want - got, got);
