@@ -46,3 +46,14 @@ it('validates manifests and names', async () => {
   expect(() => resolveModelDir('Bad Name')).toThrow(/not a model name/);
   expect(await codeOf(loadTaskModel('no_such_model'))).toBe('not_found');
 });
+
+it('the shipped models load (weights match their sha256) and the brain model declares its post-processing', async () => {
+  const brain = await loadTaskModel('brain');
+  expect(brain.manifest.classes).toEqual(['background', 'brain']);
+  // the model card's measured Dice is with the largest component kept and enclosed holes filled
+  expect(brain.manifest.postprocess).toEqual({ largestComponent: true, fillHoles: true });
+  brain.dispose();
+  const denoise = await loadTaskModel(join(shippedModelsDir(), 'denoise'));
+  expect(denoise.manifest.task).toBe('restore');
+  denoise.dispose();
+});
