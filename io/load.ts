@@ -161,7 +161,7 @@ function unsupported(format: SniffedFormat): GatedError {
   return new GatedError(format === 'unknown' ? 'unsupported_format' : 'unsupported_format', `unrecognised input (${format}); expected DICOM, NIfTI, zip or PNG/JPEG/TIFF/WebP`);
 }
 
-async function walkFolder(root: string, limits: Limits): Promise<{ items: InputItem[]; rejected: Rejection[] }> {
+export async function walkFolder(root: string, limits: Limits): Promise<{ items: InputItem[]; rejected: Rejection[] }> {
   const items: InputItem[] = [];
   const rejected: Rejection[] = [];
   const shared: SharedBuffer = { buf: new Uint8Array(0) };
@@ -202,6 +202,7 @@ function fileItem(path: string, name: string, size: number, shared?: SharedBuffe
   if (size <= SYNC_READ_BYTES) {
     return {
       name,
+      path,
       size,
       read: async () => readSmall(path, Infinity),
       readHead: async (n) => readSmall(path, n, heads),
@@ -209,7 +210,7 @@ function fileItem(path: string, name: string, size: number, shared?: SharedBuffe
       readRange: async (dst, position, expect) => readRange(path, dst, position, expect),
     };
   }
-  return { name, size, read: () => readBytes(path), readHead: (n) => readHead(path, n), readRange: async (dst, position, expect) => readRange(path, dst, position, expect) };
+  return { name, path, size, read: () => readBytes(path), readHead: (n) => readHead(path, n), readRange: async (dst, position, expect) => readRange(path, dst, position, expect) };
 }
 
 const SYNC_READ_BYTES = 8 * 1024 * 1024;

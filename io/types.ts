@@ -6,6 +6,8 @@ import type { IoWarning, Volume, VoxelArray } from './volume.ts';
 export interface InputItem {
   /** Display name: a relative path or a zip entry name. Never used to build output paths. */
   name: string;
+  /** The file it is read from, for an item of a folder (absent for a zip entry). */
+  path?: string;
   size: number;
   read(): Promise<Uint8Array>;
   /**

@@ -132,3 +132,26 @@ export function realValues(volume: Volume): Float64Array {
   for (let i = 0; i < src.length; i++) out[i] = (src[i] as number) * slope + inter;
   return out;
 }
+
+/** The values held in a byte buffer (aligned to the type's size), without a copy. */
+export function viewAs(dtype: DType, b: Uint8Array): VoxelArray {
+  const n = b.byteLength / DTYPE_BYTES[dtype];
+  switch (dtype) {
+    case 'uint8':
+      return b;
+    case 'int8':
+      return new Int8Array(b.buffer, b.byteOffset, n);
+    case 'uint16':
+      return new Uint16Array(b.buffer, b.byteOffset, n);
+    case 'int16':
+      return new Int16Array(b.buffer, b.byteOffset, n);
+    case 'uint32':
+      return new Uint32Array(b.buffer, b.byteOffset, n);
+    case 'int32':
+      return new Int32Array(b.buffer, b.byteOffset, n);
+    case 'float32':
+      return new Float32Array(b.buffer, b.byteOffset, n);
+    case 'float64':
+      return new Float64Array(b.buffer, b.byteOffset, n);
+  }
+}

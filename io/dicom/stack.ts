@@ -9,7 +9,7 @@ import { setImmediate as eventLoopTurn } from 'node:timers/promises';
 import { GatedError, toGatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
 import { axisCodes } from '../geometry.ts';
-import { allocate, DTYPE_BYTES, type DType, type IoWarning, type Rescale, type Volume, type VoxelArray } from '../volume.ts';
+import { allocate, DTYPE_BYTES, viewAs, type DType, type IoWarning, type Rescale, type Volume, type VoxelArray } from '../volume.ts';
 import type { DicomHeader } from './parse.ts';
 import { applyBitsStored } from './pixels.ts';
 import type { StackPlan } from './series.ts';
@@ -344,29 +344,6 @@ const RANGE: Partial<Record<DType, [number, number]>> = {
   int16: [-32768, 32767],
   int32: [-2147483648, 2147483647],
 };
-
-/** The values of one slice held in a byte buffer of the stream's. */
-function viewAs(dtype: DType, b: Uint8Array): VoxelArray {
-  const n = b.byteLength / DTYPE_BYTES[dtype];
-  switch (dtype) {
-    case 'uint8':
-      return b;
-    case 'int8':
-      return new Int8Array(b.buffer, b.byteOffset, n);
-    case 'uint16':
-      return new Uint16Array(b.buffer, b.byteOffset, n);
-    case 'int16':
-      return new Int16Array(b.buffer, b.byteOffset, n);
-    case 'uint32':
-      return new Uint32Array(b.buffer, b.byteOffset, n);
-    case 'int32':
-      return new Int32Array(b.buffer, b.byteOffset, n);
-    case 'float32':
-      return new Float32Array(b.buffer, b.byteOffset, n);
-    case 'float64':
-      return new Float64Array(b.buffer, b.byteOffset, n);
-  }
-}
 
 function push<T>(m: Map<number, T[]>, key: number, value: T): void {
   const list = m.get(key);

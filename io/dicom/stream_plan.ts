@@ -6,10 +6,11 @@
  * Anything else is "not streamable" and goes to the loader. The folder is walked, and headers parsed, rejected
  * and warned about, exactly as the loader does, so the run reports the same files and warnings either way.
  */
-import { readdirSync, statSync, openSync, closeSync, readSync, fstatSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { toGatedError } from '../../core/errors.ts';
 import type { Limits } from '../../core/limits.ts';
+import { walkFolder } from '../load.ts';
 import { sniffFormat } from '../sniff.ts';
 import type { InputItem, ReadContext, Rejection } from '../types.ts';
 import { DTYPE_BYTES, type DType, type IoWarning, type Volume } from '../volume.ts';
@@ -52,30 +53,27 @@ export async function planDicomStream(root: string, limits: Limits): Promise<Dic
   let files;
   try {
     if (!statSync(root).isDirectory()) return no('not a folder');
-    files = walk(resolve(root), limits);
+    files = await walkFolder(resolve(root), limits);
   } catch {
-    return no('the folder cannot be walked as the loader walks it');
+    return no('the folder cannot be walked (the loader reports why)');
   }
-  if (!files) return no('more files than the limit');
   const rejected: Rejection[] = [...files.rejected];
   const ctx: ReadContext = { limits };
   const dicom: { item: InputItem; path: string }[] = [];
   const others: { name: string; format: string }[] = [];
   const heads = new Map<InputItem, HeaderRead>();
-  // as in the loader, one head buffer serves every file: a header keeps nothing of the bytes it was parsed from
-  const shared = { buf: new Uint8Array(0) };
-  for (const f of files.items) {
-    const item = fileItem(f.path, f.name, f.size, shared);
-    const head = await item.readHead!(HEAD_BYTES);
+  for (const item of files.items) {
+    const head = item.readHead ? await item.readHead(HEAD_BYTES) : await item.read();
     const format = sniffFormat(head.subarray(0, 512));
     if (format !== 'dicom') {
-      others.push({ name: f.name, format });
+      others.push({ name: item.name, format });
       continue;
     }
+    if (item.path === undefined) return no('an item is not a file');
     // total 0: no decoding threads are started ahead, there is nothing here to decode
     const h = headerFromHead(item, head, ctx, dicom.length, 0);
     if (h) heads.set(item, h);
-    dicom.push({ item, path: f.path });
+    dicom.push({ item, path: item.path });
   }
   if (dicom.length === 0) return no('no DICOM file');
   for (const o of others) rejected.push({ name: o.name, code: 'not_dicom', message: `skipped: ${o.format} file among DICOM files` });
@@ -120,63 +118,4 @@ export async function planDicomStream(root: string, limits: Limits): Promise<Dic
   if (!outcome) return no('the values decide what the modality LUT makes of them');
   const header: Volume = { data: new Uint8Array(0), ...stackGeometry(plan, 1), dtype: outcome.dtype, meta: stackMeta(plan, outcome.carried) };
   return { streamable: true, header, stored, add: outcome.add, slices, warnings: [...header.meta.warnings], rejected };
-}
-
-// --- internal ---
-
-interface WalkedFile {
-  path: string;
-  name: string;
-  size: number;
-}
-
-/** The loader's folder walk (load.ts): the same files in the same order, the same too-large rejections. */
-function walk(root: string, limits: Limits): { items: WalkedFile[]; rejected: Rejection[] } | undefined {
-  const items: WalkedFile[] = [];
-  const rejected: Rejection[] = [];
-  const stack = [root];
-  while (stack.length > 0) {
-    const dir = stack.pop()!;
-    const entries = readdirSync(dir, { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      const full = join(dir, e.name);
-      const rel = relative(root, full);
-      if (e.name.startsWith('.') || e.name === 'DICOMDIR' || e.name === '__MACOSX') continue;
-      if (e.isDirectory()) stack.push(full);
-      else if (e.isFile()) {
-        const size = statSync(full).size;
-        if (size > limits.maxFileBytes) {
-          rejected.push({ name: rel, code: 'too_large', message: `file is ${size} bytes` });
-          continue;
-        }
-        items.push({ path: full, name: rel, size });
-        if (items.length > limits.maxFiles) return undefined;
-      }
-    }
-  }
-  return { items, rejected };
-}
-
-/** An item whose reads are blocking (small files, read once each): a head (in `heads`), or the whole file. */
-function fileItem(path: string, name: string, size: number, heads: { buf: Uint8Array }): InputItem {
-  return { name, size, read: async () => readPrefix(path, Infinity), readHead: async (n) => readPrefix(path, n, heads) };
-}
-
-function readPrefix(path: string, n: number, shared?: { buf: Uint8Array }): Uint8Array {
-  const fd = openSync(path, 'r');
-  try {
-    const want = Number.isFinite(n) ? n : fstatSync(fd).size;
-    if (shared && shared.buf.length < want) shared.buf = new Uint8Array(want);
-    const out = shared ? shared.buf.subarray(0, want) : new Uint8Array(want);
-    let got = 0;
-    while (got < want) {
-      const r = readSync(fd, out, got, want - got, got);
-      if (r === 0) break;
-      got += r;
-    }
-    return out.subarray(0, got);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -10,7 +10,7 @@ import { swapBytes } from '../bytes.ts';
 import { axisCodes, type Mat4 } from '../geometry.ts';
 import { sniffFormat } from '../sniff.ts';
 import type { ReadContext } from '../types.ts';
-import { allocate, DTYPE_BYTES, type DType, type IoWarning, type Rescale, type Volume, type VoxelArray } from '../volume.ts';
+import { allocate, DTYPE_BYTES, viewAs, type DType, type IoWarning, type Rescale, type Volume, type VoxelArray } from '../volume.ts';
 import { DATATYPES, dataByteLength, parseNiftiHeader, type NiftiHeader } from './header.ts';
 import { gunzipCapped, gunzipPrefix } from './gunzip.ts';
 import { qformToAffine } from './qform.ts';
@@ -103,7 +103,7 @@ function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
   // Stored order is the Volume's order: aligned little-endian voxels are used where they lie, with no
   // second copy of the volume (nothing here writes to them).
   const inPlace = !isRgb && (h.littleEndian || bpe === 1) && src.byteOffset % bpe === 0 && src.length === nvox * bpe;
-  const data = inPlace ? viewOf(dt.dtype, src) : allocate(dt.dtype, nvox * dt.components);
+  const data = inPlace ? viewAs(dt.dtype, src) : allocate(dt.dtype, nvox * dt.components);
   if (inPlace) {
     // already in place
   } else if (isRgb) {
@@ -149,28 +149,6 @@ function toVolume(h: NiftiHeader, raw: Uint8Array, name: string): Volume {
   };
   if (rescale) volume.meta.rescale = rescale;
   return volume;
-}
-
-function viewOf(dtype: DType, b: Uint8Array): VoxelArray {
-  const n = b.length / DTYPE_BYTES[dtype];
-  switch (dtype) {
-    case 'uint8':
-      return b;
-    case 'int8':
-      return new Int8Array(b.buffer, b.byteOffset, n);
-    case 'uint16':
-      return new Uint16Array(b.buffer, b.byteOffset, n);
-    case 'int16':
-      return new Int16Array(b.buffer, b.byteOffset, n);
-    case 'uint32':
-      return new Uint32Array(b.buffer, b.byteOffset, n);
-    case 'int32':
-      return new Int32Array(b.buffer, b.byteOffset, n);
-    case 'float32':
-      return new Float32Array(b.buffer, b.byteOffset, n);
-    case 'float64':
-      return new Float64Array(b.buffer, b.byteOffset, n);
-  }
 }
 
 /** NIfTI defines xform codes 1..5 (scanner, aligned, Talairach, MNI, other template); nibabel resets any other to 0. */
