@@ -32,7 +32,7 @@ export interface SegmentBenchRow {
   timings?: Record<string, number>;
   /**
    * The CLI's resident MiB as the input began (Node, tfjs, the backend and the model: the runtime, before any
-   * of the input is read) and its own peak (getrusage), from the run manifest.
+   * of the input is read) and its own peak (VmHWM), from the run manifest.
    */
   memory?: Record<string, number>;
   /** Peak tree RSS minus that runtime baseline: what this input cost, in MiB and per stored MiB. */
@@ -280,7 +280,9 @@ export function formatSegmentRows(rows: SegmentBenchRow[]): string {
       const t = r.timings ?? {};
       const stages = ['load', 'segment', 'write'].filter((k) => k in t).map((k) => `${k} ${s(t[k]!)} s`);
       const base = r.aboveBaselineMiB !== undefined ? `; runtime baseline ${r.memory!.start} MiB, peak - baseline ${r.aboveBaselineMiB.toFixed(0)} MiB = ${r.aboveBaselineOverStored!.toFixed(2)}x stored` : '';
-      const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32${base}  ${r.status}${r.inputRead ? ` (input read ${r.inputRead})` : ''}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
+      // the CLI's own high-water mark (the manifest's memory.peak), which no 20 ms sample can miss
+      const hwm = r.memory?.peak !== undefined ? `; high-water ${r.memory.peak} MiB = ${(r.memory.peak / r.storedMiB).toFixed(2)}x stored` : '';
+      const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32${hwm}${base}  ${r.status}${r.inputRead ? ` (input read ${r.inputRead})` : ''}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
       const subs = Object.entries(t)
         .filter(([k]) => k.includes('.'))
         .sort((a, b) => b[1] - a[1])

@@ -6,7 +6,7 @@
  * temp file, fsynced and renamed, and the run manifest line is appended only after them, so a kill at any
  * moment leaves no partial file and `--resume` redoes exactly the unfinished inputs; reruns are byte-identical.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, stat, unlink, open as openFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.ts';
@@ -289,7 +289,7 @@ async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts:
       timings['segment.compileWait'] = (timings['segment.compileWait'] ?? 0) + performance.now() - t;
     }
     const res = await segmentLoaded(c, loaded, streamed, model, outDir, opts, timings, lap);
-    memory.peak = mib(process.resourceUsage().maxRSS * 1024);
+    memory.peak = mib(peakRss());
     return { ...res, timings: roundTimings(timings), memory, inputRead: streamed ? 'streamed' : 'whole' };
   } finally {
     streamed?.source.close();
@@ -524,6 +524,21 @@ async function removeStaleTemps(outDir: string): Promise<void> {
     const names = await readdir(d).catch(() => [] as string[]);
     for (const n of names) if (/^\..+\.[0-9a-f]{12}\.tmp$/.test(n)) await unlink(join(d, n)).catch(() => undefined);
   }
+}
+
+/**
+ * This process's own peak resident memory, in bytes. getrusage's maxRSS outlives exec: fork counts the pages it
+ * shares with the parent against the child, and exec keeps that count as the new program's maximum, so a CLI
+ * started by a large parent (a benchmark holding its inputs) reports the parent's size as its own peak. Linux's VmHWM belongs to the address space exec made; elsewhere, maxRSS.
+ */
+export function peakRss(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // no procfs
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 /** Bytes → whole MiB, as the manifest records resident memory. */
