@@ -42,6 +42,11 @@ export interface SegmentBenchRow {
   variant?: string;
   /** How the CLI read the voxels (run manifest): `streamed` slice by slice from the file, or `whole`. */
   inputRead?: string;
+  /**
+   * This process's resident MiB as it started the CLI: before the manifest's peak was VmHWM, getrusage carried
+   * it into the CLI's recorded peak (fork counts the shared pages against the child; exec keeps the maximum).
+   */
+  benchRssAtSpawnMiB?: number;
 }
 
 /** The inputs a run can take: ch2better itself, the 512×512×300 volume as a `.nii`, the same as a DICOM series. */
@@ -70,7 +75,7 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
       const n = v.shape.reduce((a, b) => a * b, 1);
       const out = join(dir, `out-${rows.length}`);
       const t0 = performance.now();
-      const { code, peak, peakParts, stdout } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])], env);
+      const { code, peak, peakParts, stdout, parentRss } = await runTree([...opts.cli, 'segment', input, '-o', out, '--model', opts.model, '--device', opts.device, '--json', ...(opts.noReport ? ['--no-report'] : [])], env);
       const wallS = (performance.now() - t0) / 1000;
       const storedMiB = (n * v.bytes) / 2 ** 20;
       const float32MiB = (n * 4) / 2 ** 20;
@@ -85,7 +90,7 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
         timings = undefined;
       }
       const above = memory?.start !== undefined ? peak / 2 ** 20 - memory.start : undefined;
-      rows.push({ ...(timings ? { timings } : {}), ...(inputRead ? { inputRead } : {}), ...(memory ? { memory } : {}), ...(above !== undefined ? { aboveBaselineMiB: above, aboveBaselineOverStored: above / storedMiB } : {}), ...(variant ? { variant } : {}), input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
+      rows.push({ ...(timings ? { timings } : {}), ...(inputRead ? { inputRead } : {}), ...(memory ? { memory } : {}), ...(above !== undefined ? { aboveBaselineMiB: above, aboveBaselineOverStored: above / storedMiB } : {}), ...(variant ? { variant } : {}), benchRssAtSpawnMiB: parentRss / 2 ** 20, input: input.split('/').pop()!, shape: v.shape, storedMiB, float32MiB, wallS, peakTreeMiB: peak / 2 ** 20, rssOverStored: peak / 2 ** 20 / storedMiB, rssOverFloat32: peak / 2 ** 20 / float32MiB, device: opts.device, status: ok ? 'done' : `exit ${code}`, peakParts });
       log(JSON.stringify(rows[rows.length - 1]));
     }
     return rows;
@@ -95,8 +100,9 @@ export async function runSegmentBench(opts: { device: string; ch2better: string;
 }
 
 /** Runs a command and samples the summed RSS of it and all its descendants every 20 ms. */
-function runTree(argv: string[], env?: Record<string, string>): Promise<{ code: number; peak: number; peakParts: string; stdout: string }> {
+function runTree(argv: string[], env?: Record<string, string>): Promise<{ code: number; peak: number; peakParts: string; stdout: string; parentRss: number }> {
   return new Promise((resolve) => {
+    const parentRss = process.memoryUsage.rss();
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], ...(env ? { env: { ...process.env, ...env } } : {}) });
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -108,7 +114,7 @@ function runTree(argv: string[], env?: Record<string, string>): Promise<{ code: 
     }, 20);
     child.on('exit', (code) => {
       clearInterval(timer);
-      resolve({ code: code ?? -1, peak, peakParts, stdout });
+      resolve({ code: code ?? -1, peak, peakParts, stdout, parentRss });
     });
   });
 }
@@ -281,7 +287,7 @@ export function formatSegmentRows(rows: SegmentBenchRow[]): string {
       const stages = ['load', 'segment', 'write'].filter((k) => k in t).map((k) => `${k} ${s(t[k]!)} s`);
       const base = r.aboveBaselineMiB !== undefined ? `; runtime baseline ${r.memory!.start} MiB, peak - baseline ${r.aboveBaselineMiB.toFixed(0)} MiB = ${r.aboveBaselineOverStored!.toFixed(2)}x stored` : '';
       // the CLI's own high-water mark (the manifest's memory.peak), which no 20 ms sample can miss
-      const hwm = r.memory?.peak !== undefined ? `; high-water ${r.memory.peak} MiB = ${(r.memory.peak / r.storedMiB).toFixed(2)}x stored` : '';
+      const hwm = r.memory?.peak !== undefined ? `; high-water ${r.memory.peak} MiB = ${(r.memory.peak / r.storedMiB).toFixed(2)}x stored${r.benchRssAtSpawnMiB !== undefined ? ` (bench process ${r.benchRssAtSpawnMiB.toFixed(0)} MiB at spawn)` : ''}` : '';
       const head = `${r.input.padEnd(28)} ${r.shape.join('x').padEnd(12)} ${r.device.padEnd(7)} ${r.wallS.toFixed(1).padStart(7)} s  peak ${r.peakTreeMiB.toFixed(0).padStart(6)} MiB  = ${r.rssOverStored.toFixed(2)}x stored (${r.storedMiB.toFixed(0)} MiB), ${r.rssOverFloat32.toFixed(2)}x float32${hwm}${base}  ${r.status}${r.inputRead ? ` (input read ${r.inputRead})` : ''}${r.variant ? ` [${r.variant}]` : ''}${stages.length ? `  (${stages.join(', ')})` : ''}`;
       const subs = Object.entries(t)
         .filter(([k]) => k.includes('.'))
