@@ -12,7 +12,7 @@ import { axisCodes } from '../io/geometry.ts';
 import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
 import { bestAffine, rescaleOf } from '../io/nifti/read.ts';
 import { sniffFormat } from '../io/sniff.ts';
-import { allocate, DTYPE_BYTES, dtypeOf, type DType, type Volume, type VoxelArray } from '../io/volume.ts';
+import { allocate, DTYPE_BYTES, dtypeOf, viewAs, type DType, type Volume, type VoxelArray } from '../io/volume.ts';
 
 export interface SliceSource {
   /** [nx, ny, nz] */
@@ -68,28 +68,15 @@ export function flippedSource(data: VoxelArray, shape: readonly number[], flip: 
   const [nx = 1, ny = 1, nz = 1] = shape;
   const plane = nx * ny;
   const dtype = dtypeOf(data);
-  let buf: VoxelArray = allocate(dtype, 0);
+  const target = outputBuffer(dtype);
   return {
     shape: [nx, ny, nz],
     dtype,
     read(z0, z1, into) {
       checkRange(z0, z1, nz);
       const n = (z1 - z0) * plane;
-      let out: VoxelArray;
-      if (into && into.length >= n && dtypeOf(into) === dtype) out = into.subarray(0, n);
-      else {
-        if (buf.length < n) buf = allocate(dtype, n);
-        out = buf.subarray(0, n);
-      }
-      for (let z = z0; z < z1; z++) {
-        const src = (flip[2] ? nz - 1 - z : z) * plane;
-        for (let y = 0; y < ny; y++) {
-          const row = src + (flip[1] ? ny - 1 - y : y) * nx;
-          const o = (z - z0) * plane + y * nx;
-          if (flip[0]) for (let x = 0, r = row + nx - 1; x < nx; x++, r--) out[o + x] = data[r]!;
-          else out.set(data.subarray(row, row + nx) as never, o);
-        }
-      }
+      const out = target(n, into);
+      for (let z = z0; z < z1; z++) copyPlane(data, (flip[2] ? nz - 1 - z : z) * plane, out, (z - z0) * plane, nx, ny, flip[0], flip[1]);
       return out;
     },
   };
@@ -122,7 +109,7 @@ export function fileSource(path: string, offset: number, shape: readonly [number
   const [nx, ny, nz] = shape;
   const plane = nx * ny;
   const bpe = DTYPE_BYTES[dtype];
-  let buf: VoxelArray = allocate(dtype, 0);
+  const target = outputBuffer(dtype);
   let open = true;
   return {
     shape,
@@ -131,12 +118,7 @@ export function fileSource(path: string, offset: number, shape: readonly [number
       if (!open) throw new GatedError('internal', 'slices read from a closed file');
       checkRange(z0, z1, nz);
       const n = (z1 - z0) * plane;
-      let out: VoxelArray;
-      if (into && into.length >= n && dtypeOf(into) === dtype) out = into.subarray(0, n);
-      else {
-        if (buf.length < n) buf = allocate(dtype, n);
-        out = buf.subarray(0, n);
-      }
+      const out = target(n, into);
       const bytes = new Uint8Array(out.buffer, out.byteOffset, n * bpe);
       const at = offset + z0 * plane * bpe;
       for (let got = 0; got < bytes.length; ) {
@@ -167,8 +149,8 @@ export function dicomSource(plan: Pick<DicomStreamPlan, 'header' | 'stored' | 'a
   const raw = new Uint8Array(plane * DTYPE_BYTES[stored]);
   // the plan came from another thread: its slices must be exactly what this buffer holds
   if (slices.length !== nz || slices.some((s) => s.bytes !== raw.length)) throw new GatedError('internal', `a series plan of ${slices.length} slices does not fit a volume of ${nz} slices of ${raw.length} bytes`);
-  const values = typedView(stored, raw);
-  let buf: VoxelArray = allocate(dtype, 0);
+  const values = viewAs(stored, raw);
+  const target = outputBuffer(dtype);
   const plain = !flip[0] && !flip[1] && add === 0 && dtype === stored;
   return {
     shape: [nx, ny, nz],
@@ -176,27 +158,14 @@ export function dicomSource(plan: Pick<DicomStreamPlan, 'header' | 'stored' | 'a
     read(z0, z1, into) {
       checkRange(z0, z1, nz);
       const n = (z1 - z0) * plane;
-      let out: VoxelArray;
-      if (into && into.length >= n && dtypeOf(into) === dtype) out = into.subarray(0, n);
-      else {
-        if (buf.length < n) buf = allocate(dtype, n);
-        out = buf.subarray(0, n);
-      }
+      const out = target(n, into);
       for (let z = z0; z < z1; z++) {
         const s = slices[flip[2] ? nz - 1 - z : z]!;
         readSliceBytes(s, raw);
         applyBitsStored(values, s.bitsStored, s.bitsAllocated, s.pixelRepresentation);
         const base = (z - z0) * plane;
-        if (plain) {
-          out.set(values, base);
-          continue;
-        }
-        for (let y = 0; y < ny; y++) {
-          const row = (flip[1] ? ny - 1 - y : y) * nx;
-          const o = base + y * nx;
-          if (flip[0]) for (let x = 0, r = row + nx - 1; x < nx; x++, r--) out[o + x] = values[r]! + add;
-          else for (let x = 0; x < nx; x++) out[o + x] = values[row + x]! + add;
-        }
+        if (plain) out.set(values, base);
+        else copyPlane(values, 0, out, base, nx, ny, flip[0], flip[1], add);
       }
       return out;
     },
@@ -310,10 +279,25 @@ function readSliceBytes(s: DicomStreamPlan['slices'][number], dst: Uint8Array): 
   }
 }
 
-function typedView(dtype: DType, b: Uint8Array): VoxelArray {
-  const n = b.byteLength / DTYPE_BYTES[dtype];
-  const T = { uint8: Uint8Array, int8: Int8Array, uint16: Uint16Array, int16: Int16Array, uint32: Uint32Array, int32: Int32Array, float32: Float32Array, float64: Float64Array }[dtype];
-  return new T(b.buffer as ArrayBuffer, b.byteOffset, n);
+/** One plane of `src` (from index `from`) into `out` (at `to`), x and/or y reversed, `add` added to every value. */
+function copyPlane(src: VoxelArray, from: number, out: VoxelArray, to: number, nx: number, ny: number, flipX: boolean, flipY: boolean, add = 0): void {
+  for (let y = 0; y < ny; y++) {
+    const row = from + (flipY ? ny - 1 - y : y) * nx;
+    const o = to + y * nx;
+    if (flipX) for (let x = 0, r = row + nx - 1; x < nx; x++, r--) out[o + x] = src[r]! + add;
+    else if (add === 0) out.set(src.subarray(row, row + nx) as never, o);
+    else for (let x = 0; x < nx; x++) out[o + x] = src[row + x]! + add;
+  }
+}
+
+/** Where a read goes: `into` when it fits, else a buffer of the source's own, grown to the largest read asked for. */
+function outputBuffer(dtype: DType): (n: number, into?: VoxelArray) => VoxelArray {
+  let buf: VoxelArray = allocate(dtype, 0);
+  return (n, into) => {
+    if (into && into.length >= n && dtypeOf(into) === dtype) return into.subarray(0, n);
+    if (buf.length < n) buf = allocate(dtype, n);
+    return buf.subarray(0, n);
+  };
 }
 
 function checkRange(z0: number, z1: number, nz: number): void {
