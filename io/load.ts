@@ -237,7 +237,8 @@ function readSmall(path: string, n: number, shared?: SharedBuffer): Uint8Array {
 }
 
 /** Bytes from `position` straight into `dst`, if the file still has `size` bytes and holds them all. */
-function readRange(path: string, dst: Uint8Array, position: number, size: number): boolean {
+/** Fills `dst` from `position` of the file at `path`, if the file is `size` bytes long and holds them all; else false. */
+export function readRange(path: string, dst: Uint8Array, position: number, size: number): boolean {
   const fd = openSync(path, 'r');
   try {
     if (fstatSync(fd).size !== size || position + dst.length > size) return false;

@@ -41,9 +41,9 @@ export interface SliceSink {
   invalidated(data: VoxelArray): void;
   /**
    * Present when the sink keeps every slice itself (a file being written). A volume whose slices need no
-   * pass over the whole data (one sample per pixel, no intercept to add over every value, no duplicate
-   * slices to compare) is then decoded slice by slice into the sink's own buffers and never held: it comes
-   * back with a `data` array of length 0.
+   * pass over the whole data (one sample per pixel, no duplicate slices to compare, a modality LUT whose
+   * outcome the headers decide) is then decoded slice by slice into the sink's own buffers and never held:
+   * it comes back with a `data` array of length 0.
    */
   stream?: SliceStreamSink;
 }

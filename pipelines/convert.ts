@@ -80,7 +80,7 @@ export function stripVoxels(res: LoadResult): LoadResult {
 async function convertToNii(input: string, path: string, opts: LoadOptions): Promise<ConvertResult> {
   const [{ loadInputDirect }, { niftiParts, niftiHeader }] = await Promise.all([import('../io/load.ts'), import('../io/nifti/write.ts')]);
   const { fh, tmp } = await openTempSibling(path);
-  const stream = new SliceStream(fh);
+  const sink = new SliceStream(fh);
   let closed = false;
   const finish = async (size: number) => {
     // an abandoned first attempt may have written past the end of the final volume
@@ -91,17 +91,17 @@ async function convertToNii(input: string, path: string, opts: LoadOptions): Pro
     await commitTempSibling(tmp, path);
   };
   try {
-    const res = await loadInputDirect(input, { ...opts, sandbox: false, slices: stream });
+    const res = await loadInputDirect(input, { ...opts, sandbox: false, slices: sink });
     if (res.volumes.length > 1) {
       throw new GatedError('usage', `the input holds ${res.volumes.length} series; give a folder as output to write one file per series`);
     }
     const v = res.volumes[0]!;
-    if (v.data.length === 0 && stream.ring.streamed) {
+    if (v.data.length === 0 && sink.stream.streamed) {
       // the volume was never held: its slices are in the file already
       const { header, values } = niftiHeader(v, { gzip: false });
       if (header.length !== NII_VOX_OFFSET) throw new GatedError('internal', 'a streamed series needs a NIfTI-1 header');
       const bytes = values * DTYPE_BYTES[v.dtype];
-      await stream.ring.complete(bytes);
+      await sink.stream.complete(bytes);
       await writeAll(fh, header, 0);
       res.volumes.length = 0;
       await finish(header.length + bytes);
@@ -109,7 +109,7 @@ async function convertToNii(input: string, path: string, opts: LoadOptions): Pro
     }
     const [header, ...rest] = niftiParts(v, { gzip: false });
     const body = rest[0]!;
-    const streamed = (await stream.settle(v.data)) && rest.length === 1 && header!.length === NII_VOX_OFFSET && body.buffer === v.data.buffer && body.byteOffset === v.data.byteOffset;
+    const streamed = (await sink.settle(v.data)) && rest.length === 1 && header!.length === NII_VOX_OFFSET && body.buffer === v.data.buffer && body.byteOffset === v.data.byteOffset;
     if (!streamed) await writeAll(fh, body, header!.length);
     await writeAll(fh, header!, 0);
     const size = header!.length + body.length;
@@ -120,7 +120,7 @@ async function convertToNii(input: string, path: string, opts: LoadOptions): Pro
     await finish(size);
     return { outputs: [path], warnings: res.warnings, rejected: res.rejected };
   } catch (e) {
-    await stream.settle(undefined).catch(() => undefined);
+    await sink.settle(undefined).catch(() => undefined);
     if (!closed) await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     throw e instanceof GatedError ? e : toGatedError(e, 'io_error', `cannot write ${path}`);
@@ -142,8 +142,7 @@ const NII_VOX_OFFSET = 352;
 
 /** Writes reported slices at their place in the file; trusted only if every slice of the final buffer was written unchanged. */
 class SliceStream implements SliceSink {
-  readonly ring: SlotRing = new SlotRing(this);
-  readonly stream: SliceStreamSink = this.ring;
+  readonly stream = new SlotRing(this);
   private data: VoxelArray | undefined;
   private values = 0;
   private abandoned = false;
@@ -157,7 +156,7 @@ class SliceStream implements SliceSink {
   placed(data: VoxelArray, k: number, n2: number): void {
     if (this.abandoned) return;
     // after slices went through the ring, its writes and these would race: the body is written again at the end
-    if (this.ring.used) return this.abandon();
+    if (this.stream.used) return this.abandon();
     // a second buffer is a second decode attempt or a second series: earlier writes may race its own
     if (this.data !== undefined && this.data !== data) return this.abandon();
     this.data = data;
@@ -181,7 +180,7 @@ class SliceStream implements SliceSink {
   /** Waits for every write; true when the file holds all of `data`, as it is now. */
   async settle(data: VoxelArray | undefined): Promise<boolean> {
     if (!this.abandoned) this.flush();
-    this.ring.send();
+    this.stream.send();
     await this.drain();
     return !this.abandoned && data !== undefined && data === this.data && this.values === data.length;
   }

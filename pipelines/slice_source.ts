@@ -3,12 +3,13 @@
  * an uncompressed NIfTI file (positional reads into one reused buffer), so that a large input need never be held
  * whole. Values are the stored ones, in the stored element type; any rescale is the normaliser's business.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { GatedError, toGatedError } from '../core/errors.ts';
 import type { Limits } from '../core/limits.ts';
 import type { DicomStreamPlan } from '../io/dicom/stream_plan.ts';
 import { applyBitsStored } from '../io/dicom/pixels.ts';
 import { axisCodes } from '../io/geometry.ts';
+import { readRange } from '../io/load.ts';
 import { DATATYPES, parseNiftiHeader } from '../io/nifti/header.ts';
 import { bestAffine, rescaleOf } from '../io/nifti/read.ts';
 import { sniffFormat } from '../io/sniff.ts';
@@ -258,25 +259,20 @@ function readPrefix(fd: number, n: number): Uint8Array {
 
 /** One slice's stored bytes into `dst`, from a file that must still be the size it was planned at. */
 function readSliceBytes(s: DicomStreamPlan['slices'][number], dst: Uint8Array): void {
-  let fd: number;
+  let read: boolean;
   try {
-    fd = openSync(s.path, 'r');
+    read = readRange(s.path, dst.subarray(0, s.bytes), s.offset, s.fileSize);
   } catch (e) {
     throw toGatedError(e, 'series_inconsistent', `a file of the series can no longer be opened`);
   }
+  if (read) return;
+  let size = 0;
   try {
-    const size = fstatSync(fd).size;
-    if (size !== s.fileSize) {
-      throw new GatedError(size < s.fileSize ? 'truncated' : 'series_inconsistent', `a file of the series is now ${size} bytes, not the ${s.fileSize} it had when its header was read; it changed while being segmented`);
-    }
-    for (let got = 0; got < s.bytes; ) {
-      const r = readSync(fd, dst, got, s.bytes - got, s.offset + got);
-      if (r === 0) throw new GatedError('truncated', `a file of the series ended at byte ${s.offset + got} while its pixels were read`);
-      got += r;
-    }
-  } finally {
-    closeSync(fd);
+    size = statSync(s.path).size;
+  } catch {
+    // gone: as short as can be
   }
+  throw new GatedError(size < s.fileSize ? 'truncated' : 'series_inconsistent', `a file of the series is now ${size} bytes, not the ${s.fileSize} it had when its header was read; it changed while being segmented`);
 }
 
 /** One plane of `src` (from index `from`) into `out` (at `to`), x and/or y reversed, `add` added to every value. */

@@ -59,8 +59,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
   }
   // Slice by slice into the sink's buffers when nothing below needs the whole volume: the volume's memory
   // is then never touched, and filling fresh memory (a page fault per 4 KiB) was a third of the time of
-  // loading an uncompressed series.
-  // what applyLosslessRescale below makes of the values, where the headers alone decide it
+  // loading an uncompressed series. The modality LUT's outcome must then be known from the headers alone.
   const outcome = plan.rescale ? rescaleFromHeaders(plan, dtype) : { dtype, add: 0 };
   const streamable = opts.stream !== false && spp === 1 && plan.twins.length === 0 && outcome !== undefined;
   const stream = streamable && sink?.stream && (await sink.stream.begin(n2 * DTYPE_BYTES[outcome.dtype], [cols, rows, plan.nz, plan.nt])) ? sink.stream : undefined;
@@ -248,7 +247,7 @@ export async function decodePlan(plan: StackPlan, sources: readonly ObjectSource
 export function applyLosslessRescale(data: VoxelArray, dtype: DType, r: Rescale): { data: VoxelArray; dtype: DType; rescale?: Rescale } {
   if (r.slope === 1 && r.intercept === 0) return { data, dtype };
   const carried = { data, dtype, rescale: { slope: r.slope, intercept: r.intercept } };
-  if (r.slope !== 1 || !Number.isInteger(r.intercept) || dtype === 'float32' || dtype === 'float64') return carried;
+  if (!addsIntercept(r, dtype)) return carried;
   let lo = Infinity;
   let hi = -Infinity;
   for (let i = 0; i < data.length; i++) {
@@ -256,11 +255,7 @@ export function applyLosslessRescale(data: VoxelArray, dtype: DType, r: Rescale)
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
-  lo += r.intercept;
-  hi += r.intercept;
-  const signed = dtype === 'int8' || dtype === 'int16' || dtype === 'int32';
-  const candidates: DType[] = [...(signed ? [dtype] : []), ...(WIDER[dtype] ? [WIDER[dtype]] : [])];
-  const target = candidates.find((t) => lo >= RANGE[t]![0] && hi <= RANGE[t]![1]);
+  const target = interceptTypes(dtype).find((t) => fits(t, lo + r.intercept, hi + r.intercept));
   if (!target) return carried;
   const out = target === dtype ? data : allocate(target, data.length);
   for (let i = 0; i < data.length; i++) out[i] = (data[i] as number) + r.intercept;
@@ -275,8 +270,10 @@ export function applyLosslessRescale(data: VoxelArray, dtype: DType, r: Rescale)
 export function rescaleFromHeaders(plan: StackPlan, stored: DType): { dtype: DType; add: number; carried?: Rescale } | undefined {
   const r = plan.rescale!;
   if (r.slope === 1 && r.intercept === 0) return { dtype: stored, add: 0 };
-  if (r.slope !== 1 || !Number.isInteger(r.intercept) || stored === 'float32' || stored === 'float64') return { dtype: stored, add: 0, carried: { slope: r.slope, intercept: r.intercept } };
-  const signed = stored === 'int8' || stored === 'int16' || stored === 'int32';
+  const carried = { dtype: stored, add: 0, carried: { slope: r.slope, intercept: r.intercept } };
+  const candidates = interceptTypes(stored);
+  if (!addsIntercept(r, stored) || candidates.length === 0) return carried;
+  const signed = isSigned(stored);
   let lo = Infinity;
   let hi = -Infinity;
   for (const s of plan.order) {
@@ -284,14 +281,9 @@ export function rescaleFromHeaders(plan: StackPlan, stored: DType): { dtype: DTy
     lo = Math.min(lo, signed ? -(2 ** (bits - 1)) : 0);
     hi = Math.max(hi, signed ? 2 ** (bits - 1) - 1 : 2 ** bits - 1);
   }
-  lo += r.intercept;
-  hi += r.intercept;
-  const candidates: DType[] = [...(signed ? [stored] : []), ...(WIDER[stored] ? [WIDER[stored]] : [])];
-  const fits = (t: DType) => lo >= RANGE[t]![0] && hi <= RANGE[t]![1];
   // the first candidate must hold every value the headers allow: values that fit a later one only might
   // also fit an earlier one, and then the values decide
-  if (candidates.length === 0) return { dtype: stored, add: 0, carried: { slope: r.slope, intercept: r.intercept } };
-  if (!fits(candidates[0]!)) return undefined;
+  if (!fits(candidates[0]!, lo + r.intercept, hi + r.intercept)) return undefined;
   return { dtype: candidates[0]!, add: r.intercept };
 }
 
@@ -344,6 +336,24 @@ const RANGE: Partial<Record<DType, [number, number]>> = {
   int16: [-32768, 32767],
   int32: [-2147483648, 2147483647],
 };
+
+/** Slope 1 and an integer intercept on integer values: the intercept may be added exactly. */
+function addsIntercept(r: Rescale, dtype: DType): boolean {
+  return r.slope === 1 && Number.isInteger(r.intercept) && dtype !== 'float32' && dtype !== 'float64';
+}
+
+/** The types values + intercept may take, in order of preference: the stored type if signed, then its widening. */
+function interceptTypes(dtype: DType): DType[] {
+  return [...(isSigned(dtype) ? [dtype] : []), ...(WIDER[dtype] ? [WIDER[dtype]] : [])];
+}
+
+function isSigned(dtype: DType): boolean {
+  return dtype === 'int8' || dtype === 'int16' || dtype === 'int32';
+}
+
+function fits(t: DType, lo: number, hi: number): boolean {
+  return lo >= RANGE[t]![0] && hi <= RANGE[t]![1];
+}
 
 function push<T>(m: Map<number, T[]>, key: number, value: T): void {
   const list = m.get(key);
