@@ -228,12 +228,23 @@ export function installBindGroupCache(device: GPUDevice): void {
   };
   const createPipeline = device.createComputePipeline.bind(device);
   const createPipelineAsync = device.createComputePipelineAsync.bind(device);
-  device.createComputePipeline = (d: GPUComputePipelineDescriptor) => withLayouts(createPipeline(d));
-  device.createComputePipelineAsync = async (d: GPUComputePipelineDescriptor) => withLayouts(await createPipelineAsync(d));
+  const noteWrites = (p: GPUComputePipeline, d: GPUComputePipelineDescriptor) => {
+    const code = moduleCode.get(d.compute.module);
+    if (code !== undefined) pipelineWrites.set(p, writtenBindings(code));
+    return p;
+  };
+  device.createComputePipeline = (d: GPUComputePipelineDescriptor) => noteWrites(withLayouts(createPipeline(d)), d);
+  device.createComputePipelineAsync = async (d: GPUComputePipelineDescriptor) => noteWrites(withLayouts(await createPipelineAsync(d)), d);
   const cache = new Map<string, GPUBindGroup>();
   const create = device.createBindGroup.bind(device);
+  const createNoted = (d: GPUBindGroupDescriptor) => {
+    const g = create(d);
+    const entries = [...(d.entries as Iterable<GPUBindGroupEntry>)];
+    if (entries.every((e) => e.resource && typeof e.resource === 'object' && 'buffer' in e.resource)) groupEntries.set(g, entries);
+    return g;
+  };
   device.createBindGroup = (d: GPUBindGroupDescriptor) => {
-    if (!bindGroupCache.enabled) return create(d);
+    if (!bindGroupCache.enabled) return createNoted(d);
     let key = String(idOf(d.layout));
     for (const e of d.entries as Iterable<GPUBindGroupEntry>) {
       const r = e.resource as GPUBufferBinding;
@@ -246,7 +257,7 @@ export function installBindGroupCache(device: GPUDevice): void {
       return g;
     }
     bindGroupCache.misses++;
-    g = create(d);
+    g = createNoted(d);
     if (cache.size >= bindGroupCache.max) cache.delete(cache.keys().next().value!); // oldest first
     cache.set(key, g);
     return g;
@@ -287,7 +298,12 @@ export function registerWebgpuBackend(): Promise<string[]> {
           },
         });
         const createShaderModule = device.createShaderModule.bind(device);
-        device.createShaderModule = (d: GPUShaderModuleDescriptor) => createShaderModule({ ...d, code: applyShaderMarkers(d.code) });
+        device.createShaderModule = (d: GPUShaderModuleDescriptor) => {
+          const code = applyShaderMarkers(d.code);
+          const m = createShaderModule({ ...d, code });
+          moduleCode.set(m, code);
+          return m;
+        };
         markersInstalled = true;
         installBindGroupCache(device);
         const info = (adapter as unknown as { info: GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
@@ -297,6 +313,7 @@ export function registerWebgpuBackend(): Promise<string[]> {
         }
         const backend = new Backend(device, info);
         installPendingRelease(backend);
+        installCaptureHooks(device, backend);
         return backend;
       },
       3,
@@ -304,4 +321,203 @@ export function registerWebgpuBackend(): Promise<string[]> {
     return features;
   })();
   return registered;
+}
+
+// --- capture of a forward pass for replay (kernels/webgpu_replay.ts) ---
+
+/** A buffer as one dispatch binds it; `written` when the program declares that binding `read_write`. */
+export interface BoundBuffer {
+  binding: number;
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+  written: boolean;
+}
+
+/** What a capture is told, in the order the work reaches the device. */
+export interface CaptureSink {
+  /** Bytes the host puts into a buffer: `queue.writeBuffer` (uniforms) and tensor values uploaded by tfjs. */
+  write(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void;
+  dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number]): void;
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void;
+  /** Something a replay cannot reproduce; throws. */
+  fail(reason: string): never;
+}
+
+/** The capture in progress (one at a time, JavaScript being single-threaded), or null. */
+export const captureState: { sink: CaptureSink | null } = { sink: null };
+
+const moduleCode = new WeakMap<GPUShaderModule, string>();
+const pipelineWrites = new WeakMap<GPUComputePipeline, Set<number>>();
+const groupEntries = new WeakMap<GPUBindGroup, GPUBindGroupEntry[]>();
+let rawEncoder: ((d?: GPUCommandEncoderDescriptor) => GPUCommandEncoder) | null = null;
+let uploading = false;
+
+/** Bindings a WGSL module declares `var<storage, read_write>` (tfjs declares `@group(0) @binding(n)` first). */
+export function writtenBindings(code: string): Set<number> {
+  const out = new Set<number>();
+  for (const m of code.matchAll(/@binding\(\s*(\d+)\s*\)\s*var\s*<\s*storage\s*,\s*read_write\s*>/g)) out.add(Number(m[1]));
+  return out;
+}
+
+/** A command encoder that no capture watches (the replay's own work). */
+export function unwatchedEncoder(device: GPUDevice): GPUCommandEncoder {
+  return rawEncoder ? rawEncoder() : device.createCommandEncoder();
+}
+
+function bytesOf(data: ArrayBuffer | ArrayBufferView, dataOffset?: number, size?: number): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data, dataOffset ?? 0, size ?? data.byteLength - (dataOffset ?? 0)).slice();
+  const view = data as ArrayBufferView;
+  const per = 'BYTES_PER_ELEMENT' in view ? (view as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT : 1;
+  const start = view.byteOffset + (dataOffset ?? 0) * per;
+  const len = size !== undefined ? size * per : view.byteLength - (dataOffset ?? 0) * per;
+  return new Uint8Array(view.buffer, start, len).slice();
+}
+
+function watchEncoder(enc: GPUCommandEncoder): void {
+  const sink = () => captureState.sink;
+  const copy = enc.copyBufferToBuffer.bind(enc) as (...a: unknown[]) => void;
+  (enc as unknown as { copyBufferToBuffer: (...a: unknown[]) => void }).copyBufferToBuffer = (...a: unknown[]) => {
+    const s = sink();
+    if (s && !uploading) {
+      if (a.length !== 5) s.fail('a buffer copy without explicit offsets');
+      s.copy(a[0] as GPUBuffer, a[1] as number, a[2] as GPUBuffer, a[3] as number, a[4] as number);
+    }
+    copy(...a);
+  };
+  const clear = enc.clearBuffer.bind(enc);
+  enc.clearBuffer = (...a: Parameters<GPUCommandEncoder['clearBuffer']>) => {
+    sink()?.fail('a buffer cleared by the encoder');
+    clear(...a);
+  };
+  const begin = enc.beginComputePass.bind(enc);
+  enc.beginComputePass = (d?: GPUComputePassDescriptor) => {
+    const pass = begin(d);
+    let pipeline: GPUComputePipeline | null = null;
+    let group: GPUBindGroup | null = null;
+    const setPipeline = pass.setPipeline.bind(pass);
+    pass.setPipeline = (p: GPUComputePipeline) => void ((pipeline = p), setPipeline(p));
+    const setBindGroup = pass.setBindGroup.bind(pass) as (...a: unknown[]) => void;
+    (pass as unknown as { setBindGroup: (...a: unknown[]) => void }).setBindGroup = (...a: unknown[]) => {
+      const s = sink();
+      if (s && (a[0] !== 0 || (a[2] !== undefined && (a[2] as ArrayLike<number>).length > 0))) s.fail('a bind group other than group 0 without dynamic offsets');
+      group = a[1] as GPUBindGroup;
+      setBindGroup(...a);
+    };
+    const dispatch = pass.dispatchWorkgroups.bind(pass);
+    pass.dispatchWorkgroups = (x: number, y?: number, z?: number) => {
+      const s = sink();
+      if (s) {
+        const entries = group ? groupEntries.get(group) : undefined;
+        const writes = pipeline ? pipelineWrites.get(pipeline) : undefined;
+        if (!pipeline || !entries || !writes) return s.fail('a dispatch whose program or bindings were not made through this device');
+        s.dispatch(
+          pipeline,
+          entries.map((e) => {
+            const r = e.resource as GPUBufferBinding;
+            const offset = r.offset ?? 0;
+            return { binding: e.binding, buffer: r.buffer, offset, size: r.size ?? r.buffer.size - offset, written: writes.has(e.binding) };
+          }),
+          [x, y ?? 1, z ?? 1],
+        );
+      }
+      dispatch(x, y, z);
+    };
+    const indirect = pass.dispatchWorkgroupsIndirect.bind(pass);
+    pass.dispatchWorkgroupsIndirect = (...a: Parameters<GPUComputePassEncoder['dispatchWorkgroupsIndirect']>) => {
+      sink()?.fail('an indirect dispatch');
+      indirect(...a);
+    };
+    return pass;
+  };
+}
+
+interface CaptureBackend {
+  tensorMap: { get(id: object): { values: ArrayLike<number> | null; dtype: string; resource?: unknown } | undefined };
+  activeTimers: unknown;
+  uploadToGPU(dataId: object): void;
+  [m: string]: unknown;
+}
+
+function installCaptureHooks(device: GPUDevice, backend: WebGPUBackend): void {
+  const createEncoder = device.createCommandEncoder.bind(device);
+  rawEncoder = createEncoder;
+  device.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => {
+    const enc = createEncoder(d);
+    if (captureState.sink) watchEncoder(enc);
+    return enc;
+  };
+  const queue = device.queue;
+  const write = queue.writeBuffer.bind(queue) as (...a: unknown[]) => void;
+  (queue as unknown as { writeBuffer: (...a: unknown[]) => void }).writeBuffer = (...a: unknown[]) => {
+    captureState.sink?.write(a[0] as GPUBuffer, a[1] as number, bytesOf(a[2] as ArrayBuffer | ArrayBufferView, a[3] as number | undefined, a[4] as number | undefined));
+    write(...a);
+  };
+  const b = backend as unknown as CaptureBackend;
+  const upload = b.uploadToGPU.bind(b);
+  b.uploadToGPU = (dataId: object) => {
+    const s = captureState.sink;
+    const d = b.tensorMap.get(dataId);
+    if (!s || !d || d.resource != null || d.values == null) return upload(dataId);
+    // tfjs holds int32 and bool as int32 on the device, everything else as float32
+    const typed = d.dtype === 'int32' || d.dtype === 'bool' ? Int32Array.from(d.values) : Float32Array.from(d.values);
+    uploading = true;
+    try {
+      upload(dataId);
+    } finally {
+      uploading = false;
+    }
+    s.write(b.tensorMap.get(dataId)!.resource as unknown as GPUBuffer, 0, new Uint8Array(typed.buffer));
+  };
+  for (const m of ['read', 'readSync', 'readToGPU']) {
+    const f = (b[m] as (...a: unknown[]) => unknown).bind(b);
+    b[m] = (dataId: object, ...rest: unknown[]) => {
+      const s = captureState.sink;
+      if (s && b.tensorMap.get(dataId)?.values == null) s.fail(`the forward reads a tensor back from the device (${m})`);
+      return f(dataId, ...rest);
+    };
+  }
+}
+
+/** tfjs-webgpu's state a capture and a replay need: its device, a tensor's buffer, and a flush of recorded work. */
+export interface ReplayBackendView {
+  device: GPUDevice;
+  /** The tensor's device buffer, uploading its values first when they are still on the host. */
+  bufferOf(t: tf.TensorInfo): GPUBuffer;
+  /** Submits everything tfjs has recorded, so that work the caller submits next comes after it. */
+  flush(): void;
+  /** A new tensor of tfjs's whose device buffer is allocated (contents undefined until written). */
+  allocate(shape: number[], dtype: tf.DataType): { tensor: tf.Tensor; buffer: GPUBuffer };
+  profiling(): boolean;
+}
+
+export function replayBackendView(): ReplayBackendView | null {
+  if (tf.getBackend() !== 'webgpu' || !rawEncoder) return null;
+  const b = tf.backend() as unknown as CaptureBackend & {
+    device: GPUDevice;
+    commandEncoder: unknown;
+    endComputePassEncoder(): void;
+    submitQueue(): void;
+    makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  };
+  const bufferOf = (t: tf.TensorInfo) => {
+    b.uploadToGPU(t.dataId);
+    const r = b.tensorMap.get(t.dataId)?.resource;
+    if (!r || !(r instanceof GPUBuffer)) throw new Error('tensor has no device buffer');
+    return r as unknown as GPUBuffer;
+  };
+  return {
+    device: b.device,
+    bufferOf,
+    flush: () => {
+      b.endComputePassEncoder();
+      if (b.commandEncoder) b.submitQueue();
+    },
+    allocate: (shape, dtype) => {
+      const info = b.makeTensorInfo(shape, dtype);
+      const buffer = bufferOf(info);
+      return { tensor: tf.engine().makeTensorFromTensorInfo(info), buffer };
+    },
+    profiling: () => b.activeTimers != null,
+  };
 }

@@ -1,0 +1,357 @@
+/**
+ * A forward pass recorded once on WebGPU and replayed for later inputs of the same shape.
+ *
+ * tfjs spends about 80 µs of host time on every dispatch (shader key, uniforms, bind group, submit batching;
+ * bench/RESULTS.md), so a ViG-T forward at 1024² takes three times its GPU time. A replay keeps what one
+ * forward sent to the device — pipelines, bindings, workgroup counts, uniform bytes, uploaded constants — and
+ * sends it again in one compute pass and one submit: a few µs per dispatch.
+ *
+ * It owns its intermediates: every buffer the forward wrote gets a buffer of the replay's (tfjs's pool hands its
+ * own out again to other tensors), every host write (uniforms, constants created in the forward) becomes a slice
+ * of one packed buffer, and every buffer that held data before the forward is either the input, a weight named
+ * in `keep` (read in place; the replay checks before each run that each is still the same live tensor), or a
+ * copy taken when the forward first read it. A forward that reads a tensor back to the host, clears or copies
+ * in ways it cannot follow, or writes into a weight cannot be replayed: the capture throws and nothing is kept.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GatedError } from '../core/errors.ts';
+import { captureState, replayBackendView, unwatchedEncoder, type BoundBuffer, type CaptureSink, type ReplayBackendView } from './_webgpu_internal.ts';
+
+type Loc =
+  | { kind: 'own'; buffer: GPUBuffer }
+  | { kind: 'keep'; buffer: GPUBuffer }
+  | { kind: 'input' }
+  | { kind: 'const'; index: number };
+
+interface PlannedEntry {
+  binding: number;
+  loc: Loc;
+  offset: number;
+  size: number;
+}
+
+type PlannedStep =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; entries: PlannedEntry[]; workgroups: [number, number, number] }
+  | { kind: 'copy'; src: Loc; srcOffset: number; dst: Loc; dstOffset: number; size: number };
+
+type Step =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; group: GPUBindGroup; workgroups: [number, number, number] }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
+
+const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+class Recorder implements CaptureSink {
+  readonly steps: PlannedStep[] = [];
+  readonly consts: { uniform: boolean; bytes: Uint8Array }[] = [];
+  readonly owned: GPUBuffer[] = [];
+  readonly #loc = new Map<GPUBuffer, Loc>();
+  readonly #inter = new Map<GPUBuffer, GPUBuffer>();
+
+  constructor(
+    readonly view: ReplayBackendView,
+    readonly input: GPUBuffer,
+    readonly keep: Set<GPUBuffer>,
+  ) {}
+
+  fail(reason: string): never {
+    throw new GatedError('internal', `this forward pass cannot be replayed: ${reason}`);
+  }
+
+  write(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void {
+    const prev = this.#loc.get(buffer);
+    const whole = offset === 0 && bytes.length >= buffer.size;
+    const full = new Uint8Array(buffer.size);
+    if (prev?.kind === 'const') full.set(this.consts[prev.index]!.bytes);
+    else if (prev && !whole) this.fail('a partial host write over data the device wrote');
+    if (this.keep.has(buffer)) this.fail('a host write into a weight');
+    full.set(bytes.subarray(0, buffer.size - offset), offset);
+    this.consts.push({ uniform: (buffer.usage & GPUBufferUsage.UNIFORM) !== 0, bytes: full });
+    this.#loc.set(buffer, { kind: 'const', index: this.consts.length - 1 });
+  }
+
+  dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number]): void {
+    const written = new Set(entries.filter((e) => e.written).map((e) => e.buffer));
+    for (const b of written) {
+      if (this.keep.has(b) || b === this.input) this.fail(b === this.input ? 'a write into the input' : 'a write into a weight');
+      const inter = this.#intermediate(b);
+      const cur = this.#loc.get(b);
+      // read in place through another binding: the program must find the current contents in its own buffer
+      if (cur && !(cur.kind === 'own' && cur.buffer === inter) && entries.some((e) => e.buffer === b && !e.written)) {
+        this.steps.push({ kind: 'copy', src: cur, srcOffset: 0, dst: { kind: 'own', buffer: inter }, dstOffset: 0, size: b.size });
+        this.#loc.set(b, { kind: 'own', buffer: inter });
+      }
+    }
+    const planned = entries.map((e) => ({ binding: e.binding, loc: e.written ? ({ kind: 'own', buffer: this.#intermediate(e.buffer) } as Loc) : this.#read(e.buffer), offset: e.offset, size: e.size }));
+    this.steps.push({ kind: 'dispatch', pipeline, entries: planned, workgroups });
+    for (const b of written) this.#loc.set(b, { kind: 'own', buffer: this.#intermediate(b) });
+  }
+
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    const from = this.#read(src);
+    if (this.keep.has(dst) || dst === this.input) this.fail('a copy into the input or a weight');
+    // a whole copy of contents nothing will change again needs no work: the copy names them
+    if (srcOffset === 0 && dstOffset === 0 && size === dst.size && size === src.size && from.kind !== 'own') {
+      this.#loc.set(dst, from);
+      return;
+    }
+    const inter = this.#intermediate(dst);
+    const cur = this.#loc.get(dst);
+    const whole = dstOffset === 0 && size >= dst.size;
+    if (cur && !whole && !(cur.kind === 'own' && cur.buffer === inter)) this.steps.push({ kind: 'copy', src: cur, srcOffset: 0, dst: { kind: 'own', buffer: inter }, dstOffset: 0, size: dst.size });
+    this.steps.push({ kind: 'copy', src: from, srcOffset, dst: { kind: 'own', buffer: inter }, dstOffset, size });
+    this.#loc.set(dst, { kind: 'own', buffer: inter });
+  }
+
+  /** Where the contents of `b` are now; the first read of a buffer the forward did not make takes a copy. */
+  #read(b: GPUBuffer): Loc {
+    const cur = this.#loc.get(b);
+    if (cur) return cur;
+    let loc: Loc;
+    if (b === this.input) loc = { kind: 'input' };
+    else if (this.keep.has(b)) loc = { kind: 'keep', buffer: b };
+    else {
+      // nothing in the capture wrote it yet, so its contents are what they were when the capture began: tfjs's
+      // recorded but unsubmitted work comes after this copy on the queue
+      const copy = this.#own(b.size);
+      const enc = unwatchedEncoder(this.view.device);
+      enc.copyBufferToBuffer(b, 0, copy, 0, b.size);
+      this.view.device.queue.submit([enc.finish()]);
+      loc = { kind: 'own', buffer: copy };
+    }
+    this.#loc.set(b, loc);
+    return loc;
+  }
+
+  locOf(b: GPUBuffer): Loc {
+    return this.#read(b);
+  }
+
+  #intermediate(b: GPUBuffer): GPUBuffer {
+    let i = this.#inter.get(b);
+    if (!i) this.#inter.set(b, (i = this.#own(b.size)));
+    return i;
+  }
+
+  #own(size: number): GPUBuffer {
+    const b = this.view.device.createBuffer({ size, usage: STORAGE() });
+    this.owned.push(b);
+    return b;
+  }
+}
+
+export interface ReplayOptions {
+  /** Tensors (weights) the replay may read in place instead of copying; each must stay alive and unchanged. */
+  keep?: tf.Tensor[];
+}
+
+export interface ReplayRun {
+  outputs: tf.Tensor[];
+  /** GPU time of the replay's passes (timestamp queries), when asked for and the device has them. */
+  gpuMs?: Promise<number>;
+}
+
+export class Replay {
+  readonly #view: ReplayBackendView;
+  readonly #steps: Step[];
+  readonly #owned: GPUBuffer[];
+  readonly #inputBuffer: GPUBuffer;
+  readonly #inputBytes: number;
+  readonly #outputs: { buffer: GPUBuffer; shape: number[]; dtype: tf.DataType; bytes: number }[];
+  readonly #keep: { tensor: tf.Tensor; dataId: object; buffer: GPUBuffer }[];
+  #alive = true;
+
+  /** Number of dispatches one run issues. */
+  readonly dispatches: number;
+  /** Bytes of device memory the replay owns (intermediates, copies, constants, its input). */
+  readonly bytes: number;
+
+  constructor(
+    readonly inputShape: number[],
+    readonly inputDtype: tf.DataType,
+    view: ReplayBackendView,
+    steps: Step[],
+    owned: GPUBuffer[],
+    inputBuffer: GPUBuffer,
+    outputs: { buffer: GPUBuffer; shape: number[]; dtype: tf.DataType; bytes: number }[],
+    keep: { tensor: tf.Tensor; dataId: object; buffer: GPUBuffer }[],
+  ) {
+    this.#view = view;
+    this.#steps = steps;
+    this.#owned = owned;
+    this.#inputBuffer = inputBuffer;
+    this.#inputBytes = tf.util.sizeFromShape(inputShape) * 4;
+    this.#outputs = outputs;
+    this.#keep = keep;
+    this.dispatches = steps.filter((s) => s.kind === 'dispatch').length;
+    this.bytes = owned.reduce((n, b) => n + b.size, 0);
+  }
+
+  /** False once a weight it reads in place was disposed or replaced (e.g. by an optimizer step), or after destroy(). */
+  valid(): boolean {
+    return this.#alive && this.#keep.every((k) => !k.tensor.isDisposed && k.tensor.dataId === k.dataId && this.#view.bufferOf(k.tensor) === k.buffer);
+  }
+
+  /** Runs the recorded forward on `x` (same shape and dtype as the capture's input); new tensors, the caller's to dispose. */
+  run(x: tf.Tensor, opts: { gpuTime?: boolean } = {}): ReplayRun {
+    if (!this.#alive) throw new GatedError('internal', 'the replay was destroyed');
+    if (x.dtype !== this.inputDtype || !tf.util.arraysEqual(x.shape, this.inputShape)) throw new GatedError('shape', `the replay was recorded for ${this.inputDtype} [${this.inputShape}], got ${x.dtype} [${x.shape}]`);
+    if (!this.valid()) throw new GatedError('internal', 'a weight the replay reads was disposed or replaced; record it again');
+    const view = this.#view;
+    const src = view.bufferOf(x);
+    view.flush();
+    const outs = this.#outputs.map((o) => view.allocate(o.shape, o.dtype));
+    const device = view.device;
+    const passes = this.#steps.reduce((n, s, i) => n + (s.kind === 'dispatch' && (i === 0 || this.#steps[i - 1]!.kind !== 'dispatch') ? 1 : 0), 0);
+    const timed = opts.gpuTime === true && device.features.has('timestamp-query') && passes > 0;
+    const querySet = timed ? device.createQuerySet({ type: 'timestamp', count: 2 * passes }) : null;
+    const enc = unwatchedEncoder(device);
+    enc.copyBufferToBuffer(src, 0, this.#inputBuffer, 0, this.#inputBytes);
+    let pass: GPUComputePassEncoder | null = null;
+    let pipeline: GPUComputePipeline | null = null;
+    let passIndex = 0;
+    for (const s of this.#steps) {
+      if (s.kind === 'dispatch') {
+        if (!pass) {
+          pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * passIndex, endOfPassWriteIndex: 2 * passIndex + 1 } } : {});
+          passIndex++;
+          pipeline = null;
+        }
+        if (s.pipeline !== pipeline) pass.setPipeline((pipeline = s.pipeline));
+        pass.setBindGroup(0, s.group);
+        pass.dispatchWorkgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+      } else {
+        pass?.end();
+        pass = null;
+        enc.copyBufferToBuffer(s.src, s.srcOffset, s.dst, s.dstOffset, s.size);
+      }
+    }
+    pass?.end();
+    this.#outputs.forEach((o, i) => enc.copyBufferToBuffer(o.buffer, 0, outs[i]!.buffer, 0, o.bytes));
+    let gpuMs: Promise<number> | undefined;
+    if (querySet) {
+      const resolve = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      const read = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.resolveQuerySet(querySet, 0, 2 * passes, resolve, 0);
+      enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * passes);
+      gpuMs = (async () => {
+        await read.mapAsync(GPUMapMode.READ);
+        const t = new BigUint64Array(read.getMappedRange().slice(0));
+        read.destroy();
+        resolve.destroy();
+        querySet.destroy();
+        let ns = 0;
+        for (let p = 0; p < passes; p++) ns += Number(t[2 * p + 1]! - t[2 * p]!);
+        return ns / 1e6;
+      })();
+    }
+    device.queue.submit([enc.finish()]);
+    return { outputs: outs.map((o) => o.tensor), ...(gpuMs ? { gpuMs } : {}) };
+  }
+
+  /** Frees the replay's device memory; weights read in place are not touched. */
+  destroy(): void {
+    if (!this.#alive) return;
+    this.#alive = false;
+    this.#view.flush();
+    for (const b of this.#owned) b.destroy();
+  }
+}
+
+/**
+ * Runs `fn(example)` once, recording what it sends to the device, and returns its outputs (a real forward) with a
+ * replay of it. WebGPU only; throws GatedError('internal') when the forward cannot be replayed (see above).
+ */
+export function captureReplay(fn: (x: tf.Tensor) => tf.Tensor | tf.Tensor[], example: tf.Tensor, opts: ReplayOptions = {}): { outputs: tf.Tensor[]; replay: Replay } {
+  const view = replayBackendView();
+  if (!view) throw new GatedError('config', 'a replay needs the webgpu backend');
+  if (view.profiling()) throw new GatedError('internal', 'a replay cannot be recorded while tfjs is profiling');
+  if (captureState.sink) throw new GatedError('internal', 'a replay is already being recorded');
+  if (example.dtype === 'string' || example.dtype === 'complex64') throw new GatedError('config', `a replay takes numeric inputs, not ${example.dtype}`);
+  const input = view.bufferOf(example);
+  const keep = (opts.keep ?? []).filter((t) => !t.isDisposed).map((t) => ({ tensor: t, dataId: t.dataId, buffer: view.bufferOf(t) }));
+  view.flush(); // earlier work reaches the queue before anything the capture submits
+  const rec = new Recorder(view, input, new Set(keep.map((k) => k.buffer)));
+  let outputs: tf.Tensor[] = [];
+  let locs: Loc[];
+  captureState.sink = rec;
+  try {
+    const y = fn(example);
+    outputs = Array.isArray(y) ? y : [y];
+    locs = outputs.map((t) => rec.locOf(view.bufferOf(t)));
+    view.flush();
+  } catch (e) {
+    captureState.sink = null;
+    view.flush();
+    tf.dispose(outputs);
+    for (const b of rec.owned) b.destroy();
+    throw e;
+  } finally {
+    captureState.sink = null;
+  }
+  try {
+    return { outputs, replay: build(view, rec, example, locs, outputs, keep) };
+  } catch (e) {
+    for (const b of rec.owned) b.destroy();
+    throw e;
+  }
+}
+
+function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLocs: Loc[], outputs: tf.Tensor[], keep: { tensor: tf.Tensor; dataId: object; buffer: GPUBuffer }[]): Replay {
+  const device = view.device;
+  const owned = [...rec.owned];
+  const inputBuffer = device.createBuffer({ size: Math.max(4, tf.util.sizeFromShape(example.shape) * 4), usage: STORAGE() });
+  owned.push(inputBuffer);
+  // the host's bytes, packed: one buffer for uniforms, one for everything else, each slice at the binding alignment
+  const packed = (uniform: boolean) => {
+    const align = uniform ? device.limits.minUniformBufferOffsetAlignment : device.limits.minStorageBufferOffsetAlignment;
+    const offsets = new Map<number, number>();
+    let size = 0;
+    rec.consts.forEach((c, i) => {
+      if (c.uniform !== uniform) return;
+      offsets.set(i, size);
+      size += Math.ceil(c.bytes.length / align) * align;
+    });
+    if (!size) return { buffer: null, offsets };
+    const buffer = device.createBuffer({ size, usage: (uniform ? GPUBufferUsage.UNIFORM : GPUBufferUsage.STORAGE) | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    owned.push(buffer);
+    const all = new Uint8Array(size);
+    for (const [i, o] of offsets) all.set(rec.consts[i]!.bytes, o);
+    device.queue.writeBuffer(buffer, 0, all);
+    return { buffer, offsets };
+  };
+  const uni = packed(true);
+  const sto = packed(false);
+  const at = (loc: Loc): { buffer: GPUBuffer; offset: number } => {
+    if (loc.kind === 'input') return { buffer: inputBuffer, offset: 0 };
+    if (loc.kind !== 'const') return { buffer: loc.buffer, offset: 0 };
+    const p = rec.consts[loc.index]!.uniform ? uni : sto;
+    return { buffer: p.buffer!, offset: p.offsets.get(loc.index)! };
+  };
+  const steps: Step[] = rec.steps.map((s) => {
+    if (s.kind === 'copy') {
+      const a = at(s.src);
+      const b = at(s.dst);
+      return { kind: 'copy', src: a.buffer, srcOffset: a.offset + s.srcOffset, dst: b.buffer, dstOffset: b.offset + s.dstOffset, size: s.size };
+    }
+    const group = device.createBindGroup({
+      layout: s.pipeline.getBindGroupLayout(0),
+      entries: s.entries.map((e) => {
+        const a = at(e.loc);
+        return { binding: e.binding, resource: { buffer: a.buffer, offset: a.offset + e.offset, size: e.size } };
+      }),
+    });
+    return { kind: 'dispatch', pipeline: s.pipeline, group, workgroups: s.workgroups };
+  });
+  // outputs read from where their contents ended; a replay's outputs must not alias its input
+  const outs = outputs.map((t, i) => {
+    const a = at(outLocs[i]!);
+    if (a.offset !== 0) {
+      const b = device.createBuffer({ size: tf.util.sizeFromShape(t.shape) * 4, usage: STORAGE() });
+      owned.push(b);
+      steps.push({ kind: 'copy', src: a.buffer, srcOffset: a.offset, dst: b, dstOffset: 0, size: b.size });
+      return { buffer: b, shape: t.shape, dtype: t.dtype, bytes: b.size };
+    }
+    return { buffer: a.buffer, shape: t.shape, dtype: t.dtype, bytes: tf.util.sizeFromShape(t.shape) * 4 };
+  });
+  return new Replay(example.shape, example.dtype, view, steps, owned, inputBuffer, outs, keep);
+}

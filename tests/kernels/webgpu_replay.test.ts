@@ -1,0 +1,127 @@
+/**
+ * A recorded forward replayed on WebGPU (SwiftShader): the same bits as tfjs's own run for every backbone family
+ * and for a forward that makes constants, reshapes and copies; weights named in `keep` are read in place and
+ * checked, others are copied when first read; forwards that cannot be replayed are refused whole.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackbone, listBackbones } from '../../backbones/_registry.ts';
+import { GatedError } from '../../core/errors.ts';
+import { writtenBindings } from '../../kernels/_webgpu_internal.ts';
+import { selectDevice } from '../../kernels/backend.ts';
+import { captureReplay } from '../../kernels/webgpu_replay.ts';
+
+beforeAll(async () => {
+  await selectDevice('webgpu', { allowSoftware: true });
+});
+afterAll(() => {
+  tf.disposeVariables();
+});
+
+const bits = async (t: tf.Tensor) => new Uint32Array(((await t.data()) as Float32Array).slice().buffer);
+
+describe('captureReplay', () => {
+  it('replays a composite forward bit for bit on new inputs, and its memory is its own', async () => {
+    const w = tf.randomNormal([6, 5], 0, 1, 'float32', 1);
+    const fn = (x: tf.Tensor) =>
+      tf.tidy(() => {
+        const h = tf.relu(tf.add(tf.matMul(tf.reshape(x, [-1, 6]), w), tf.scalar(0.25))); // a constant made in the forward
+        const c = tf.concat([h, tf.mul(h, 2)], 1);
+        return [tf.sum(c, 1), tf.transpose(c)];
+      });
+    const x0 = tf.randomNormal([3, 2, 6], 0, 1, 'float32', 2);
+    const { outputs, replay } = captureReplay(fn, x0, { keep: [w] });
+    const want0 = fn(x0);
+    for (let i = 0; i < 2; i++) expect(await bits(outputs[i]!)).toEqual(await bits(want0[i]!));
+    for (const seed of [3, 4]) {
+      const x = tf.randomNormal([3, 2, 6], 0, 1, 'float32', seed);
+      const got = replay.run(x).outputs;
+      const want = fn(x);
+      expect(got.map((t) => t.shape)).toEqual(want.map((t) => t.shape));
+      for (let i = 0; i < 2; i++) expect(await bits(got[i]!)).toEqual(await bits(want[i]!));
+      tf.dispose([x, ...got, ...want]);
+    }
+    expect(replay.dispatches).toBeGreaterThanOrEqual(5);
+    expect(replay.bytes).toBeGreaterThan(0);
+    // the replay's intermediates are not tfjs's: work in between that reuses tfjs's pool changes nothing
+    const x5 = tf.randomNormal([3, 2, 6], 0, 1, 'float32', 5);
+    const first = replay.run(x5).outputs;
+    const noise = tf.tidy(() => tf.add(tf.randomNormal([30], 0, 1, 'float32', 9), 1));
+    await noise.data();
+    const second = replay.run(x5).outputs;
+    expect(await bits(first[0]!)).toEqual(await bits(second[0]!));
+    tf.dispose([x0, x5, noise, ...outputs, ...want0, ...first, ...second]);
+    replay.destroy();
+    expect(() => replay.run(x0)).toThrow(GatedError);
+    w.dispose();
+  });
+
+  it('reads weights in keep in place and stops when one is disposed; copies the others when first read', async () => {
+    const kept = tf.randomNormal([4, 4], 0, 1, 'float32', 6);
+    const copied = tf.randomNormal([4, 4], 0, 1, 'float32', 7);
+    const fn = (x: tf.Tensor) => tf.tidy(() => tf.matMul(tf.matMul(x, kept), copied));
+    const x = tf.randomNormal([2, 4], 0, 1, 'float32', 8);
+    const want = fn(x);
+    const { outputs, replay } = captureReplay(fn, x, { keep: [kept] });
+    const copiedValues = await copied.data();
+    copied.dispose(); // its buffer goes back to tfjs's pool and is handed out again below
+    const filler = tf.tidy(() => tf.mul(tf.ones([4, 4]), 1e6));
+    await filler.data();
+    const again = replay.run(x).outputs[0]!;
+    expect(await bits(again)).toEqual(await bits(want));
+    expect(Array.from(copiedValues).length).toBe(16);
+    expect(replay.valid()).toBe(true);
+    kept.dispose();
+    expect(replay.valid()).toBe(false);
+    expect(() => replay.run(x)).toThrow(/disposed or replaced/);
+    expect(() => replay.run(tf.zeros([3, 4]))).toThrow(GatedError);
+    tf.dispose([x, want, filler, again, ...outputs]);
+    replay.destroy();
+  });
+
+  it('refuses a forward that reads a tensor back, and leaves no tensor behind', () => {
+    const x = tf.randomNormal([2, 3], 0, 1, 'float32', 10);
+    const before = tf.memory().numTensors;
+    const fn = (t: tf.Tensor) => {
+      const y = tf.add(t, 1);
+      const m = tf.max(y).dataSync()[0]!; // a value the next op depends on: not replayable
+      return tf.tidy(() => tf.div(y, m));
+    };
+    expect(() => captureReplay(fn, x)).toThrow(/reads a tensor back/);
+    // the failed capture's intermediates are the forward's own (tidy is the caller's); the replay kept nothing
+    expect(tf.memory().numTensors - before).toBeLessThanOrEqual(2);
+    x.dispose();
+  });
+
+  it('refuses an input of another shape', () => {
+    const x = tf.ones([2, 2]);
+    const { outputs, replay } = captureReplay((t) => tf.add(t, 1), x);
+    expect(() => replay.run(tf.ones([2, 3]))).toThrow(/recorded for float32 \[2,2\]/);
+    tf.dispose([x, ...outputs]);
+    replay.destroy();
+  });
+
+  it('reads the bindings a program writes from its WGSL', () => {
+    const code = '@group(0) @binding(0) var<storage, read_write> result: array<f32>;\n@group(0) @binding(1) var<storage, read> a: array<f32>;\n@group(0) @binding(3) var<storage,read_write> b: array<atomic<i32>>;';
+    expect([...writtenBindings(code)].sort()).toEqual([0, 3]);
+  });
+
+  it.each(listBackbones(/^test_/))('%s: the replayed forward equals tfjs\'s bit for bit', async (name) => {
+    const model = createBackbone(name, { seed: 0 });
+    const size = name.includes('her_seg') ? 64 : name.includes('maxim') ? 16 : 32;
+    const x0 = tf.randomNormal([1, size, size, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
+    const x1 = tf.randomNormal([1, size, size, 3], 0, 1, 'float32', 12) as tf.Tensor4D;
+    const fn = (x: tf.Tensor) => model.forward(x as tf.Tensor4D) as tf.Tensor;
+    const warm = fn(x0);
+    const { outputs, replay } = captureReplay(fn, x0, { keep: model.params.variables() });
+    expect(await bits(outputs[0]!)).toEqual(await bits(warm));
+    const want = fn(x1);
+    const got = replay.run(x1).outputs[0]!;
+    expect(got.shape).toEqual(want.shape);
+    expect(await bits(got)).toEqual(await bits(want));
+    expect(Array.from(await want.data()).some((v) => Number.isNaN(v))).toBe(false);
+    tf.dispose([x0, x1, warm, want, got, ...outputs]);
+    replay.destroy();
+    model.dispose();
+  });
+});
