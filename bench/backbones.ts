@@ -15,6 +15,7 @@
  *       by a backward pass that frees each op's saved tensors and each intermediate gradient as it goes
  *   ... --flags WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=200                     (tfjs environment flags for the run)
  *   ... --gpu-time     (webgpu: also the GPU time of one forward, timestamp queries summed over its dispatches)
+ *   ... --replay       (webgpu forward rows: the warm-up records the forward, timed calls replay it in one pass)
  *   Forward rows run inference-only models (ViG: packed projections on the device, their source parameters in
  *   host memory); --keep-params keeps both. --consume-input: each call uploads its own input and the model frees
  *   it after its stem (models that cannot, free it after the call).
@@ -25,6 +26,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { selectDevice, type DeviceRequest } from '../kernels/backend.ts';
 import { releaseIdleBuffers, trackPeakGpuBytes, type WebGPUBackend, type WebGPUProgram } from '../kernels/_webgpu_internal.ts';
+import { captureReplay, type Replay } from '../kernels/webgpu_replay.ts';
 import { countParams, createBackbone } from '../backbones/_registry.ts';
 import { herSegLoss } from '../backbones/her_seg_loss.ts';
 import { variableGradsFreeing } from '../backbones/layers/recompute.ts';
@@ -46,6 +48,10 @@ export interface BackboneBenchRow {
   peakGpuAllocatedMiB?: number | null;
   /** --gpu-time: median GPU time of one forward (timestamp queries summed over its dispatches). */
   gpuMs?: number | null;
+  /** --replay: device memory the replay owns (its intermediates, constants and input; weights are read in place). */
+  replayMiB?: number;
+  /** --replay: dispatches per forward. */
+  dispatches?: number;
   error?: string;
   /** --train / --step: the parts of the peak (MiB of live tensors). */
   memory?: StepMemory;
@@ -79,6 +85,8 @@ export interface BackboneBenchOptions {
   consumeInput?: boolean;
   /** WebGPU: count memory without compiling or running any program (`dryRunWebgpu`); times are then meaningless. */
   dryRun?: boolean;
+  /** WebGPU forward rows: the warm-up records the forward, the timed calls replay it (kernels/webgpu_replay.ts). */
+  replay?: boolean;
 }
 
 export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ device: string; rows: BackboneBenchRow[] }> {
@@ -100,9 +108,17 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
       // --consume-input: the host copy stays, each forward uploads its own input and the model frees it
       const hostX = forwardOnly && opts.consumeInput ? await x.data() : null;
       if (hostX) x.dispose();
+      let replay: Replay | null = null;
+      const useReplay = forwardOnly && opts.replay === true && choice.backend === 'webgpu' && !opts.dryRun;
       const forward = () => {
         const input = hostX ? (tf.tensor(hostX, [1, size, size, 3]) as tf.Tensor4D) : x;
-        const y = model.forward(input, hostX ? { consumeInput: true } : {}) as tf.Tensor;
+        let y: tf.Tensor;
+        if (useReplay && replay) y = replay.run(input).outputs[0]!;
+        else if (useReplay) {
+          const rec = captureReplay((t) => model.forward(t as tf.Tensor4D) as tf.Tensor, input);
+          replay = rec.replay;
+          y = rec.outputs[0]!;
+        } else y = model.forward(input, hostX ? { consumeInput: true } : {}) as tf.Tensor;
         if (hostX && !input.isDisposed) input.dispose(); // a model that cannot free it early
         return y;
       };
@@ -167,11 +183,14 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
           times.push(performance.now() - t0);
         }
         times.sort((a, b) => a - b);
-        const gpuMs = opts.gpuTime && forwardOnly && !opts.dryRun ? await forwardGpuMs(forward, opts.repeat) : undefined;
-        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuAllocated !== null ? { peakGpuAllocatedMiB: round(gpuAllocated / 2 ** 20) } : {}), ...(outputFnv ? { outputFnv } : {}), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}) });
+        const gpuMs = opts.gpuTime && forwardOnly && !opts.dryRun ? (replay ? await replayGpuMs(replay, x, opts.repeat) : await forwardGpuMs(forward, opts.repeat)) : undefined;
+        const rep = replay as Replay | null;
+        const replayInfo = rep ? { replayMiB: round(rep.bytes / 2 ** 20), dispatches: rep.dispatches } : {};
+        rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuAllocated !== null ? { peakGpuAllocatedMiB: round(gpuAllocated / 2 ** 20) } : {}), ...(outputFnv ? { outputFnv } : {}), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}), ...replayInfo });
       } catch (e) {
         rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
       }
+      (replay as Replay | null)?.destroy();
       x.dispose();
       target?.dispose();
       opt?.dispose();
@@ -183,6 +202,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
     forwardOnly && !opts.keepParams ? 'inference-only weights (ViG: packed projections without their source parameters)' : '',
     forwardOnly && opts.consumeInput ? 'input uploaded per call and freed by the model after its stem' : '',
     opts.dryRun ? 'dry run: memory only, nothing compiled or run (times meaningless)' : '',
+    forwardOnly && opts.replay && choice.backend === 'webgpu' ? 'forward recorded once and replayed (one pass, one submit; GPU ms from timestamps around its passes)' : '',
   ].filter(Boolean);
   return { device: [choice.reason, ...notes].join('; '), rows };
 }
@@ -190,8 +210,9 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
 export function markdownTable(rows: BackboneBenchRow[]): string {
   const withGpu = rows.some((r) => r.gpuMs !== undefined);
   const withPool = rows.some((r) => r.peakGpuAllocatedMiB !== undefined);
-  const head = `| model | params | input | tokens | median ms / image |${withGpu ? ' GPU ms / image |' : ''} peak tensors MiB | peak GPU MiB |${withPool ? ' peak GPU incl. idle pool MiB |' : ''}\n|---|---|---|---|---|${withGpu ? '---|' : ''}---|---|${withPool ? '---|' : ''}`;
-  const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} |${withGpu ? ` ${r.gpuMs ?? '-'} |` : ''} ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |${withPool ? ` ${r.peakGpuAllocatedMiB ?? '-'} |` : ''}`);
+  const withReplay = rows.some((r) => r.replayMiB !== undefined);
+  const head = `| model | params | input | tokens | median ms / image |${withGpu ? ' GPU ms / image |' : ''} peak tensors MiB | peak GPU MiB |${withPool ? ' peak GPU incl. idle pool MiB |' : ''}${withReplay ? ' replay MiB | dispatches |' : ''}\n|---|---|---|---|---|${withGpu ? '---|' : ''}---|---|${withPool ? '---|' : ''}${withReplay ? '---|---|' : ''}`;
+  const body = rows.map((r) => `| ${r.model} | ${(countParams(r.model) / 1e6).toFixed(2)}M | ${r.size}² | ${r.tokens} | ${r.medianMs ?? `failed: ${r.error}`} |${withGpu ? ` ${r.gpuMs ?? '-'} |` : ''} ${r.peakTensorMiB ?? '-'} | ${r.peakGpuMiB ?? '-'} |${withPool ? ` ${r.peakGpuAllocatedMiB ?? '-'} |` : ''}${withReplay ? ` ${r.replayMiB ?? '-'} | ${r.dispatches ?? '-'} |` : ''}`);
   const table = [head, ...body].join('\n');
   const split = rows.filter((r) => r.memory);
   if (!split.length) return table;
@@ -214,6 +235,20 @@ async function forwardGpuMs(fn: () => tf.Tensor, repeat: number): Promise<number
     if (typeof info.kernelMs !== 'number' || info.kernelMs <= 0) return null;
     ts.push(info.kernelMs);
     if (r === 0 && process.env.GATEDVISION_BENCH_PROFILE === '1') printProgramTimes(info as unknown as { getExtraProfileInfo?: () => string });
+  }
+  ts.sort((a, b) => a - b);
+  return Math.round(ts[Math.floor(ts.length / 2)]! * 100) / 100;
+}
+
+/** Median GPU time of one replayed forward (timestamp queries around its passes). */
+async function replayGpuMs(replay: Replay, x: tf.Tensor, repeat: number): Promise<number | null> {
+  const ts: number[] = [];
+  for (let r = 0; r < Math.max(3, repeat); r++) {
+    const { outputs, gpuMs } = replay.run(x, { gpuTime: true });
+    const ms = gpuMs ? await gpuMs : null;
+    tf.dispose(outputs);
+    if (ms === null || ms <= 0) return null; // no timestamps (software adapters report zeros)
+    ts.push(ms);
   }
   ts.sort((a, b) => a - b);
   return Math.round(ts[Math.floor(ts.length / 2)]! * 100) / 100;
@@ -340,6 +375,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       'keep-params': { type: 'boolean', default: false },
       'consume-input': { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
+      replay: { type: 'boolean', default: false },
     },
   });
   const res = await benchBackbones({
@@ -356,6 +392,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     keepParams: values['keep-params'],
     consumeInput: values['consume-input'],
     dryRun: values['dry-run'],
+    replay: values.replay,
     flags: Object.fromEntries(values.flags!.split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split('='); return [k!, v === 'true' ? true : v === 'false' ? false : Number(v)]; })),
   });
   process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);

@@ -340,6 +340,8 @@ export interface CaptureSink {
   write(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void;
   dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number]): void;
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void;
+  /** tfjs binds the tensor `dataId` through `buffer` (called before each dispatch that uses it). */
+  bind(buffer: GPUBuffer, dataId: object): void;
   /** Something a replay cannot reproduce; throws. */
   fail(reason: string): never;
 }
@@ -433,7 +435,7 @@ function watchEncoder(enc: GPUCommandEncoder): void {
 }
 
 interface CaptureBackend {
-  tensorMap: { get(id: object): { values: ArrayLike<number> | null; dtype: string; resource?: unknown } | undefined };
+  tensorMap: { has(id: object): boolean; get(id: object): { values: ArrayLike<number> | null; dtype: string; resource?: unknown } | undefined };
   activeTimers: unknown;
   uploadToGPU(dataId: object): void;
   [m: string]: unknown;
@@ -469,6 +471,13 @@ function installCaptureHooks(device: GPUDevice, backend: WebGPUBackend): void {
     }
     s.write(b.tensorMap.get(dataId)!.resource as unknown as GPUBuffer, 0, new Uint8Array(typed.buffer));
   };
+  const toBinding = (b['tensorToBinding'] as (t: tf.TensorInfo | null) => unknown).bind(b);
+  b['tensorToBinding'] = (t: tf.TensorInfo | null) => {
+    const r = toBinding(t);
+    const s = captureState.sink;
+    if (s && t && r && typeof r === 'object' && 'buffer' in r) s.bind((r as GPUBufferBinding).buffer, t.dataId);
+    return r;
+  };
   for (const m of ['read', 'readSync', 'readToGPU']) {
     const f = (b[m] as (...a: unknown[]) => unknown).bind(b);
     b[m] = (dataId: object, ...rest: unknown[]) => {
@@ -489,6 +498,8 @@ export interface ReplayBackendView {
   /** A new tensor of tfjs's whose device buffer is allocated (contents undefined until written). */
   allocate(shape: number[], dtype: tf.DataType): { tensor: tf.Tensor; buffer: GPUBuffer };
   profiling(): boolean;
+  /** Whether the tensor `dataId` is alive and still held in `buffer`. */
+  holds(dataId: object, buffer: GPUBuffer): boolean;
 }
 
 export function replayBackendView(): ReplayBackendView | null {
@@ -519,5 +530,7 @@ export function replayBackendView(): ReplayBackendView | null {
       return { tensor: tf.engine().makeTensorFromTensorInfo(info), buffer };
     },
     profiling: () => b.activeTimers != null,
+    // has() first: get() of an id this backend lacks would move the data here
+    holds: (dataId, buffer) => b.tensorMap.has(dataId) && b.tensorMap.get(dataId)?.resource === buffer,
   };
 }

@@ -7,19 +7,21 @@
  * sends it again in one compute pass and one submit: a few µs per dispatch.
  *
  * It owns its intermediates: every buffer the forward wrote gets a buffer of the replay's (tfjs's pool hands its
- * own out again to other tensors), every host write (uniforms, constants created in the forward) becomes a slice
- * of one packed buffer, and every buffer that held data before the forward is either the input, a weight named
- * in `keep` (read in place; the replay checks before each run that each is still the same live tensor), or a
- * copy taken when the forward first read it. A forward that reads a tensor back to the host, clears or copies
- * in ways it cannot follow, or writes into a weight cannot be replayed: the capture throws and nothing is kept.
+ * own out again to other tensors), and every host write (uniforms, constants created in the forward) becomes a
+ * slice of one packed buffer. A buffer that held data before the forward is the input, or a tensor still alive
+ * when the capture ends (weights, packed weights, cached constants: read in place, and each run first checks
+ * that every one is still the same live tensor in the same buffer), or else a copy taken when the forward first
+ * read it. A forward that reads a tensor back to the host, clears or copies in ways the capture cannot follow,
+ * or writes into its input or a weight cannot be replayed: the capture throws and keeps nothing.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
 import { captureState, replayBackendView, unwatchedEncoder, type BoundBuffer, type CaptureSink, type ReplayBackendView } from './_webgpu_internal.ts';
 
+/** Where a buffer's contents are during the replay; a copy of a tensor that outlives the capture becomes `keep`. */
 type Loc =
-  | { kind: 'own'; buffer: GPUBuffer }
-  | { kind: 'keep'; buffer: GPUBuffer }
+  | { kind: 'own'; buffer: GPUBuffer; source?: { buffer: GPUBuffer; dataId: object } }
+  | { kind: 'keep'; buffer: GPUBuffer; dataId: object }
   | { kind: 'input' }
   | { kind: 'const'; index: number };
 
@@ -46,12 +48,18 @@ class Recorder implements CaptureSink {
   readonly owned: GPUBuffer[] = [];
   readonly #loc = new Map<GPUBuffer, Loc>();
   readonly #inter = new Map<GPUBuffer, GPUBuffer>();
+  readonly #bound = new Map<GPUBuffer, object>();
+  /** Copies of buffers that held data before the capture, with the tensor each belonged to. */
+  readonly copies: Loc[] = [];
 
   constructor(
     readonly view: ReplayBackendView,
     readonly input: GPUBuffer,
-    readonly keep: Set<GPUBuffer>,
   ) {}
+
+  bind(buffer: GPUBuffer, dataId: object): void {
+    this.#bound.set(buffer, dataId);
+  }
 
   fail(reason: string): never {
     throw new GatedError('internal', `this forward pass cannot be replayed: ${reason}`);
@@ -63,7 +71,6 @@ class Recorder implements CaptureSink {
     const full = new Uint8Array(buffer.size);
     if (prev?.kind === 'const') full.set(this.consts[prev.index]!.bytes);
     else if (prev && !whole) this.fail('a partial host write over data the device wrote');
-    if (this.keep.has(buffer)) this.fail('a host write into a weight');
     full.set(bytes.subarray(0, buffer.size - offset), offset);
     this.consts.push({ uniform: (buffer.usage & GPUBufferUsage.UNIFORM) !== 0, bytes: full });
     this.#loc.set(buffer, { kind: 'const', index: this.consts.length - 1 });
@@ -72,7 +79,7 @@ class Recorder implements CaptureSink {
   dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number]): void {
     const written = new Set(entries.filter((e) => e.written).map((e) => e.buffer));
     for (const b of written) {
-      if (this.keep.has(b) || b === this.input) this.fail(b === this.input ? 'a write into the input' : 'a write into a weight');
+      if (b === this.input) this.fail('a write into the input');
       const inter = this.#intermediate(b);
       const cur = this.#loc.get(b);
       // read in place through another binding: the program must find the current contents in its own buffer
@@ -88,7 +95,7 @@ class Recorder implements CaptureSink {
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
     const from = this.#read(src);
-    if (this.keep.has(dst) || dst === this.input) this.fail('a copy into the input or a weight');
+    if (dst === this.input) this.fail('a copy into the input');
     // a whole copy of contents nothing will change again needs no work: the copy names them
     if (srcOffset === 0 && dstOffset === 0 && size === dst.size && size === src.size && from.kind !== 'own') {
       this.#loc.set(dst, from);
@@ -108,7 +115,6 @@ class Recorder implements CaptureSink {
     if (cur) return cur;
     let loc: Loc;
     if (b === this.input) loc = { kind: 'input' };
-    else if (this.keep.has(b)) loc = { kind: 'keep', buffer: b };
     else {
       // nothing in the capture wrote it yet, so its contents are what they were when the capture began: tfjs's
       // recorded but unsubmitted work comes after this copy on the queue
@@ -116,7 +122,9 @@ class Recorder implements CaptureSink {
       const enc = unwatchedEncoder(this.view.device);
       enc.copyBufferToBuffer(b, 0, copy, 0, b.size);
       this.view.device.queue.submit([enc.finish()]);
-      loc = { kind: 'own', buffer: copy };
+      const dataId = this.#bound.get(b);
+      loc = { kind: 'own', buffer: copy, ...(dataId ? { source: { buffer: b, dataId } } : {}) };
+      this.copies.push(loc);
     }
     this.#loc.set(b, loc);
     return loc;
@@ -124,6 +132,24 @@ class Recorder implements CaptureSink {
 
   locOf(b: GPUBuffer): Loc {
     return this.#read(b);
+  }
+
+  /**
+   * Copies of tensors still alive in the same buffer become reads in place (their copies are freed); returns the
+   * tensors a run must find alive.
+   */
+  keepLive(): { dataId: object; buffer: GPUBuffer }[] {
+    const kept: { dataId: object; buffer: GPUBuffer }[] = [];
+    for (const loc of this.copies) {
+      if (loc.kind !== 'own' || !loc.source || !this.view.holds(loc.source.dataId, loc.source.buffer)) continue;
+      const copy = loc.buffer;
+      const { buffer, dataId } = loc.source;
+      Object.assign(loc, { kind: 'keep', buffer, dataId, source: undefined });
+      this.owned.splice(this.owned.indexOf(copy), 1);
+      copy.destroy();
+      kept.push({ dataId, buffer });
+    }
+    return kept;
   }
 
   #intermediate(b: GPUBuffer): GPUBuffer {
@@ -139,11 +165,6 @@ class Recorder implements CaptureSink {
   }
 }
 
-export interface ReplayOptions {
-  /** Tensors (weights) the replay may read in place instead of copying; each must stay alive and unchanged. */
-  keep?: tf.Tensor[];
-}
-
 export interface ReplayRun {
   outputs: tf.Tensor[];
   /** GPU time of the replay's passes (timestamp queries), when asked for and the device has them. */
@@ -157,7 +178,7 @@ export class Replay {
   readonly #inputBuffer: GPUBuffer;
   readonly #inputBytes: number;
   readonly #outputs: { buffer: GPUBuffer; shape: number[]; dtype: tf.DataType; bytes: number }[];
-  readonly #keep: { tensor: tf.Tensor; dataId: object; buffer: GPUBuffer }[];
+  readonly #keep: { dataId: object; buffer: GPUBuffer }[];
   #alive = true;
 
   /** Number of dispatches one run issues. */
@@ -173,7 +194,7 @@ export class Replay {
     owned: GPUBuffer[],
     inputBuffer: GPUBuffer,
     outputs: { buffer: GPUBuffer; shape: number[]; dtype: tf.DataType; bytes: number }[],
-    keep: { tensor: tf.Tensor; dataId: object; buffer: GPUBuffer }[],
+    keep: { dataId: object; buffer: GPUBuffer }[],
   ) {
     this.#view = view;
     this.#steps = steps;
@@ -186,16 +207,21 @@ export class Replay {
     this.bytes = owned.reduce((n, b) => n + b.size, 0);
   }
 
-  /** False once a weight it reads in place was disposed or replaced (e.g. by an optimizer step), or after destroy(). */
+  /** Tensors it reads in place (weights and other tensors made before the capture that were still alive after it). */
+  get kept(): number {
+    return this.#keep.length;
+  }
+
+  /** False once a tensor it reads in place was disposed or replaced (e.g. by an optimizer step), or after destroy(). */
   valid(): boolean {
-    return this.#alive && this.#keep.every((k) => !k.tensor.isDisposed && k.tensor.dataId === k.dataId && this.#view.bufferOf(k.tensor) === k.buffer);
+    return this.#alive && this.#keep.every((k) => this.#view.holds(k.dataId, k.buffer));
   }
 
   /** Runs the recorded forward on `x` (same shape and dtype as the capture's input); new tensors, the caller's to dispose. */
   run(x: tf.Tensor, opts: { gpuTime?: boolean } = {}): ReplayRun {
     if (!this.#alive) throw new GatedError('internal', 'the replay was destroyed');
     if (x.dtype !== this.inputDtype || !tf.util.arraysEqual(x.shape, this.inputShape)) throw new GatedError('shape', `the replay was recorded for ${this.inputDtype} [${this.inputShape}], got ${x.dtype} [${x.shape}]`);
-    if (!this.valid()) throw new GatedError('internal', 'a weight the replay reads was disposed or replaced; record it again');
+    if (!this.valid()) throw new GatedError('internal', 'a tensor the replay reads in place was disposed or replaced; record it again');
     const view = this.#view;
     const src = view.bufferOf(x);
     view.flush();
@@ -261,16 +287,16 @@ export class Replay {
  * Runs `fn(example)` once, recording what it sends to the device, and returns its outputs (a real forward) with a
  * replay of it. WebGPU only; throws GatedError('internal') when the forward cannot be replayed (see above).
  */
-export function captureReplay(fn: (x: tf.Tensor) => tf.Tensor | tf.Tensor[], example: tf.Tensor, opts: ReplayOptions = {}): { outputs: tf.Tensor[]; replay: Replay } {
+export function captureReplay(fn: (x: tf.Tensor) => tf.Tensor | tf.Tensor[], example: tf.Tensor): { outputs: tf.Tensor[]; replay: Replay } {
   const view = replayBackendView();
   if (!view) throw new GatedError('config', 'a replay needs the webgpu backend');
   if (view.profiling()) throw new GatedError('internal', 'a replay cannot be recorded while tfjs is profiling');
   if (captureState.sink) throw new GatedError('internal', 'a replay is already being recorded');
+  if (tf.env().getBool('WEBGPU_ENGINE_COMPILE_ONLY')) throw new GatedError('internal', 'tfjs is compiling only: nothing would be dispatched');
   if (example.dtype === 'string' || example.dtype === 'complex64') throw new GatedError('config', `a replay takes numeric inputs, not ${example.dtype}`);
   const input = view.bufferOf(example);
-  const keep = (opts.keep ?? []).filter((t) => !t.isDisposed).map((t) => ({ tensor: t, dataId: t.dataId, buffer: view.bufferOf(t) }));
   view.flush(); // earlier work reaches the queue before anything the capture submits
-  const rec = new Recorder(view, input, new Set(keep.map((k) => k.buffer)));
+  const rec = new Recorder(view, input);
   let outputs: tf.Tensor[] = [];
   let locs: Loc[];
   captureState.sink = rec;
@@ -289,6 +315,7 @@ export function captureReplay(fn: (x: tf.Tensor) => tf.Tensor | tf.Tensor[], exa
     captureState.sink = null;
   }
   try {
+    const keep = rec.keepLive();
     return { outputs, replay: build(view, rec, example, locs, outputs, keep) };
   } catch (e) {
     for (const b of rec.owned) b.destroy();
@@ -296,7 +323,7 @@ export function captureReplay(fn: (x: tf.Tensor) => tf.Tensor | tf.Tensor[], exa
   }
 }
 
-function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLocs: Loc[], outputs: tf.Tensor[], keep: { tensor: tf.Tensor; dataId: object; buffer: GPUBuffer }[]): Replay {
+function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLocs: Loc[], outputs: tf.Tensor[], keep: { dataId: object; buffer: GPUBuffer }[]): Replay {
   const device = view.device;
   const owned = [...rec.owned];
   const inputBuffer = device.createBuffer({ size: Math.max(4, tf.util.sizeFromShape(example.shape) * 4), usage: STORAGE() });
@@ -354,4 +381,87 @@ function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLo
     return { buffer: a.buffer, shape: t.shape, dtype: t.dtype, bytes: tf.util.sizeFromShape(t.shape) * 4 };
   });
   return new Replay(example.shape, example.dtype, view, steps, owned, inputBuffer, outs, keep);
+}
+
+/**
+ * Whether forwards may be replayed now: WebGPU, running programs (not tfjs's compile-only mode, where nothing is
+ * dispatched), no gradient tape recording, not turned off (GATEDVISION_REPLAY=0).
+ */
+export function replayAvailable(): boolean {
+  return tf.getBackend() === 'webgpu' && process.env.GATEDVISION_REPLAY !== '0' && !tf.engine().isTapeOn() && !tf.env().getBool('WEBGPU_ENGINE_COMPILE_ONLY');
+}
+
+/**
+ * One model's replays, by input shape: a shape's first call runs as usual (programs compile, weights upload,
+ * caches fill), its second is recorded, later ones are replayed. A replay whose weights changed is dropped and
+ * recorded again; a forward that cannot be replayed keeps running as usual. At most `max` shapes are held, the
+ * least recently used given back first.
+ */
+export class ReplayCache {
+  readonly #entries = new Map<string, { calls: number; replay: Replay | null; refused: string | null }>();
+  /** Forwards replayed, recorded, and run as usual since the cache was made. */
+  readonly stats = { replayed: 0, recorded: 0, direct: 0 };
+
+  constructor(readonly max = 2) {}
+
+  run(x: tf.Tensor, forward: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
+    if (!replayAvailable()) return this.#direct(x, forward);
+    const key = `${x.dtype}:${x.shape.join('x')}`;
+    let e = this.#entries.get(key);
+    this.#entries.delete(key);
+    e ??= { calls: 0, replay: null, refused: null };
+    this.#entries.set(key, e); // most recently used last
+    this.#evict();
+    e.calls++;
+    if (e.replay && !e.replay.valid()) {
+      e.replay.destroy();
+      e.replay = null;
+      e.calls = 1;
+    }
+    if (e.replay) {
+      this.stats.replayed++;
+      return e.replay.run(x).outputs[0]!;
+    }
+    if (e.refused !== null || e.calls < 2) return this.#direct(x, forward);
+    let rec: { outputs: tf.Tensor[]; replay: Replay };
+    try {
+      rec = captureReplay(forward, x);
+    } catch (err) {
+      if (!(err instanceof GatedError) || err.code !== 'internal') throw err;
+      e.refused = err.message;
+      return this.#direct(x, forward);
+    }
+    if (rec.outputs.length !== 1) {
+      rec.replay.destroy();
+      tf.dispose(rec.outputs.slice(1));
+      e.refused = 'the forward returned several tensors';
+      return rec.outputs[0]!;
+    }
+    e.replay = rec.replay;
+    this.stats.recorded++;
+    return rec.outputs[0]!;
+  }
+
+  /** Why replays were refused, by input shape (empty when none was). */
+  refusals(): Record<string, string> {
+    return Object.fromEntries([...this.#entries].filter(([, e]) => e.refused !== null).map(([k, e]) => [k, e.refused!]));
+  }
+
+  dispose(): void {
+    for (const e of this.#entries.values()) e.replay?.destroy();
+    this.#entries.clear();
+  }
+
+  #direct(x: tf.Tensor, forward: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
+    this.stats.direct++;
+    return forward(x);
+  }
+
+  #evict(): void {
+    while (this.#entries.size > this.max) {
+      const [k, e] = this.#entries.entries().next().value!;
+      e.replay?.destroy();
+      this.#entries.delete(k);
+    }
+  }
 }

@@ -14,12 +14,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ParamStore } from '../backbones/_params.ts';
 import { createFromConfig, familyOf, getVariant, resolveConfig } from '../backbones/_registry.ts';
 import type { Backbone } from '../backbones/_types.ts';
+import { inTraining } from '../backbones/layers/drop_path.ts';
 import { readSafetensors, writeSafetensors } from '../backbones/weights/safetensors.ts';
 import type { StateDict } from '../backbones/weights/tensors.ts';
 import { writeFileAtomic } from '../core/atomic.ts';
 import { GatedError } from '../core/errors.ts';
 import { getHead, NATIVE_HEAD, resolveHeadConfig } from '../heads/_registry.ts';
 import type { Head } from '../heads/_types.ts';
+import { ReplayCache } from '../kernels/webgpu_replay.ts';
 import type { Normalization } from './preprocess.ts';
 
 export const TASK_MODEL_FORMAT = 'gatedvision-task-model';
@@ -222,6 +224,15 @@ class Assembled implements TaskModel {
 
   predict(x: tf.Tensor4D): tf.Tensor4D {
     if (x.shape[3] !== this.manifest.input.channels) throw new GatedError('shape', `model '${this.manifest.name}' takes ${this.manifest.input.channels} channels, got ${x.shape[3]}`);
+    // inference on WebGPU replays the recorded forward of each batch shape (kernels/webgpu_replay.ts)
+    if (inTraining()) return this.#forward(x);
+    return this.replays.run(x, (t) => this.#forward(t as tf.Tensor4D)) as tf.Tensor4D;
+  }
+
+  /** Recorded forwards by input shape (WebGPU inference only). */
+  readonly replays = new ReplayCache(2);
+
+  #forward(x: tf.Tensor4D): tf.Tensor4D {
     if (!this.#head) return this.backbone.forward(x) as tf.Tensor4D;
     const feats = this.backbone.forwardFeatures(x);
     try {
@@ -258,6 +269,7 @@ class Assembled implements TaskModel {
   }
 
   dispose(): void {
+    this.replays.dispose();
     this.backbone.dispose();
     this.#headStore.dispose();
   }

@@ -59,6 +59,11 @@ export function withTraining<T>(fn: () => T, opts: { seed?: number } = {}): T {
   }
 }
 
+/** Whether a `withTraining` call is running (a forward pass inside it trains unless told otherwise). */
+export function inTraining(): boolean {
+  return currentScope !== null;
+}
+
 /** `n` rates from 0 to `rate` inclusive, as torch.linspace(0, rate, n) (one value: 0). */
 export function dropPathRamp(rate: number, n: number): number[] {
   checkRate(rate, 'dropPath');
