@@ -246,6 +246,7 @@ async function replayGpuMs(replay: Replay, x: tf.Tensor, repeat: number): Promis
   for (let r = 0; r < Math.max(3, repeat); r++) {
     const { outputs, gpuMs } = replay.run(x, { gpuTime: true });
     const ms = gpuMs ? await gpuMs : null;
+    if (process.env.GATEDVISION_BENCH_PROFILE === '1') process.stderr.write(`replay GPU time: ${ms} ms (${gpuMs ? 'timestamps' : 'no timestamp queries'})\n`);
     tf.dispose(outputs);
     if (ms === null || ms <= 0) return null; // no timestamps (software adapters report zeros)
     ts.push(ms);

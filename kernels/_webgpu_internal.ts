@@ -129,6 +129,7 @@ function destroyIdle(gpu: ReleasingBackend, only: Set<GPUBuffer> | null): void {
       if (only !== null && !only.has(b)) continue;
       pool.numFreeBuffers--;
       pool.numBytesAllocated -= b.size;
+      captureState.sink?.beforeDestroy(b);
       b.destroy();
     }
     free.splice(0, free.length, ...keep);
@@ -340,6 +341,8 @@ export interface CaptureSink {
   write(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void;
   dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number]): void;
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void;
+  /** `buffer` is about to be destroyed (idle buffers given back to the device). */
+  beforeDestroy(buffer: GPUBuffer): void;
   /** tfjs binds the tensor `dataId` through `buffer` (called before each dispatch that uses it). */
   bind(buffer: GPUBuffer, dataId: object): void;
   /** Something a replay cannot reproduce; throws. */

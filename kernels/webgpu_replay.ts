@@ -20,7 +20,7 @@ import { captureState, replayBackendView, unwatchedEncoder, type BoundBuffer, ty
 
 /** Where a buffer's contents are during the replay; a copy of a tensor that outlives the capture becomes `keep`. */
 type Loc =
-  | { kind: 'own'; buffer: GPUBuffer; source?: { buffer: GPUBuffer; dataId: object } }
+  | { kind: 'own'; buffer: GPUBuffer }
   | { kind: 'keep'; buffer: GPUBuffer; dataId: object }
   | { kind: 'input' }
   | { kind: 'const'; index: number };
@@ -49,8 +49,12 @@ class Recorder implements CaptureSink {
   readonly #loc = new Map<GPUBuffer, Loc>();
   readonly #inter = new Map<GPUBuffer, GPUBuffer>();
   readonly #bound = new Map<GPUBuffer, object>();
-  /** Copies of buffers that held data before the capture, with the tensor each belonged to. */
-  readonly copies: Loc[] = [];
+  /**
+   * Buffers of tensors alive when the forward first read them, read in place so far. One the capture sees
+   * written, or destroyed, is copied first (the copy reaches the queue before tfjs's recorded work, so it copies
+   * what the forward read); one still alive at the end stays read in place.
+   */
+  readonly #pending = new Map<GPUBuffer, Loc>();
 
   constructor(
     readonly view: ReplayBackendView,
@@ -65,7 +69,12 @@ class Recorder implements CaptureSink {
     throw new GatedError('internal', `this forward pass cannot be replayed: ${reason}`);
   }
 
+  beforeDestroy(buffer: GPUBuffer): void {
+    this.#detach(buffer);
+  }
+
   write(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void {
+    this.#detach(buffer);
     const prev = this.#loc.get(buffer);
     const whole = offset === 0 && bytes.length >= buffer.size;
     const full = new Uint8Array(buffer.size);
@@ -80,6 +89,7 @@ class Recorder implements CaptureSink {
     const written = new Set(entries.filter((e) => e.written).map((e) => e.buffer));
     for (const b of written) {
       if (b === this.input) this.fail('a write into the input');
+      this.#detach(b);
       const inter = this.#intermediate(b);
       const cur = this.#loc.get(b);
       // read in place through another binding: the program must find the current contents in its own buffer
@@ -96,6 +106,7 @@ class Recorder implements CaptureSink {
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
     const from = this.#read(src);
     if (dst === this.input) this.fail('a copy into the input');
+    this.#detach(dst);
     // a whole copy of contents nothing will change again needs no work: the copy names them
     if (srcOffset === 0 && dstOffset === 0 && size === dst.size && size === src.size && from.kind !== 'own') {
       this.#loc.set(dst, from);
@@ -109,23 +120,17 @@ class Recorder implements CaptureSink {
     this.#loc.set(dst, { kind: 'own', buffer: inter });
   }
 
-  /** Where the contents of `b` are now; the first read of a buffer the forward did not make takes a copy. */
+  /** Where the contents of `b` are now; the first read of a buffer the forward did not make decides (see #pending). */
   #read(b: GPUBuffer): Loc {
     const cur = this.#loc.get(b);
     if (cur) return cur;
     let loc: Loc;
+    const dataId = this.#bound.get(b);
     if (b === this.input) loc = { kind: 'input' };
-    else {
-      // nothing in the capture wrote it yet, so its contents are what they were when the capture began: tfjs's
-      // recorded but unsubmitted work comes after this copy on the queue
-      const copy = this.#own(b.size);
-      const enc = unwatchedEncoder(this.view.device);
-      enc.copyBufferToBuffer(b, 0, copy, 0, b.size);
-      this.view.device.queue.submit([enc.finish()]);
-      const dataId = this.#bound.get(b);
-      loc = { kind: 'own', buffer: copy, ...(dataId ? { source: { buffer: b, dataId } } : {}) };
-      this.copies.push(loc);
-    }
+    else if (dataId && this.view.holds(dataId, b)) {
+      loc = { kind: 'keep', buffer: b, dataId };
+      this.#pending.set(b, loc);
+    } else loc = { kind: 'own', buffer: this.#snapshot(b) };
     this.#loc.set(b, loc);
     return loc;
   }
@@ -134,22 +139,34 @@ class Recorder implements CaptureSink {
     return this.#read(b);
   }
 
-  /**
-   * Copies of tensors still alive in the same buffer become reads in place (their copies are freed); returns the
-   * tensors a run must find alive.
-   */
+  /** At the end of the capture: the tensors read in place that a run must find alive; the others are copied now. */
   keepLive(): { dataId: object; buffer: GPUBuffer }[] {
     const kept: { dataId: object; buffer: GPUBuffer }[] = [];
-    for (const loc of this.copies) {
-      if (loc.kind !== 'own' || !loc.source || !this.view.holds(loc.source.dataId, loc.source.buffer)) continue;
-      const copy = loc.buffer;
-      const { buffer, dataId } = loc.source;
-      Object.assign(loc, { kind: 'keep', buffer, dataId, source: undefined });
-      this.owned.splice(this.owned.indexOf(copy), 1);
-      copy.destroy();
-      kept.push({ dataId, buffer });
+    for (const [b, loc] of [...this.#pending]) {
+      if (loc.kind === 'keep' && this.view.holds(loc.dataId, b)) kept.push({ dataId: loc.dataId, buffer: b });
+      else this.#detach(b);
     }
     return kept;
+  }
+
+  /** A buffer read in place is about to change: the replay reads a copy of what the forward read instead. */
+  #detach(b: GPUBuffer): void {
+    const loc = this.#pending.get(b);
+    if (!loc) return;
+    this.#pending.delete(b);
+    Object.assign(loc, { kind: 'own', buffer: this.#snapshot(b), dataId: undefined });
+  }
+
+  /**
+   * A copy of `b` as the capture found it: nothing recorded since the capture began wrote it, and tfjs's recorded
+   * but unsubmitted work reaches the queue after this copy.
+   */
+  #snapshot(b: GPUBuffer): GPUBuffer {
+    const copy = this.#own(b.size);
+    const enc = unwatchedEncoder(this.view.device);
+    enc.copyBufferToBuffer(b, 0, copy, 0, b.size);
+    this.view.device.queue.submit([enc.finish()]);
+    return copy;
   }
 
   #intermediate(b: GPUBuffer): GPUBuffer {

@@ -72,6 +72,8 @@ export interface TaskModel {
   readonly sha256: string;
   /** x [B, H, W, channels] → logits [B, H, W, classes] or the restored image [B, H, W, C]. */
   predict(x: tf.Tensor4D): tf.Tensor4D;
+  /** Recorded forwards by batch shape (WebGPU inference, kernels/webgpu_replay.ts). */
+  readonly replays: ReplayCache;
   variables(): tf.Variable[];
   /** Current weights by their saved names. */
   exportWeights(): Promise<StateDict>;

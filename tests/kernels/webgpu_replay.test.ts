@@ -86,6 +86,40 @@ describe('captureReplay', () => {
     replay.destroy();
   });
 
+  it('copies a tensor the forward read before its buffer was handed out again inside the same forward', async () => {
+    const view = replayBackendView()!;
+    const w = tf.randomNormal([4, 4], 0, 1, 'float32', 13);
+    const wBuffer = view.bufferOf(w);
+    const wHost = tf.tensor(await w.data(), [4, 4]);
+    let reused = false;
+    let rounds = 0;
+    const fn = (x: tf.Tensor, weight: tf.Tensor, free: boolean) => {
+      const a = tf.matMul(x, weight);
+      if (free) weight.dispose(); // back to tfjs's pool mid-forward
+      const parts: tf.Tensor[] = [];
+      // the capture goes on until the freed buffer was handed out again; the direct run repeats as many rounds
+      for (let i = 0; free ? i < 8 && !reused : i < rounds; i++) {
+        const m = tf.matMul(a, a, true, false); // [4, 4]: the size of the freed buffer
+        parts.push(m, tf.add(m, i));
+        if (free) rounds++;
+        if (free && parts.slice(-2).some((t) => view.bufferOf(t) === wBuffer)) reused = true;
+      }
+      const y = tf.addN([a, tf.slice(tf.matMul(a, parts.at(-1)!), [0, 0], [2, 4])]);
+      tf.dispose([a, ...parts]);
+      return y;
+    };
+    const x = tf.randomNormal([2, 4], 0, 1, 'float32', 14);
+    const { outputs, replay } = captureReplay((t) => fn(t, w, true), x);
+    expect(reused).toBe(true);
+    expect(replay.kept).toBe(0);
+    const x2 = tf.randomNormal([2, 4], 0, 1, 'float32', 15);
+    const got = replay.run(x2).outputs[0]!;
+    const want = fn(x2, wHost, false);
+    expect(await bits(got)).toEqual(await bits(want));
+    tf.dispose([x, x2, got, want, wHost, ...outputs]);
+    replay.destroy();
+  });
+
   it('refuses a forward that reads a tensor back, and leaves no tensor behind', () => {
     const x = tf.randomNormal([2, 3], 0, 1, 'float32', 10);
     const before = tf.memory().numTensors;
