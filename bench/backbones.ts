@@ -15,7 +15,8 @@
  *       by a backward pass that frees each op's saved tensors and each intermediate gradient as it goes
  *   ... --flags WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=200                     (tfjs environment flags for the run)
  *   ... --gpu-time     (webgpu: also the GPU time of one forward, timestamp queries summed over its dispatches)
- *   ... --replay       (webgpu forward rows: the warm-up records the forward, timed calls replay it in one pass)
+ *   ... --replay       (webgpu forward rows: the warm-up records the forward, timed calls replay it)
+ *   ... --replay-shares (with --replay: each program left out of the replay in turn; its cost is the difference)
  *   Forward rows run inference-only models (ViG: packed projections on the device, their source parameters in
  *   host memory); --keep-params keeps both. --consume-input: each call uploads its own input and the model frees
  *   it after its stem (models that cannot, free it after the call).
@@ -52,6 +53,8 @@ export interface BackboneBenchRow {
   replayMiB?: number;
   /** --replay: dispatches per forward. */
   dispatches?: number;
+  /** --replay-shares: per program, its dispatches and the median ms of a replay that leaves them out. */
+  replayShares?: Record<string, { dispatches: number; msWithout: number }>;
   error?: string;
   /** --train / --step: the parts of the peak (MiB of live tensors). */
   memory?: StepMemory;
@@ -87,6 +90,8 @@ export interface BackboneBenchOptions {
   dryRun?: boolean;
   /** WebGPU forward rows: the warm-up records the forward, the timed calls replay it (kernels/webgpu_replay.ts). */
   replay?: boolean;
+  /** With replay: time the replay again leaving out each program in turn (what each costs inside the replay). */
+  replayShares?: boolean;
 }
 
 export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ device: string; rows: BackboneBenchRow[] }> {
@@ -113,7 +118,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
       const forward = () => {
         const input = hostX ? (tf.tensor(hostX, [1, size, size, 3]) as tf.Tensor4D) : x;
         let y: tf.Tensor;
-        if (useReplay && replay) y = replay.run(input).outputs[0]!;
+        if (useReplay && replay) y = replay.run(input)[0]!;
         else if (useReplay) {
           const rec = captureReplay((t) => model.forward(t as tf.Tensor4D) as tf.Tensor, input);
           replay = rec.replay;
@@ -183,9 +188,24 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
           times.push(performance.now() - t0);
         }
         times.sort((a, b) => a - b);
-        const gpuMs = opts.gpuTime && forwardOnly && !opts.dryRun ? (replay ? await replayGpuMs(replay, x, opts.repeat) : await forwardGpuMs(forward, opts.repeat)) : undefined;
+        const gpuMs = opts.gpuTime && forwardOnly && !opts.dryRun ? (replay ? undefined : await forwardGpuMs(forward, opts.repeat)) : undefined;
         const rep = replay as Replay | null;
-        const replayInfo = rep ? { replayMiB: round(rep.bytes / 2 ** 20), dispatches: rep.dispatches } : {};
+        const shares: Record<string, { dispatches: number; msWithout: number }> = {};
+        if (rep && opts.replayShares) {
+          for (const [program, n] of rep.programs()) {
+            const ts: number[] = [];
+            for (let r = 0; r < opts.repeat; r++) {
+              const t0 = performance.now();
+              const ys = rep.run(x, new Set([program]));
+              await ys[0]!.data();
+              tf.dispose(ys);
+              ts.push(performance.now() - t0);
+            }
+            ts.sort((a, b) => a - b);
+            shares[program] = { dispatches: n, msWithout: Math.round(ts[Math.floor(ts.length / 2)]! * 100) / 100 };
+          }
+        }
+        const replayInfo = rep ? { replayMiB: round(rep.bytes / 2 ** 20), dispatches: rep.dispatches, ...(opts.replayShares ? { replayShares: shares } : {}) } : {};
         rows.push({ model: name, size, tokens, medianMs: round(times[Math.floor(times.length / 2)]!), peakTensorMiB: round(tensorPeak / 2 ** 20), peakGpuMiB: gpuPeak === null ? null : round(gpuPeak / 2 ** 20), ...(gpuAllocated !== null ? { peakGpuAllocatedMiB: round(gpuAllocated / 2 ** 20) } : {}), ...(outputFnv ? { outputFnv } : {}), ...(gpuMs !== undefined ? { gpuMs } : {}), ...(memory ? { memory } : {}), ...replayInfo });
       } catch (e) {
         rows.push({ model: name, size, tokens, medianMs: null, peakTensorMiB: null, peakGpuMiB: null, error: (e as Error).message.split('\n')[0] });
@@ -202,7 +222,7 @@ export async function benchBackbones(opts: BackboneBenchOptions): Promise<{ devi
     forwardOnly && !opts.keepParams ? 'inference-only weights (ViG: packed projections without their source parameters)' : '',
     forwardOnly && opts.consumeInput ? 'input uploaded per call and freed by the model after its stem' : '',
     opts.dryRun ? 'dry run: memory only, nothing compiled or run (times meaningless)' : '',
-    forwardOnly && opts.replay && choice.backend === 'webgpu' ? 'forward recorded once and replayed (one pass, one submit; GPU ms from timestamps around its passes)' : '',
+    forwardOnly && opts.replay && choice.backend === 'webgpu' ? 'forward recorded once and replayed (no GPU time: tfjs profiles its own dispatches only)' : '',
   ].filter(Boolean);
   return { device: [choice.reason, ...notes].join('; '), rows };
 }
@@ -235,21 +255,6 @@ async function forwardGpuMs(fn: () => tf.Tensor, repeat: number): Promise<number
     if (typeof info.kernelMs !== 'number' || info.kernelMs <= 0) return null;
     ts.push(info.kernelMs);
     if (r === 0 && process.env.GATEDVISION_BENCH_PROFILE === '1') printProgramTimes(info as unknown as { getExtraProfileInfo?: () => string });
-  }
-  ts.sort((a, b) => a - b);
-  return Math.round(ts[Math.floor(ts.length / 2)]! * 100) / 100;
-}
-
-/** Median GPU time of one replayed forward (timestamp queries around its passes). */
-async function replayGpuMs(replay: Replay, x: tf.Tensor, repeat: number): Promise<number | null> {
-  const ts: number[] = [];
-  for (let r = 0; r < Math.max(3, repeat); r++) {
-    const { outputs, gpuMs } = replay.run(x, { gpuTime: true });
-    const ms = gpuMs ? await gpuMs : null;
-    if (process.env.GATEDVISION_BENCH_PROFILE === '1') process.stderr.write(`replay GPU time: ${ms} ms (${gpuMs ? 'timestamps' : 'no timestamp queries'})\n`);
-    tf.dispose(outputs);
-    if (ms === null || ms <= 0) return null; // no timestamps (software adapters report zeros)
-    ts.push(ms);
   }
   ts.sort((a, b) => a - b);
   return Math.round(ts[Math.floor(ts.length / 2)]! * 100) / 100;
@@ -377,6 +382,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
       'consume-input': { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
       replay: { type: 'boolean', default: false },
+      'replay-shares': { type: 'boolean', default: false },
     },
   });
   const res = await benchBackbones({
@@ -393,7 +399,8 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     keepParams: values['keep-params'],
     consumeInput: values['consume-input'],
     dryRun: values['dry-run'],
-    replay: values.replay,
+    replay: values.replay || values['replay-shares'],
+    replayShares: values['replay-shares'],
     flags: Object.fromEntries(values.flags!.split(',').filter(Boolean).map((kv) => { const [k, v] = kv.split('='); return [k!, v === 'true' ? true : v === 'false' ? false : Number(v)]; })),
   });
   process.stdout.write(values.json ? `${JSON.stringify(res)}\n` : `${res.device}\n\n${markdownTable(res.rows)}\n`);

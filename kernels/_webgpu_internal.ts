@@ -339,7 +339,8 @@ export interface BoundBuffer {
 export interface CaptureSink {
   /** Bytes the host puts into a buffer: `queue.writeBuffer` (uniforms) and tensor values uploaded by tfjs. */
   write(buffer: GPUBuffer, offset: number, bytes: Uint8Array): void;
-  dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number]): void;
+  /** `program`: the tfjs program's class name (for measurements that leave programs out). */
+  dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number], program: string): void;
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void;
   /** `buffer` is about to be destroyed (idle buffers given back to the device). */
   beforeDestroy(buffer: GPUBuffer): void;
@@ -357,6 +358,7 @@ const pipelineWrites = new WeakMap<GPUComputePipeline, Set<number>>();
 const groupEntries = new WeakMap<GPUBindGroup, GPUBindGroupEntry[]>();
 let rawEncoder: ((d?: GPUCommandEncoderDescriptor) => GPUCommandEncoder) | null = null;
 let uploading = false;
+let currentProgram = '';
 
 /** Bindings a WGSL module declares `var<storage, read_write>` (tfjs declares `@group(0) @binding(n)` first). */
 export function writtenBindings(code: string): Set<number> {
@@ -424,6 +426,7 @@ function watchEncoder(enc: GPUCommandEncoder): void {
             return { binding: e.binding, buffer: r.buffer, offset, size: r.size ?? r.buffer.size - offset, written: writes.has(e.binding) };
           }),
           [x, y ?? 1, z ?? 1],
+          currentProgram,
         );
       }
       dispatch(x, y, z);
@@ -459,6 +462,11 @@ function installCaptureHooks(device: GPUDevice, backend: WebGPUBackend): void {
     write(...a);
   };
   const b = backend as unknown as CaptureBackend;
+  const record = (b['recordAndSubmit'] as (p: { constructor: { name: string } }, ...a: unknown[]) => unknown).bind(b);
+  b['recordAndSubmit'] = (p: { constructor: { name: string } }, ...a: unknown[]) => {
+    if (captureState.sink) currentProgram = p.constructor.name;
+    return record(p, ...a);
+  };
   const upload = b.uploadToGPU.bind(b);
   b.uploadToGPU = (dataId: object) => {
     const s = captureState.sink;

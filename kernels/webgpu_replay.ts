@@ -4,7 +4,7 @@
  * tfjs spends about 80 µs of host time on every dispatch (shader key, uniforms, bind group, submit batching;
  * bench/RESULTS.md), so a ViG-T forward at 1024² takes three times its GPU time. A replay keeps what one
  * forward sent to the device — pipelines, bindings, workgroup counts, uniform bytes, uploaded constants — and
- * sends it again in one compute pass and one submit: a few µs per dispatch.
+ * sends it again from a prepared list: a few µs per dispatch.
  *
  * It owns its intermediates: every buffer the forward wrote gets a buffer of the replay's (tfjs's pool hands its
  * own out again to other tensors), and every host write (uniforms, constants created in the forward) becomes a
@@ -33,11 +33,11 @@ interface PlannedEntry {
 }
 
 type PlannedStep =
-  | { kind: 'dispatch'; pipeline: GPUComputePipeline; entries: PlannedEntry[]; workgroups: [number, number, number] }
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; entries: PlannedEntry[]; workgroups: [number, number, number]; program: string }
   | { kind: 'copy'; src: Loc; srcOffset: number; dst: Loc; dstOffset: number; size: number };
 
 type Step =
-  | { kind: 'dispatch'; pipeline: GPUComputePipeline; group: GPUBindGroup; workgroups: [number, number, number] }
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; group: GPUBindGroup; workgroups: [number, number, number]; program: string }
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -85,7 +85,7 @@ class Recorder implements CaptureSink {
     this.#loc.set(buffer, { kind: 'const', index: this.consts.length - 1 });
   }
 
-  dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number]): void {
+  dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number], program: string): void {
     const written = new Set(entries.filter((e) => e.written).map((e) => e.buffer));
     for (const b of written) {
       if (b === this.input) this.fail('a write into the input');
@@ -99,7 +99,7 @@ class Recorder implements CaptureSink {
       }
     }
     const planned = entries.map((e) => ({ binding: e.binding, loc: e.written ? ({ kind: 'own', buffer: this.#intermediate(e.buffer) } as Loc) : this.#read(e.buffer), offset: e.offset, size: e.size }));
-    this.steps.push({ kind: 'dispatch', pipeline, entries: planned, workgroups });
+    this.steps.push({ kind: 'dispatch', pipeline, entries: planned, workgroups, program });
     for (const b of written) this.#loc.set(b, { kind: 'own', buffer: this.#intermediate(b) });
   }
 
@@ -182,12 +182,6 @@ class Recorder implements CaptureSink {
   }
 }
 
-export interface ReplayRun {
-  outputs: tf.Tensor[];
-  /** GPU time of the replay's passes (timestamp queries), when asked for and the device has them. */
-  gpuMs?: Promise<number>;
-}
-
 export class Replay {
   readonly #view: ReplayBackendView;
   readonly #steps: Step[];
@@ -234,8 +228,23 @@ export class Replay {
     return this.#alive && this.#keep.every((k) => this.#view.holds(k.dataId, k.buffer));
   }
 
-  /** Runs the recorded forward on `x` (same shape and dtype as the capture's input); new tensors, the caller's to dispose. */
-  run(x: tf.Tensor, opts: { gpuTime?: boolean } = {}): ReplayRun {
+  /**
+   * Runs the recorded forward on `x` (same shape and dtype as the capture's input); new tensors, the caller's to
+   * dispose. The work goes out in submits of growing size (16, 32, 64, ... dispatches), so that the device starts
+   * while the host is still encoding the rest.
+   */
+  /** Dispatches per program (tfjs program class names), in the order first met. */
+  programs(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const s of this.#steps) if (s.kind === 'dispatch') m.set(s.program, (m.get(s.program) ?? 0) + 1);
+    return m;
+  }
+
+  /**
+   * `skip`, for measurements only: the dispatches of these programs are left out, so the time they take in a
+   * replay can be read from the difference; the outputs are then wrong.
+   */
+  run(x: tf.Tensor, skip?: ReadonlySet<string>): tf.Tensor[] {
     if (!this.#alive) throw new GatedError('internal', 'the replay was destroyed');
     if (x.dtype !== this.inputDtype || !tf.util.arraysEqual(x.shape, this.inputShape)) throw new GatedError('shape', `the replay was recorded for ${this.inputDtype} [${this.inputShape}], got ${x.dtype} [${x.shape}]`);
     if (!this.valid()) throw new GatedError('internal', 'a tensor the replay reads in place was disposed or replaced; record it again');
@@ -244,24 +253,30 @@ export class Replay {
     view.flush();
     const outs = this.#outputs.map((o) => view.allocate(o.shape, o.dtype));
     const device = view.device;
-    const passes = this.#steps.reduce((n, s, i) => n + (s.kind === 'dispatch' && (i === 0 || this.#steps[i - 1]!.kind !== 'dispatch') ? 1 : 0), 0);
-    const timed = opts.gpuTime === true && device.features.has('timestamp-query') && passes > 0;
-    const querySet = timed ? device.createQuerySet({ type: 'timestamp', count: 2 * passes }) : null;
-    const enc = unwatchedEncoder(device);
+    let enc = unwatchedEncoder(device);
     enc.copyBufferToBuffer(src, 0, this.#inputBuffer, 0, this.#inputBytes);
     let pass: GPUComputePassEncoder | null = null;
     let pipeline: GPUComputePipeline | null = null;
-    let passIndex = 0;
+    let inSubmit = 0;
+    let chunk = 16;
     for (const s of this.#steps) {
       if (s.kind === 'dispatch') {
+        if (skip?.has(s.program)) continue;
         if (!pass) {
-          pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * passIndex, endOfPassWriteIndex: 2 * passIndex + 1 } } : {});
-          passIndex++;
+          pass = enc.beginComputePass();
           pipeline = null;
         }
         if (s.pipeline !== pipeline) pass.setPipeline((pipeline = s.pipeline));
         pass.setBindGroup(0, s.group);
         pass.dispatchWorkgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+        if (++inSubmit >= chunk) {
+          pass.end();
+          pass = null;
+          device.queue.submit([enc.finish()]);
+          enc = unwatchedEncoder(device);
+          inSubmit = 0;
+          chunk *= 2;
+        }
       } else {
         pass?.end();
         pass = null;
@@ -270,25 +285,8 @@ export class Replay {
     }
     pass?.end();
     this.#outputs.forEach((o, i) => enc.copyBufferToBuffer(o.buffer, 0, outs[i]!.buffer, 0, o.bytes));
-    let gpuMs: Promise<number> | undefined;
-    if (querySet) {
-      const resolve = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      const read = device.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      enc.resolveQuerySet(querySet, 0, 2 * passes, resolve, 0);
-      enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * passes);
-      gpuMs = (async () => {
-        await read.mapAsync(GPUMapMode.READ);
-        const t = new BigUint64Array(read.getMappedRange().slice(0));
-        read.destroy();
-        resolve.destroy();
-        querySet.destroy();
-        let ns = 0;
-        for (let p = 0; p < passes; p++) ns += Number(t[2 * p + 1]! - t[2 * p]!);
-        return ns / 1e6;
-      })();
-    }
     device.queue.submit([enc.finish()]);
-    return { outputs: outs.map((o) => o.tensor), ...(gpuMs ? { gpuMs } : {}) };
+    return outs.map((o) => o.tensor);
   }
 
   /** Frees the replay's device memory; weights read in place are not touched. */
@@ -384,7 +382,7 @@ function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLo
         return { binding: e.binding, resource: { buffer: a.buffer, offset: a.offset + e.offset, size: e.size } };
       }),
     });
-    return { kind: 'dispatch', pipeline: s.pipeline, group, workgroups: s.workgroups };
+    return { kind: 'dispatch', pipeline: s.pipeline, group, workgroups: s.workgroups, program: s.program };
   });
   // outputs read from where their contents ended; a replay's outputs must not alias its input
   const outs = outputs.map((t, i) => {
@@ -437,7 +435,7 @@ export class ReplayCache {
     }
     if (e.replay) {
       this.stats.replayed++;
-      return e.replay.run(x).outputs[0]!;
+      return e.replay.run(x)[0]!;
     }
     if (e.refused !== null || e.calls < 2) return this.#direct(x, forward);
     let rec: { outputs: tf.Tensor[]; replay: Replay };

@@ -35,7 +35,7 @@ describe('captureReplay', () => {
     for (let i = 0; i < 2; i++) expect(await bits(outputs[i]!)).toEqual(await bits(want0[i]!));
     for (const seed of [3, 4]) {
       const x = tf.randomNormal([3, 2, 6], 0, 1, 'float32', seed);
-      const got = replay.run(x).outputs;
+      const got = replay.run(x);
       const want = fn(x);
       expect(got.map((t) => t.shape)).toEqual(want.map((t) => t.shape));
       for (let i = 0; i < 2; i++) expect(await bits(got[i]!)).toEqual(await bits(want[i]!));
@@ -45,10 +45,10 @@ describe('captureReplay', () => {
     expect(replay.bytes).toBeGreaterThan(0);
     // the replay's intermediates are not tfjs's: work in between that reuses tfjs's pool changes nothing
     const x5 = tf.randomNormal([3, 2, 6], 0, 1, 'float32', 5);
-    const first = replay.run(x5).outputs;
+    const first = replay.run(x5);
     const noise = tf.tidy(() => tf.add(tf.randomNormal([30], 0, 1, 'float32', 9), 1));
     await noise.data();
-    const second = replay.run(x5).outputs;
+    const second = replay.run(x5);
     expect(await bits(first[0]!)).toEqual(await bits(second[0]!));
     tf.dispose([x0, x5, noise, ...outputs, ...want0, ...first, ...second]);
     replay.destroy();
@@ -76,7 +76,7 @@ describe('captureReplay', () => {
     for (let i = 0; i < 32 && !filler.some((t) => view.bufferOf(t) === dyingBuffer); i++) filler.push(tf.add(filler[0]!, 1e6 + i));
     expect(filler.some((t) => view.bufferOf(t) === dyingBuffer)).toBe(true);
     await filler.at(-1)!.data();
-    const again = replay.run(x).outputs[0]!;
+    const again = replay.run(x)[0]!;
     expect(await bits(again)).toEqual(await bits(outputs[0]!));
     expect(replay.valid()).toBe(true);
     kept.dispose();
@@ -113,7 +113,7 @@ describe('captureReplay', () => {
     expect(reused).toBe(true);
     expect(replay.kept).toBe(0);
     const x2 = tf.randomNormal([2, 4], 0, 1, 'float32', 15);
-    const got = replay.run(x2).outputs[0]!;
+    const got = replay.run(x2)[0]!;
     const want = fn(x2, wHost, false);
     expect(await bits(got)).toEqual(await bits(want));
     tf.dispose([x, x2, got, want, wHost, ...outputs]);
@@ -159,7 +159,7 @@ describe('captureReplay', () => {
     expect(await bits(outputs[0]!)).toEqual(await bits(warm));
     expect(replay.kept).toBeGreaterThan(0); // the weights are read in place, not copied
     const want = fn(x1);
-    const got = replay.run(x1).outputs[0]!;
+    const got = replay.run(x1)[0]!;
     expect(got.shape).toEqual(want.shape);
     expect(await bits(got)).toEqual(await bits(want));
     expect(Array.from(await want.data()).some((v) => Number.isNaN(v))).toBe(false);
