@@ -18,8 +18,22 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
 import { captureState, replayBackendView, unwatchedEncoder, type BoundBuffer, type CaptureSink, type ReplayBackendView } from './_webgpu_internal.ts';
 
-/** Where a buffer's contents are during the replay; a copy of a tensor that outlives the capture becomes `keep`. */
+/**
+ * One tensor's data as the forward wrote it: a buffer of the replay's is given to it at its first step and taken
+ * back after its last, so values whose lives do not overlap share memory (a static plan of the pass).
+ */
+interface Value {
+  size: number;
+  /** The tensor tfjs bound when it was written (a later write of the same tensor continues the same value). */
+  dataId: object | undefined;
+  first: number;
+  last: number;
+  buffer?: GPUBuffer;
+}
+
+/** Where a buffer's contents are during the replay; `own`: a copy taken during the capture. */
 type Loc =
+  | { kind: 'value'; value: Value }
   | { kind: 'own'; buffer: GPUBuffer }
   | { kind: 'keep'; buffer: GPUBuffer; dataId: object }
   | { kind: 'input' }
@@ -47,7 +61,7 @@ class Recorder implements CaptureSink {
   readonly consts: { uniform: boolean; bytes: Uint8Array }[] = [];
   readonly owned: GPUBuffer[] = [];
   readonly #loc = new Map<GPUBuffer, Loc>();
-  readonly #inter = new Map<GPUBuffer, GPUBuffer>();
+  readonly values: Value[] = [];
   readonly #bound = new Map<GPUBuffer, object>();
   /**
    * Buffers of tensors alive when the forward first read them, read in place so far. One the capture sees
@@ -86,38 +100,61 @@ class Recorder implements CaptureSink {
   }
 
   dispatch(pipeline: GPUComputePipeline, entries: BoundBuffer[], workgroups: [number, number, number], program: string): void {
-    const written = new Set(entries.filter((e) => e.written).map((e) => e.buffer));
-    for (const b of written) {
+    const targets = new Map<GPUBuffer, Value>();
+    for (const e of entries) {
+      const b = e.buffer;
+      if (!e.written || targets.has(b)) continue;
       if (b === this.input) this.fail('a write into the input');
       this.#detach(b);
-      const inter = this.#intermediate(b);
       const cur = this.#loc.get(b);
+      const id = this.#bound.get(b);
+      // the same tensor written again (e.g. a fill, then an accumulation) continues its value
+      const v = cur?.kind === 'value' && id !== undefined && cur.value.dataId === id ? cur.value : this.#value(b.size, id);
       // read in place through another binding: the program must find the current contents in its own buffer
-      if (cur && !(cur.kind === 'own' && cur.buffer === inter) && entries.some((e) => e.buffer === b && !e.written)) {
-        this.steps.push({ kind: 'copy', src: cur, srcOffset: 0, dst: { kind: 'own', buffer: inter }, dstOffset: 0, size: b.size });
-        this.#loc.set(b, { kind: 'own', buffer: inter });
-      }
+      if (cur && !(cur.kind === 'value' && cur.value === v) && entries.some((o) => o.buffer === b && !o.written)) this.#push({ kind: 'copy', src: cur, srcOffset: 0, dst: { kind: 'value', value: v }, dstOffset: 0, size: b.size });
+      targets.set(b, v);
     }
-    const planned = entries.map((e) => ({ binding: e.binding, loc: e.written ? ({ kind: 'own', buffer: this.#intermediate(e.buffer) } as Loc) : this.#read(e.buffer), offset: e.offset, size: e.size }));
-    this.steps.push({ kind: 'dispatch', pipeline, entries: planned, workgroups, program });
-    for (const b of written) this.#loc.set(b, { kind: 'own', buffer: this.#intermediate(b) });
+    const planned = entries.map((e) => {
+      const t = targets.get(e.buffer);
+      return { binding: e.binding, loc: t ? ({ kind: 'value', value: t } as Loc) : this.#read(e.buffer), offset: e.offset, size: e.size };
+    });
+    this.#push({ kind: 'dispatch', pipeline, entries: planned, workgroups, program });
+    for (const [b, v] of targets) this.#loc.set(b, { kind: 'value', value: v });
   }
 
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
     const from = this.#read(src);
     if (dst === this.input) this.fail('a copy into the input');
     this.#detach(dst);
+    const whole = dstOffset === 0 && size >= dst.size;
     // a whole copy of contents nothing will change again needs no work: the copy names them
-    if (srcOffset === 0 && dstOffset === 0 && size === dst.size && size === src.size && from.kind !== 'own') {
+    if (whole && srcOffset === 0 && size === src.size && from.kind !== 'value') {
       this.#loc.set(dst, from);
       return;
     }
-    const inter = this.#intermediate(dst);
     const cur = this.#loc.get(dst);
-    const whole = dstOffset === 0 && size >= dst.size;
-    if (cur && !whole && !(cur.kind === 'own' && cur.buffer === inter)) this.steps.push({ kind: 'copy', src: cur, srcOffset: 0, dst: { kind: 'own', buffer: inter }, dstOffset: 0, size: dst.size });
-    this.steps.push({ kind: 'copy', src: from, srcOffset, dst: { kind: 'own', buffer: inter }, dstOffset, size });
-    this.#loc.set(dst, { kind: 'own', buffer: inter });
+    const v = !whole && cur?.kind === 'value' ? cur.value : this.#value(dst.size, undefined);
+    if (!whole && cur && !(cur.kind === 'value' && cur.value === v)) this.#push({ kind: 'copy', src: cur, srcOffset: 0, dst: { kind: 'value', value: v }, dstOffset: 0, size: dst.size });
+    this.#push({ kind: 'copy', src: from, srcOffset, dst: { kind: 'value', value: v }, dstOffset, size });
+    this.#loc.set(dst, { kind: 'value', value: v });
+  }
+
+  #value(size: number, dataId: object | undefined): Value {
+    const v: Value = { size, dataId, first: -1, last: -1 };
+    this.values.push(v);
+    return v;
+  }
+
+  /** Appends a step and extends the lives of the values it uses to it. */
+  #push(step: PlannedStep): void {
+    const i = this.steps.length;
+    this.steps.push(step);
+    const locs = step.kind === 'copy' ? [step.src, step.dst] : step.entries.map((e) => e.loc);
+    for (const l of locs) {
+      if (l.kind !== 'value') continue;
+      if (l.value.first < 0) l.value.first = i;
+      l.value.last = Math.max(l.value.last, i);
+    }
   }
 
   /** Where the contents of `b` are now; the first read of a buffer the forward did not make decides (see #pending). */
@@ -135,8 +172,11 @@ class Recorder implements CaptureSink {
     return loc;
   }
 
+  /** Where an output's contents end; a value read at the end lives to the end. */
   locOf(b: GPUBuffer): Loc {
-    return this.#read(b);
+    const loc = this.#read(b);
+    if (loc.kind === 'value') loc.value.last = Infinity;
+    return loc;
   }
 
   /** At the end of the capture: the tensors read in place that a run must find alive; the others are copied now. */
@@ -167,12 +207,6 @@ class Recorder implements CaptureSink {
     enc.copyBufferToBuffer(b, 0, copy, 0, b.size);
     this.view.device.queue.submit([enc.finish()]);
     return copy;
-  }
-
-  #intermediate(b: GPUBuffer): GPUBuffer {
-    let i = this.#inter.get(b);
-    if (!i) this.#inter.set(b, (i = this.#own(b.size)));
-    return i;
   }
 
   #own(size: number): GPUBuffer {
@@ -206,6 +240,8 @@ export class Replay {
     inputBuffer: GPUBuffer,
     outputs: { buffer: GPUBuffer; shape: number[]; dtype: tf.DataType; bytes: number }[],
     keep: { dataId: object; buffer: GPUBuffer }[],
+    /** The tensors the forward wrote (values), and the buffers the plan gave them. */
+    readonly plan: { values: number; buffers: number },
   ) {
     this.#view = view;
     this.#steps = steps;
@@ -338,6 +374,40 @@ export function captureReplay(fn: (x: tf.Tensor) => tf.Tensor | tf.Tensor[], exa
   }
 }
 
+/**
+ * Gives each value a buffer from its first step to its last, in step order: a buffer taken back after a step is
+ * handed out again from the next one (the smallest free buffer that fits and is at most twice the size, else a
+ * new one). The device orders each dispatch after the work that read or wrote the same buffer before it.
+ */
+function planValues(device: GPUDevice, rec: Recorder, owned: GPUBuffer[]): { values: number; buffers: number } {
+  const starting = new Map<number, Value[]>();
+  const ending = new Map<number, Value[]>();
+  for (const v of rec.values) {
+    if (v.first < 0) continue; // never used by a step
+    starting.set(v.first, [...(starting.get(v.first) ?? []), v]);
+    if (Number.isFinite(v.last)) ending.set(v.last, [...(ending.get(v.last) ?? []), v]);
+  }
+  const free: GPUBuffer[] = []; // ascending size
+  let buffers = 0;
+  for (let i = 0; i < rec.steps.length; i++) {
+    for (const v of starting.get(i) ?? []) {
+      const k = free.findIndex((b) => b.size >= v.size && b.size <= 2 * v.size);
+      if (k >= 0) v.buffer = free.splice(k, 1)[0]!;
+      else {
+        v.buffer = device.createBuffer({ size: v.size, usage: STORAGE() });
+        owned.push(v.buffer);
+        buffers++;
+      }
+    }
+    for (const v of ending.get(i) ?? []) {
+      const b = v.buffer!;
+      const at = free.findIndex((f) => f.size >= b.size);
+      free.splice(at < 0 ? free.length : at, 0, b);
+    }
+  }
+  return { values: [...starting.values()].reduce((n, l) => n + l.length, 0), buffers };
+}
+
 function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLocs: Loc[], outputs: tf.Tensor[], keep: { dataId: object; buffer: GPUBuffer }[]): Replay {
   const device = view.device;
   const owned = [...rec.owned];
@@ -363,8 +433,10 @@ function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLo
   };
   const uni = packed(true);
   const sto = packed(false);
+  const plan = planValues(device, rec, owned);
   const at = (loc: Loc): { buffer: GPUBuffer; offset: number } => {
     if (loc.kind === 'input') return { buffer: inputBuffer, offset: 0 };
+    if (loc.kind === 'value') return { buffer: loc.value.buffer!, offset: 0 };
     if (loc.kind !== 'const') return { buffer: loc.buffer, offset: 0 };
     const p = rec.consts[loc.index]!.uniform ? uni : sto;
     return { buffer: p.buffer!, offset: p.offsets.get(loc.index)! };
@@ -395,7 +467,7 @@ function build(view: ReplayBackendView, rec: Recorder, example: tf.Tensor, outLo
     }
     return { buffer: a.buffer, shape: t.shape, dtype: t.dtype, bytes: tf.util.sizeFromShape(t.shape) * 4 };
   });
-  return new Replay(example.shape, example.dtype, view, steps, owned, inputBuffer, outs, keep);
+  return new Replay(example.shape, example.dtype, view, steps, owned, inputBuffer, outs, keep, plan);
 }
 
 /**
