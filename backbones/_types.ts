@@ -32,6 +32,11 @@ export interface Backbone {
   forward(x: tf.Tensor4D, opts?: ForwardOptions): tf.Tensor;
   /** Multi-scale maps matching featureInfo, NHWC. */
   forwardFeatures(x: tf.Tensor4D, opts?: ForwardOptions): tf.Tensor4D[];
+  /**
+   * The run-time switches that change what a forward pass computes for the same input shape (MAXIM's local
+   * pooling), as a string: a recorded forward (kernels/webgpu_replay.ts) is kept apart for each. Absent: none.
+   */
+  forwardKey?(): string;
   dispose(): void;
 }
 

@@ -325,6 +325,10 @@ export class MaximModel implements Backbone {
    */
   localPooling: [number, number] | null = null;
 
+  forwardKey(): string {
+    return this.localPooling ? `local-pooling ${this.localPooling.join('x')}` : '';
+  }
+
   constructor(
     readonly config: MaximConfig,
     readonly params: ParamStore,

@@ -491,9 +491,10 @@ export class ReplayCache {
 
   constructor(readonly max = 2) {}
 
-  run(x: tf.Tensor, forward: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
+  /** `variant`: what else decides the forward's work besides the input's shape (see Backbone.forwardKey). */
+  run(x: tf.Tensor, forward: (x: tf.Tensor) => tf.Tensor, variant = ''): tf.Tensor {
     if (!replayAvailable()) return this.#direct(x, forward);
-    const key = `${x.dtype}:${x.shape.join('x')}`;
+    const key = `${variant}|${x.dtype}:${x.shape.join('x')}`;
     let e = this.#entries.get(key);
     this.#entries.delete(key);
     e ??= { calls: 0, replay: null, refused: null };

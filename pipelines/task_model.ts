@@ -228,7 +228,7 @@ class Assembled implements TaskModel {
     if (x.shape[3] !== this.manifest.input.channels) throw new GatedError('shape', `model '${this.manifest.name}' takes ${this.manifest.input.channels} channels, got ${x.shape[3]}`);
     // inference on WebGPU replays the recorded forward of each batch shape (kernels/webgpu_replay.ts)
     if (inTraining()) return this.#forward(x);
-    return this.replays.run(x, (t) => this.#forward(t as tf.Tensor4D)) as tf.Tensor4D;
+    return this.replays.run(x, (t) => this.#forward(t as tf.Tensor4D), this.backbone.forwardKey?.() ?? '') as tf.Tensor4D;
   }
 
   /** Recorded forwards by input shape (WebGPU inference only). */

@@ -9,7 +9,8 @@ import { createBackbone, listBackbones } from '../../backbones/_registry.ts';
 import { GatedError } from '../../core/errors.ts';
 import { replayBackendView, writtenBindings } from '../../kernels/_webgpu_internal.ts';
 import { selectDevice } from '../../kernels/backend.ts';
-import { captureReplay } from '../../kernels/webgpu_replay.ts';
+import { captureReplay, ReplayCache } from '../../kernels/webgpu_replay.ts';
+import type { MaximModel } from '../../backbones/maxim.ts';
 
 beforeAll(async () => {
   await selectDevice('webgpu', { allowSoftware: true });
@@ -146,6 +147,28 @@ describe('captureReplay', () => {
   it('reads the bindings a program writes from its WGSL', () => {
     const code = '@group(0) @binding(0) var<storage, read_write> result: array<f32>;\n@group(0) @binding(1) var<storage, read> a: array<f32>;\n@group(0) @binding(3) var<storage,read_write> b: array<atomic<i32>>;';
     expect([...writtenBindings(code)].sort()).toEqual([0, 3]);
+  });
+
+  it('keeps a recorded forward apart for each run-time switch of the model (MAXIM local pooling)', async () => {
+    const m = createBackbone('test_maxim', { seed: 5 }) as MaximModel;
+    const x = tf.randomNormal([1, 16, 16, 3], 0, 1, 'float32', 16) as tf.Tensor4D;
+    const cache = new ReplayCache(4);
+    const run = () => cache.run(x, (t) => m.forward(t as tf.Tensor4D) as tf.Tensor, m.forwardKey());
+    const global = [run(), run()]; // direct, recorded
+    m.localPooling = [8, 8];
+    const local = [run(), run(), run()]; // direct, recorded, replayed: not the global model's replay
+    m.localPooling = null;
+    const globalAgain = run(); // replayed
+    expect(cache.stats).toEqual({ direct: 2, recorded: 2, replayed: 2 });
+    const want = await bits(global[0]!);
+    expect(await bits(global[1]!)).toEqual(want);
+    expect(await bits(globalAgain)).toEqual(want);
+    const wantLocal = await bits(local[0]!);
+    expect(wantLocal).not.toEqual(want);
+    for (const t of local.slice(1)) expect(await bits(t)).toEqual(wantLocal);
+    tf.dispose([x, ...global, ...local, globalAgain]);
+    cache.dispose();
+    m.dispose();
   });
 
   it.each(listBackbones(/^test_/))('%s: the replayed forward equals tfjs\'s bit for bit', async (name) => {
