@@ -39,6 +39,11 @@ export interface RunRecord {
   memory?: Record<string, number>;
   /** How `segment` read the input's voxels: `streamed` (slice by slice from the file, never whole) or `whole`. */
   inputRead?: 'streamed' | 'whole';
+  /**
+   * WebGPU: the model's forward passes for this input, by how they ran: `direct` through tfjs, `recorded` (run and
+   * recorded), `replayed` (kernels/webgpu_replay.ts). Absent elsewhere.
+   */
+  forwards?: { direct: number; recorded: number; replayed: number };
   model?: { name: string; sha256: string };
   device?: string;
   versions?: Record<string, string>;

@@ -19,7 +19,7 @@ import { niftiParts } from '../io/nifti/write.ts';
 import type { Volume, VoxelArray } from '../io/volume.ts';
 import { evaluatePair } from './evaluate.ts';
 import { RunManifest, shard, type RunRecord } from './manifest.ts';
-import { collectCases } from './segment.ts';
+import { collectCases, forwardsSince } from './segment.ts';
 import type { TaskModel } from './task_model.ts';
 import { runTiled, type TileOptions } from './tiling.ts';
 
@@ -143,9 +143,10 @@ export async function restoreBatch(inputs: string[], model: TaskModel, opts: Res
     const t0 = Date.now();
     const common = { id: c.id, input: c.path, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION, tfjs: tf.version_core }, at: new Date().toISOString() };
     let record: RunRecord & { metrics?: RestoreMetrics };
+    const before = { ...model.replays.stats };
     try {
       const res = await restoreCase(c.path, c.name, opts.outDir, model, opts);
-      record = { ...common, status: 'done', outputs: res.outputs.map((o) => join(opts.outDir, o)), ms: Date.now() - t0, ...(res.metrics ? { metrics: res.metrics } : {}) };
+      record = { ...common, status: 'done', outputs: res.outputs.map((o) => join(opts.outDir, o)), ms: Date.now() - t0, ...forwardsSince(model, before), ...(res.metrics ? { metrics: res.metrics } : {}) };
     } catch (e) {
       const err = toGatedError(e, 'internal');
       const rejected = ERROR_IS_INPUT.has(err.code) || err.exitCode === 3 || err.exitCode === 4;

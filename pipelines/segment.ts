@@ -9,6 +9,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, stat, unlink, open as openFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { writeFileAtomic } from '../core/atomic.ts';
 import { DEFAULT_LIMITS, resolveLimits } from '../core/limits.ts';
 import { GatedError, toGatedError } from '../core/errors.ts';
@@ -197,11 +198,12 @@ export async function segmentBatch(inputs: string[], model: TaskModel, opts: Seg
       continue;
     }
     const t0 = Date.now();
+    const before = { ...model.replays.stats };
     let record: RunRecord;
     let rc: ReportCase;
     try {
       const res = await segmentCase(c, model, outDir, opts);
-      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, memory: res.memory, inputRead: res.inputRead, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, memory: res.memory, inputRead: res.inputRead, ...forwardsSince(model, before), model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
       rc = { name: c.name, status: 'done', outputs: res.outputs.filter((o) => !o.includes('/previews/')).map((o) => relative(outDir, o)), previews: res.previews.map((o) => relative(outDir, o)), volumesMl: res.volumesMl, ms: record.ms, warnings: res.warnings };
     } catch (e) {
       const err = toGatedError(e, 'internal');
@@ -265,6 +267,13 @@ export async function collectCases(inputs: string[]): Promise<CaseInput[]> {
 }
 
 // --- internal ---
+
+/** The model's forward passes since `before` by how they ran, when any was recorded or replayed (WebGPU). */
+export function forwardsSince(model: TaskModel, before: TaskModel['replays']['stats']): { forwards?: RunRecord['forwards'] } {
+  const now = model.replays.stats;
+  const f = { direct: now.direct - before.direct, recorded: now.recorded - before.recorded, replayed: now.replayed - before.replayed };
+  return tf.getBackend() === 'webgpu' ? { forwards: f } : {};
+}
 
 async function segmentCase(c: CaseInput, model: TaskModel, outDir: string, opts: SegmentBatchOptions): Promise<{ outputs: string[]; previews: string[]; volumesMl: Record<string, number>; warnings: string[]; timings: Record<string, number>; memory: Record<string, number>; inputRead: 'streamed' | 'whole' }> {
   // load / segment / write, and the sub-stages of segment (`segment.*`) that segmentVolume adds

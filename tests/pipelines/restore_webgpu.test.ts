@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Volume } from '../../io/volume.ts';
 import { selectDevice } from '../../kernels/backend.ts';
-import { restoreVolume } from '../../pipelines/restore.ts';
+import { writeNiftiFile } from '../../io/nifti/write.ts';
+import { restoreBatch, restoreVolume } from '../../pipelines/restore.ts';
 import { loadTaskModel, saveTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
 import { tinyRestoreModel } from '../_helpers/restore_model.ts';
 
@@ -45,6 +46,8 @@ describe('restore on WebGPU', () => {
     const gpuModel = await loadTaskModel(dir);
     const gpuWhole = await restoreVolume(vol, gpuModel);
     const gpuTiled = await restoreVolume(vol, gpuModel, { tile: 32, overlap: 8 });
+    // the tiles share one shape: from the second on the model's forward is recorded, then replayed
+    expect(gpuModel.replays.stats.replayed).toBeGreaterThanOrEqual(4);
     gpuModel.dispose();
     let changed = 0;
     for (let i = 0; i < data.length; i++) {
@@ -53,5 +56,24 @@ describe('restore on WebGPU', () => {
       if (gpuWhole.data[i] !== data[i]) changed++;
     }
     expect(changed).toBeGreaterThan(data.length / 4);
+  });
+
+  it('says in the run manifest how each forward ran: first direct, then recorded, then replayed', async () => {
+    const [nx, ny, nz] = [40, 40, 1];
+    const data = new Float32Array(nx * ny * nz).map((_, i) => Math.sin(i * 0.1));
+    const vol: Volume = {
+      data, shape: [nx, ny, nz], spacing: [1, 1, 1], dtype: 'float32',
+      affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+      meta: { format: 'nifti', components: 'scalar', warnings: [] },
+    };
+    const input = join(dir, 'in.nii');
+    await writeNiftiFile(input, vol);
+    await selectDevice('webgpu', { allowSoftware: true });
+    const gpuModel = await loadTaskModel(dir);
+    const res = await restoreBatch([input], gpuModel, { outDir: join(dir, 'out'), modelName: 'tiny', device: 'webgpu', tile: 32, overlap: 8 });
+    gpuModel.dispose();
+    expect(res.records[0]!.status).toBe('done');
+    // 2 × 2 tiles of one shape
+    expect(res.records[0]!.forwards).toEqual({ direct: 1, recorded: 1, replayed: 2 });
   });
 });
