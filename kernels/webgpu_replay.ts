@@ -6,13 +6,14 @@
  * forward sent to the device — pipelines, bindings, workgroup counts, uniform bytes, uploaded constants — and
  * sends it again from a prepared list: a few µs per dispatch.
  *
- * It owns its intermediates: every buffer the forward wrote gets a buffer of the replay's (tfjs's pool hands its
- * own out again to other tensors), and every host write (uniforms, constants created in the forward) becomes a
- * slice of one packed buffer. A buffer that held data before the forward is the input, or a tensor still alive
- * when the capture ends (weights, packed weights, cached constants: read in place, and each run first checks
- * that every one is still the same live tensor in the same buffer), or else a copy taken when the forward first
- * read it. A forward that reads a tensor back to the host, clears or copies in ways the capture cannot follow,
- * or writes into its input or a weight cannot be replayed: the capture throws and keeps nothing.
+ * It owns its intermediates: every tensor the forward writes gets a buffer of the replay's from a static plan
+ * (tfjs's pool hands its own buffers out again to other tensors), and every host write (uniforms, constants
+ * created in the forward) becomes a slice of one of two packed buffers. A buffer that held data before the
+ * forward is the input, or a tensor still alive when the capture ends (weights, packed weights, cached constants:
+ * read in place, and each run first checks that every one is still the same live tensor in the same buffer), or
+ * else a copy taken before the capture saw it written or destroyed. A forward that reads a tensor back to the
+ * host, clears buffers or dispatches indirectly, or writes into its input cannot be replayed: the capture throws
+ * and keeps nothing.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GatedError } from '../core/errors.ts';
