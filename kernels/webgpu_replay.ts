@@ -385,8 +385,9 @@ function planValues(device: GPUDevice, rec: Recorder, owned: GPUBuffer[]): { val
   const ending = new Map<number, Value[]>();
   for (const v of rec.values) {
     if (v.first < 0) continue; // never used by a step
-    starting.set(v.first, [...(starting.get(v.first) ?? []), v]);
-    if (Number.isFinite(v.last)) ending.set(v.last, [...(ending.get(v.last) ?? []), v]);
+    const at = (m: Map<number, Value[]>, i: number) => m.get(i) ?? m.set(i, []).get(i)!;
+    at(starting, v.first).push(v);
+    if (Number.isFinite(v.last)) at(ending, v.last).push(v);
   }
   const free: GPUBuffer[] = []; // ascending size
   let buffers = 0;

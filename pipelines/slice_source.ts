@@ -69,14 +69,12 @@ export function flippedSource(data: VoxelArray, shape: readonly number[], flip: 
   const [nx = 1, ny = 1, nz = 1] = shape;
   const plane = nx * ny;
   const dtype = dtypeOf(data);
-  const target = outputBuffer(dtype);
+  const slab = slabOutput(dtype, plane, nz);
   return {
     shape: [nx, ny, nz],
     dtype,
     read(z0, z1, into) {
-      checkRange(z0, z1, nz);
-      const n = (z1 - z0) * plane;
-      const out = target(n, into);
+      const out = slab(z0, z1, into);
       for (let z = z0; z < z1; z++) copyPlane(data, (flip[2] ? nz - 1 - z : z) * plane, out, (z - z0) * plane, nx, ny, flip[0], flip[1]);
       return out;
     },
@@ -110,17 +108,15 @@ export function fileSource(path: string, offset: number, shape: readonly [number
   const [nx, ny, nz] = shape;
   const plane = nx * ny;
   const bpe = DTYPE_BYTES[dtype];
-  const target = outputBuffer(dtype);
+  const slab = slabOutput(dtype, plane, nz);
   let open = true;
   return {
     shape,
     dtype,
     read(z0, z1, into) {
       if (!open) throw new GatedError('internal', 'slices read from a closed file');
-      checkRange(z0, z1, nz);
-      const n = (z1 - z0) * plane;
-      const out = target(n, into);
-      const bytes = new Uint8Array(out.buffer, out.byteOffset, n * bpe);
+      const out = slab(z0, z1, into);
+      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.length * bpe);
       const at = offset + z0 * plane * bpe;
       for (let got = 0; got < bytes.length; ) {
         const r = readSync(fd, bytes, got, bytes.length - got, at + got);
@@ -151,15 +147,13 @@ export function dicomSource(plan: Pick<DicomStreamPlan, 'header' | 'stored' | 'a
   // the plan came from another thread: its slices must be exactly what this buffer holds
   if (slices.length !== nz || slices.some((s) => s.bytes !== raw.length)) throw new GatedError('internal', `a series plan of ${slices.length} slices does not fit a volume of ${nz} slices of ${raw.length} bytes`);
   const values = viewAs(stored, raw);
-  const target = outputBuffer(dtype);
+  const slab = slabOutput(dtype, plane, nz);
   const plain = !flip[0] && !flip[1] && add === 0 && dtype === stored;
   return {
     shape: [nx, ny, nz],
     dtype,
     read(z0, z1, into) {
-      checkRange(z0, z1, nz);
-      const n = (z1 - z0) * plane;
-      const out = target(n, into);
+      const out = slab(z0, z1, into);
       for (let z = z0; z < z1; z++) {
         const s = slices[flip[2] ? nz - 1 - z : z]!;
         readSliceBytes(s, raw);
@@ -286,10 +280,15 @@ function copyPlane(src: VoxelArray, from: number, out: VoxelArray, to: number, n
   }
 }
 
-/** Where a read goes: `into` when it fits, else a buffer of the source's own, grown to the largest read asked for. */
-function outputBuffer(dtype: DType): (n: number, into?: VoxelArray) => VoxelArray {
+/**
+ * Where a read of slices [z0, z1) goes, after checking the range: `into` when it fits, else a buffer of the
+ * source's own, grown to the largest read asked for.
+ */
+function slabOutput(dtype: DType, plane: number, nz: number): (z0: number, z1: number, into?: VoxelArray) => VoxelArray {
   let buf: VoxelArray = allocate(dtype, 0);
-  return (n, into) => {
+  return (z0, z1, into) => {
+    checkRange(z0, z1, nz);
+    const n = (z1 - z0) * plane;
     if (into && into.length >= n && dtypeOf(into) === dtype) return into.subarray(0, n);
     if (buf.length < n) buf = allocate(dtype, n);
     return buf.subarray(0, n);
