@@ -94,25 +94,20 @@ export function dtypeOf(data: VoxelArray): DType {
   return 'float64';
 }
 
+/** The typed array of each stored type. */
+const ARRAY_OF: { [D in DType]: { new (length: number): VoxelArray; new (buffer: ArrayBufferLike, byteOffset: number, length: number): VoxelArray } } = {
+  uint8: Uint8Array,
+  int8: Int8Array,
+  uint16: Uint16Array,
+  int16: Int16Array,
+  uint32: Uint32Array,
+  int32: Int32Array,
+  float32: Float32Array,
+  float64: Float64Array,
+};
+
 export function allocate(dtype: DType, length: number): VoxelArray {
-  switch (dtype) {
-    case 'uint8':
-      return new Uint8Array(length);
-    case 'int8':
-      return new Int8Array(length);
-    case 'uint16':
-      return new Uint16Array(length);
-    case 'int16':
-      return new Int16Array(length);
-    case 'uint32':
-      return new Uint32Array(length);
-    case 'int32':
-      return new Int32Array(length);
-    case 'float32':
-      return new Float32Array(length);
-    case 'float64':
-      return new Float64Array(length);
-  }
+  return new ARRAY_OF[dtype](length);
 }
 
 export function voxelCount(shape: readonly number[]): number {
@@ -135,23 +130,5 @@ export function realValues(volume: Volume): Float64Array {
 
 /** The values held in a byte buffer (aligned to the type's size), without a copy. */
 export function viewAs(dtype: DType, b: Uint8Array): VoxelArray {
-  const n = b.byteLength / DTYPE_BYTES[dtype];
-  switch (dtype) {
-    case 'uint8':
-      return b;
-    case 'int8':
-      return new Int8Array(b.buffer, b.byteOffset, n);
-    case 'uint16':
-      return new Uint16Array(b.buffer, b.byteOffset, n);
-    case 'int16':
-      return new Int16Array(b.buffer, b.byteOffset, n);
-    case 'uint32':
-      return new Uint32Array(b.buffer, b.byteOffset, n);
-    case 'int32':
-      return new Int32Array(b.buffer, b.byteOffset, n);
-    case 'float32':
-      return new Float32Array(b.buffer, b.byteOffset, n);
-    case 'float64':
-      return new Float64Array(b.buffer, b.byteOffset, n);
-  }
+  return dtype === 'uint8' ? b : new ARRAY_OF[dtype](b.buffer, b.byteOffset, b.byteLength / DTYPE_BYTES[dtype]);
 }
