@@ -28,6 +28,8 @@ export interface RestoreImage {
   clean: Float32Array;
   /** Paired degraded version, when the data has one. */
   noisy?: Float32Array;
+  /** Steps of the stored type's range when the plane is scaled by it (8-bit: 255, 16-bit images: 65535). */
+  levels?: number;
 }
 
 export interface DegradeConfig {
@@ -38,10 +40,16 @@ export interface DegradeConfig {
   /** Probability of a Gaussian blur before the noise, and its σ range in pixels. */
   blurP: number;
   blurSigma: [number, number];
+  /** Round the degraded image to its type's steps and clip it to the type's range, as storing a noisy 8- or
+   *  16-bit image does. Without it a model never sees the clipped noise of dark and bright regions (its mean
+   *  is biased: up near black, down near white) and leaves that bias in its output. */
+  store?: boolean;
 }
 
-export const DENOISE_DEGRADE: DegradeConfig = { sigma: [5, 50], ricianP: 0.25, blurP: 0, blurSigma: [0.5, 2] };
-export const DEBLUR_DEGRADE: DegradeConfig = { sigma: [0, 5], ricianP: 0, blurP: 1, blurSigma: [0.5, 2.5] };
+export const DENOISE_DEGRADE: DegradeConfig = { sigma: [5, 50], ricianP: 0.25, blurP: 0, blurSigma: [0.5, 2], store: true };
+export const DEBLUR_DEGRADE: DegradeConfig = { sigma: [0, 5], ricianP: 0, blurP: 1, blurSigma: [0.5, 2.5], store: true };
+/** What validation and the shipped model's test apply: Gaussian σ 25, stored in the image's type. */
+export const VALIDATION_DEGRADE: DegradeConfig = { sigma: [25, 25], ricianP: 0, blurP: 0, blurSigma: [0, 0], store: true };
 
 /** Restoration recipes for `train --task restore --model`: a backbone and the residual head (or a backbone name).
  *  No stochastic depth in the denoisers: their runs are a few thousand steps, far from overfitting, where it only slows learning. */
@@ -110,14 +118,16 @@ export function splitImages(images: RestoreImage[]): { train: RestoreImage[]; va
   return { train: images.filter((im) => !val.includes(im)), val };
 }
 
-/** Adds noise (and blur) to a clean plane: Gaussian or Rician, σ on a 0-255 scale. */
-export function degrade(clean: Float32Array, h: number, w: number, cfg: DegradeConfig, rng: Rng): Float32Array {
+/** Adds noise (and blur) to a clean plane: Gaussian or Rician, σ on a 0-255 scale; with `cfg.store` and the
+ *  plane's `levels`, the result is what an image of that type would hold. */
+export function degrade(clean: Float32Array, h: number, w: number, cfg: DegradeConfig, rng: Rng, levels?: number): Float32Array {
   let x = clean;
   if (cfg.blurP > 0 && rng.next() < cfg.blurP) x = gaussianBlur(x, h, w, rng.uniform(cfg.blurSigma[0], cfg.blurSigma[1]));
   const s = rng.uniform(cfg.sigma[0], cfg.sigma[1]) / 255;
   const out = new Float32Array(x.length);
   if (rng.next() < cfg.ricianP) for (let i = 0; i < x.length; i++) out[i] = Math.hypot(x[i]! + s * rng.normal(), s * rng.normal());
   else for (let i = 0; i < x.length; i++) out[i] = x[i]! + s * rng.normal();
+  if (cfg.store && levels) for (let i = 0; i < out.length; i++) out[i] = Math.min(levels, Math.max(0, Math.round(out[i]! * levels))) / levels;
   return out;
 }
 
@@ -139,20 +149,20 @@ export function makeRestoreBatch(images: RestoreImage[], batch: number, patch: n
       return c;
     };
     const clean = crop(im.clean);
-    const noisy = im.noisy ? crop(im.noisy) : degrade(clean, patch, patch, cfg, rng);
+    const noisy = im.noisy ? crop(im.noisy) : degrade(clean, patch, patch, cfg, rng, im.levels);
     orient(clean, patch, flip, rot, y, b * n);
     orient(noisy, patch, flip, rot, x, b * n);
   }
   return { x, y };
 }
 
-/** Mean PSNR (dB, 0..1 range) of the model's output on the validation images with fixed σ=25 noise (seed 1). */
+/** Mean PSNR (dB, 0..1 range) of the model's output on the validation images with fixed σ=25 noise (seed 1), stored in each image's type. */
 export async function validatePsnr(model: TaskModel, val: RestoreImage[]): Promise<{ score: number; metrics: Record<string, number> }> {
   const rng = new Rng(1);
   let sum = 0;
   let sumIn = 0;
   for (const im of val) {
-    const noisy = im.noisy ?? degrade(im.clean, im.h, im.w, { sigma: [25, 25], ricianP: 0, blurP: 0, blurSigma: [0, 0] }, rng);
+    const noisy = im.noisy ?? degrade(im.clean, im.h, im.w, VALIDATION_DEGRADE, rng, im.levels);
     const { out } = await runTiled(noisy, im.h, im.w, 1, (t) => tf.tidy(() => model.predict(t)), { multipleOf: model.manifest.input.multipleOf });
     sum += psnr(im.clean, out, 1);
     sumIn += psnr(im.clean, noisy, 1);
@@ -229,7 +239,10 @@ async function planes(path: string): Promise<RestoreImage[]> {
   // 8-bit data is scaled by 255 in any format, so photographs stored as NIfTI train exactly like their PNGs
   let lo = 0;
   let hi = v.dtype === 'uint8' ? 255 : 65535;
-  if (v.dtype !== 'uint8' && (v.meta.format !== 'image' || v.dtype !== 'uint16')) {
+  const byType = v.dtype === 'uint8' || (v.meta.format === 'image' && v.dtype === 'uint16');
+  // a gray plane stored as plain integers of its type: its noisy versions are stored (rounded, clipped) the same way
+  const levels = byType && !rgb && slope === 1 && inter === 0 ? hi : undefined;
+  if (!byType) {
     lo = Infinity;
     hi = -Infinity;
     for (let i = 0; i < v.data.length; i++) (lo = Math.min(lo, real(i))), (hi = Math.max(hi, real(i)));
@@ -243,7 +256,7 @@ async function planes(path: string): Promise<RestoreImage[]> {
       const g = rgb ? 0.299 * real(k) + 0.587 * real(nz * plane + k) + 0.114 * real(2 * nz * plane + k) : real(k);
       p[i] = (g - lo) / span;
     }
-    out.push({ name: '', h: ny, w: nx, clean: p });
+    out.push({ name: '', h: ny, w: nx, clean: p, ...(levels ? { levels } : {}) });
   }
   return out;
 }

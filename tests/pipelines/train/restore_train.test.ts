@@ -51,6 +51,23 @@ describe('degradation', () => {
     expect((r.reduce((s, v) => s + v, 0) / n) * 255).toBeCloseTo(25 * Math.sqrt(Math.PI / 2), 0);
     expect(Math.min(...r)).toBeGreaterThanOrEqual(0);
   });
+
+  it('stored in an 8-bit type: rounded to 1/255 steps and clipped, so black rises by σ/√(2π) and white falls by it', () => {
+    const n = 128 * 128;
+    const cfg = { sigma: [25, 25] as [number, number], ricianP: 0, blurP: 0, blurSigma: [1, 1] as [number, number], store: true };
+    const black = degrade(new Float32Array(n), 128, 128, cfg, new Rng(5), 255);
+    const white = degrade(new Float32Array(n).fill(1), 128, 128, cfg, new Rng(6), 255);
+    for (const x of [black, white]) {
+      expect(x.every((v) => v >= 0 && v <= 1 && Math.abs(v * 255 - Math.round(v * 255)) < 1e-4)).toBe(true);
+    }
+    const half = 25 / Math.sqrt(2 * Math.PI);
+    expect((black.reduce((s, v) => s + v, 0) / n) * 255).toBeCloseTo(half, 0);
+    expect((1 - white.reduce((s, v) => s + v, 0) / n) * 255).toBeCloseTo(half, 0);
+    // no levels (a volume scaled by its own range): nothing is clipped, the mean on black stays 0
+    const free = degrade(new Float32Array(n), 128, 128, cfg, new Rng(5));
+    expect(Math.min(...free)).toBeLessThan(0);
+    expect(Math.abs((free.reduce((s, v) => s + v, 0) / n) * 255)).toBeLessThan(0.5);
+  });
 });
 
 describe('train --task restore', () => {
@@ -58,6 +75,7 @@ describe('train --task restore', () => {
     const images = await loadRestoreDataset(dir);
     expect(images.map((i) => i.name)).toEqual(['camera.png', 'coins.png', 'moon.png', 'page.png']);
     expect(images[0]!.clean.every((v) => v >= 0 && v <= 1)).toBe(true);
+    expect(images.map((i) => i.levels)).toEqual([255, 255, 255, 255]);
     const { train, val } = splitImages(images);
     expect(val.length).toBe(1);
     expect(train).not.toContain(val[0]);
