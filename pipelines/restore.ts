@@ -21,7 +21,7 @@ import { evaluatePair } from './evaluate.ts';
 import { RunManifest, shard, type RunRecord } from './manifest.ts';
 import { collectCases, forwardsSince } from './segment.ts';
 import type { TaskModel } from './task_model.ts';
-import { runTiled, type TileOptions } from './tiling.ts';
+import { runTiled, type ImageModel, type TileOptions } from './tiling.ts';
 
 export interface RestoreOptions {
   /** Tile side in pixels (0: whole slices). */
@@ -30,6 +30,11 @@ export interface RestoreOptions {
   overlap?: number;
   /** TLC local pooling window for MAXIM's channel attention (the training crop size). */
   localPooling?: [number, number];
+  /**
+   * Geometric self-ensemble: each slice (or tile) is restored in its 8 flips and 90° rotations and the results,
+   * mapped back, are averaged. About 8x the model time.
+   */
+  tta?: boolean;
   /** Folder of clean references, paired by file name: PSNR/SSIM of input and output are reported. */
   refDir?: string;
   load?: LoadOptions;
@@ -78,7 +83,10 @@ export async function restoreVolume(volume: Volume, model: TaskModel, opts: Rest
   const plane = nx * ny;
   const passes = cin === 1 ? comps : 1;
   const tileOpts: TileOptions = { ...(opts.tile ? { tile: opts.tile, overlap: opts.overlap ?? Math.max(0, Math.floor(opts.tile / 8)) } : {}), multipleOf: m.input.multipleOf };
-  const fn = localPooled(model, opts.localPooling);
+  const pooled = localPooled(model, opts.localPooling);
+  // inside the tile function, so each tile (already padded to the size multiple) is transformed whole: a
+  // rotated tile swaps its sides, which are both multiples, and the tile grid and cross-fade stay as they are
+  const fn = opts.tta ? selfEnsemble(pooled) : pooled;
   let done = 0;
   for (let z = 0; z < nz; z++) {
     for (let p = 0; p < passes; p++) {
@@ -229,6 +237,50 @@ function localPooled(model: TaskModel, window: [number, number] | undefined): (x
     }
   };
 }
+
+/**
+ * The mean of `fn` over the 8 symmetries of the square (dihedral group D4), each output mapped back by the
+ * inverse transform. One transform at a time: a batch of 8 would hold 8 activations of a whole slice at once.
+ */
+function selfEnsemble(fn: ImageModel): ImageModel {
+  return (x) => {
+    let sum: tf.Tensor4D | null = null;
+    try {
+      for (const t of DIHEDRAL) {
+        const prev: tf.Tensor4D | null = sum;
+        // scaled before summing, so the first term is a new tensor even when fn hands back its input
+        sum = tf.tidy((): tf.Tensor4D => {
+          const y = tf.mul<tf.Tensor4D>(t.inverse(fn(t.forward(x))), 1 / DIHEDRAL.length);
+          return prev ? tf.add<tf.Tensor4D>(prev, y) : y;
+        });
+        prev?.dispose();
+      }
+    } catch (e) {
+      sum?.dispose();
+      throw e;
+    }
+    return sum!;
+  };
+}
+
+type PlaneMap = (t: tf.Tensor4D) => tf.Tensor4D;
+
+// [n, h, w, c], rows on axis 1: swapping axes 1 and 2 transposes every plane
+const same: PlaneMap = (t) => t;
+const transpose: PlaneMap = (t) => tf.transpose(t, [0, 2, 1, 3]);
+const antiTranspose: PlaneMap = (t) => tf.reverse(transpose(t), [1, 2]);
+const quarterCcw: PlaneMap = (t) => tf.reverse(transpose(t), 1);
+const quarterCw: PlaneMap = (t) => tf.reverse(transpose(t), 2);
+const halfTurn: PlaneMap = (t) => tf.reverse(t, [1, 2]);
+const mirrorLeftRight: PlaneMap = (t) => tf.reverse(t, 2);
+const mirrorUpDown: PlaneMap = (t) => tf.reverse(t, 1);
+
+/** Six of the eight undo themselves; a quarter turn is undone by the opposite one. */
+const DIHEDRAL: ReadonlyArray<{ forward: PlaneMap; inverse: PlaneMap }> = [
+  { forward: quarterCcw, inverse: quarterCw },
+  { forward: quarterCw, inverse: quarterCcw },
+  ...[same, halfTurn, mirrorLeftRight, mirrorUpDown, transpose, antiTranspose].map((f) => ({ forward: f, inverse: f })),
+];
 
 function intensityRange(v: Volume, norm: TaskModel['manifest']['input']['normalization']): [number, number] {
   if (norm.kind === 'window') return [norm.lo, norm.hi];

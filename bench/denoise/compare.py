@@ -1,6 +1,6 @@
 """PSNR at sigma=25 on the held-out test images: skimage's non-local means and TV denoising against our model.
 
-Usage: /usr/bin/python3 bench/denoise/compare.py DATA_DIR --model models/denoise [--device wasm] [--json out.json]
+Usage: /usr/bin/python3 bench/denoise/compare.py DATA_DIR --model models/denoise [--device wasm] [--tta] [--json out.json]
 DATA_DIR is what prepare_data.py wrote. Noise: Gaussian sigma 25 (0-255 scale), one fixed seed per image,
 rounded and clipped to 8 bits, so every method sees the same noisy PNG. Non-local means gets the true sigma
 (h = 0.8 sigma, fast_mode, 5x5 patches, 13x13 search: skimage's documented recipe); the TV weight is chosen
@@ -49,6 +49,7 @@ def main():
     ap.add_argument('--model', default='denoise')
     ap.add_argument('--device', default='auto')
     ap.add_argument('--json')
+    ap.add_argument('--tta', action='store_true', help='pass --tta to gatedvision restore (8 flips/rotations averaged)')
     ap.add_argument('--baselines-only', action='store_true', help='skip our model (no trained model at hand)')
     a = ap.parse_args()
     test = sorted(glob.glob(os.path.join(a.data, 'test', 'clean', '*.png')))
@@ -79,7 +80,7 @@ def main():
     keys = ('noisy', 'nlm', 'tv') if a.baselines_only else ('noisy', 'nlm', 'tv', 'ours')
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     res = {'sigma': SIGMA, 'tv_weight': tv_w, 'tv_grid_train_psnr': tv_grid, 'rows': rows, 'mean': mean,
-           'seconds': {'nlm': t_nlm, 'tv': t_tv, 'ours_cli_total': t_ours}, 'model': None if a.baselines_only else a.model, 'device': a.device}
+           'seconds': {'nlm': t_nlm, 'tv': t_tv, 'ours_cli_total': t_ours}, 'model': None if a.baselines_only else a.model, 'device': a.device, 'tta': a.tta}
     print(''.join([f"{'image':24s}"] + [f'{k:>8s}' for k in keys]))
     for r in rows + [dict(image='mean', **mean)]:
         print(''.join([f"{r['image']:24s}"] + [f'{r[k]:8.2f}' for k in keys]))
@@ -93,7 +94,7 @@ def main():
 
 
 def run_ours(a, work, rows, test):
-    cmd = ['node', os.path.join(ROOT, 'bin', 'gatedvision.mjs'), 'restore', os.path.join(work, 'noisy'), '-o', os.path.join(work, 'ours'), '--model', a.model, '--device', a.device, '--json']
+    cmd = ['node', os.path.join(ROOT, 'bin', 'gatedvision.mjs'), 'restore', os.path.join(work, 'noisy'), '-o', os.path.join(work, 'ours'), '--model', a.model, '--device', a.device, '--json'] + (['--tta'] if a.tta else [])
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     for r, f in zip(rows, test):
         r['ours'] = psnr(load(f), load(os.path.join(work, 'ours', r['image'])), data_range=255)
