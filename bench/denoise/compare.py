@@ -5,7 +5,8 @@ DATA_DIR is what prepare_data.py wrote. Noise: Gaussian sigma 25 (0-255 scale), 
 rounded and clipped to 8 bits, so every method sees the same noisy PNG. Non-local means gets the true sigma
 (h = 0.8 sigma, fast_mode, 5x5 patches, 13x13 search: skimage's documented recipe); the TV weight is chosen
 by grid search on the training images (other seed), never on the test images. Our model runs through
-`gatedvision restore` on the noisy PNGs, as a user would run it.
+`gatedvision restore` on the noisy PNGs, as a user would run it. Also recorded per image: the mean error of our
+output in bands of the clean intensity (`ours_bias`; printed with --bias), where a bias near black or white shows.
 """
 import argparse, glob, json, os, subprocess, sys, tempfile, time
 import numpy as np
@@ -14,6 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio as psnr
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
 SIGMA = 25.0
+BANDS = [(0, 32), (32, 64), (64, 128), (128, 192), (192, 256)]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -50,6 +52,7 @@ def main():
     ap.add_argument('--device', default='auto')
     ap.add_argument('--json')
     ap.add_argument('--tta', action='store_true', help='pass --tta to gatedvision restore (8 flips/rotations averaged)')
+    ap.add_argument('--bias', action='store_true', help='print the mean error of our output by band of clean intensity')
     ap.add_argument('--baselines-only', action='store_true', help='skip our model (no trained model at hand)')
     a = ap.parse_args()
     test = sorted(glob.glob(os.path.join(a.data, 'test', 'clean', '*.png')))
@@ -87,6 +90,10 @@ def main():
     if not a.baselines_only:
         res['margin_db'] = {'vs_nlm': mean['ours'] - mean['nlm'], 'vs_tv': mean['ours'] - mean['tv']}
         print(f"ours - NLM {res['margin_db']['vs_nlm']:+.2f} dB, ours - TV {res['margin_db']['vs_tv']:+.2f} dB (target: +1.5 dB over both)")
+    if a.bias and not a.baselines_only:
+        print('mean error of ours by clean intensity (gray levels; share of pixels):')
+        for r in rows:
+            print(f"{r['image']:24s}" + '  '.join(f"{k}: {v['mean_error']:+.2f} ({v['share'] * 100:.0f}%)" for k, v in r['ours_bias'].items()))
     print(f'TV weight {tv_w} (chosen on the training images); NLM {t_nlm:.1f} s, TV {t_tv:.1f} s over {len(rows)} images')
     if a.json:
         with open(a.json, 'w') as fh:
@@ -97,7 +104,10 @@ def run_ours(a, work, rows, test):
     cmd = ['node', os.path.join(ROOT, 'bin', 'gatedvision.mjs'), 'restore', os.path.join(work, 'noisy'), '-o', os.path.join(work, 'ours'), '--model', a.model, '--device', a.device, '--json'] + (['--tta'] if a.tta else [])
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     for r, f in zip(rows, test):
-        r['ours'] = psnr(load(f), load(os.path.join(work, 'ours', r['image'])), data_range=255)
+        c, o = load(f), load(os.path.join(work, 'ours', r['image']))
+        r['ours'] = psnr(c, o, data_range=255)
+        r['ours_bias'] = {f'{lo}-{hi}': {'mean_error': float((o - c)[(c >= lo) & (c < hi)].mean()), 'share': float(((c >= lo) & (c < hi)).mean())}
+                          for lo, hi in BANDS if ((c >= lo) & (c < hi)).any()}
 
 
 if __name__ == '__main__':
