@@ -24,7 +24,7 @@ export const restoreCommand = defineCommand({
     tta: { type: 'boolean', description: 'average the model over the 8 flips/rotations of each slice (about 8x slower, usually a little better)' },
     ref: { type: 'string', description: 'folder of clean references with the same file names: report PSNR/SSIM' },
     device: { type: 'string', default: 'auto', description: `backend: ${DEVICES.join(', ')}` },
-    resume: { type: 'boolean', description: 'skip inputs the run manifest records as done' },
+    resume: { type: 'boolean', description: 'skip inputs the run manifest records as done with the same model and options' },
     part: { type: 'string', description: 'i/n: process only shard i of n (deterministic by input name)' },
     json: { type: 'boolean', description: 'print the summary as JSON' },
   },

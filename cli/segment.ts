@@ -20,7 +20,7 @@ export const segmentCommand = defineCommand({
     model: { type: 'string', default: 'brain', description: 'a shipped model name or a model folder' },
     device: { type: 'string', default: 'auto', description: `backend: ${DEVICES.join(', ')}` },
     format: { type: 'string', default: 'nifti', description: 'comma-separated: nifti, dicom-seg, png' },
-    resume: { type: 'boolean', description: 'skip inputs the run manifest records as done' },
+    resume: { type: 'boolean', description: 'skip inputs the run manifest records as done with the same model and options' },
     part: { type: 'string', description: 'i/n: process only shard i of n (deterministic by input name)' },
     tta: { type: 'boolean', description: 'average with the left-right mirrored prediction' },
     lcc: { type: 'boolean', description: 'keep only the largest connected component per class (default: as the model says)' },

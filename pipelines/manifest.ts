@@ -45,9 +45,25 @@ export interface RunRecord {
    */
   forwards?: { direct: number; recorded: number; replayed: number };
   model?: { name: string; sha256: string };
+  /**
+   * What shaped the outputs besides the input: the model's weights and the options that change them. `--resume`
+   * skips an input only when its record's settings equal the run's, so a rerun with another model or other options
+   * never keeps outputs made the old way.
+   */
+  settings?: RunSettings;
   device?: string;
   versions?: Record<string, string>;
   at: string;
+}
+
+export type RunSettings = Record<string, string | number | boolean | null>;
+
+/** The same settings, key order aside. */
+export function sameSettings(a: RunSettings | undefined, b: RunSettings): boolean {
+  if (!a) return false;
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
 }
 
 /** sha256 of the input path as given plus its size and mtime: stable across reruns, changes if the file does. */
@@ -98,10 +114,13 @@ export class RunManifest {
     return this.records.get(id);
   }
 
-  /** Whether --resume may skip this input: done before, and every output still on disk. */
-  isDone(id: string): boolean {
+  /**
+   * Whether --resume may skip this input: done before, every output still on disk, and (when the run states its
+   * settings) made with the same ones; a record from before settings were kept does not match any.
+   */
+  isDone(id: string, settings?: RunSettings): boolean {
     const r = this.records.get(id);
-    return r !== undefined && r.status === 'done' && r.outputs.every((o) => existsSync(o));
+    return r !== undefined && r.status === 'done' && r.outputs.every((o) => existsSync(o)) && (settings === undefined || sameSettings(r.settings, settings));
   }
 
   async append(record: RunRecord): Promise<void> {

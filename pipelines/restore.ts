@@ -18,7 +18,7 @@ import { loadInput, type LoadOptions } from '../io/load.ts';
 import { niftiParts } from '../io/nifti/write.ts';
 import type { Volume, VoxelArray } from '../io/volume.ts';
 import { evaluatePair } from './evaluate.ts';
-import { RunManifest, shard, type RunRecord } from './manifest.ts';
+import { RunManifest, shard, type RunRecord, type RunSettings } from './manifest.ts';
 import { collectCases, forwardsSince } from './segment.ts';
 import type { TaskModel } from './task_model.ts';
 import { runTiled, type ImageModel, type TileOptions } from './tiling.ts';
@@ -139,17 +139,18 @@ export async function restoreBatch(inputs: string[], model: TaskModel, opts: Res
   if (opts.part) cases = shard(cases, opts.part, (c) => c.path);
   const manifest = await RunManifest.open(join(opts.outDir, 'manifest.jsonl'));
   const records: RestoreBatchSummary['records'] = [];
+  const settings = restoreSettings(model, opts);
   let skipped = 0;
   for (let i = 0; i < cases.length; i++) {
     const c = cases[i]!;
-    if (opts.resume && manifest.isDone(c.id)) {
+    if (opts.resume && manifest.isDone(c.id, settings)) {
       skipped++;
       records.push(manifest.last(c.id)!);
       opts.onCase?.(i + 1, cases.length, c.name, manifest.last(c.id)!);
       continue;
     }
     const t0 = Date.now();
-    const common = { id: c.id, input: c.path, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION, tfjs: tf.version_core }, at: new Date().toISOString() };
+    const common = { id: c.id, input: c.path, model: { name: opts.modelName, sha256: model.sha256 }, settings, device: opts.device, versions: { gatedvision: VERSION, tfjs: tf.version_core }, at: new Date().toISOString() };
     let record: RunRecord & { metrics?: RestoreMetrics };
     const before = { ...model.replays.stats };
     try {
@@ -281,6 +282,11 @@ const DIHEDRAL: ReadonlyArray<{ forward: PlaneMap; inverse: PlaneMap }> = [
   { forward: quarterCw, inverse: quarterCcw },
   ...[same, halfTurn, mirrorLeftRight, mirrorUpDown, transpose, antiTranspose].map((f) => ({ forward: f, inverse: f })),
 ];
+
+/** What changes a restored file besides its input (references only add metrics). */
+function restoreSettings(model: TaskModel, opts: RestoreOptions): RunSettings {
+  return { weights: model.sha256, tile: opts.tile ?? 0, overlap: opts.tile ? (opts.overlap ?? null) : null, localPooling: opts.localPooling ? opts.localPooling.join('x') : null, tta: opts.tta ?? false };
+}
 
 function intensityRange(v: Volume, norm: TaskModel['manifest']['input']['normalization']): [number, number] {
   if (norm.kind === 'window') return [norm.lo, norm.hi];

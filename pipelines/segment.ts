@@ -28,7 +28,7 @@ import { axisMapTo, flipInPlace, reorient, reorientGeometry, type AxisMap } from
 import { writeDicomSeg, type SegmentDef } from '../io/seg/write.ts';
 import { sniffFormat } from '../io/sniff.ts';
 import { realValues, type IoWarning, type Volume } from '../io/volume.ts';
-import { inputId, RunManifest, shard, type RunRecord } from './manifest.ts';
+import { inputId, RunManifest, shard, type RunRecord, type RunSettings } from './manifest.ts';
 import { fillHoles, keepLargestComponent } from './postprocess.ts';
 import { normalizerLike, prepare, sourceNormalizer, streamsStatistics, type Normalizer } from './preprocess.ts';
 import { overlayPng, reportHtml, representativeSlices, colorOf, type ReportCase } from './report.ts';
@@ -176,6 +176,11 @@ interface CaseInput {
   id: string;
 }
 
+/** What changes a case's outputs besides its input: the weights and the options that reach the labels or the files. */
+function segmentSettings(model: TaskModel, opts: SegmentBatchOptions): RunSettings {
+  return { weights: model.sha256, formats: opts.formats ? [...opts.formats].sort().join(',') : null, tta: opts.tta ?? false, largestComponent: opts.largestComponent ?? null, fillHoles: opts.fillHoles ?? null, maxSide: opts.maxSide ?? null };
+}
+
 export async function segmentBatch(inputs: string[], model: TaskModel, opts: SegmentBatchOptions): Promise<BatchSummary> {
   const outDir = resolve(opts.outDir);
   await mkdir(outDir, { recursive: true });
@@ -187,9 +192,10 @@ export async function segmentBatch(inputs: string[], model: TaskModel, opts: Seg
   const reportCases: ReportCase[] = [];
   let skipped = 0;
   const started = new Date().toISOString();
+  const settings = segmentSettings(model, opts);
   for (let i = 0; i < cases.length; i++) {
     const c = cases[i]!;
-    if (opts.resume && manifest.isDone(c.id)) {
+    if (opts.resume && manifest.isDone(c.id, settings)) {
       skipped++;
       const r = manifest.last(c.id)!;
       records.push(r);
@@ -203,12 +209,12 @@ export async function segmentBatch(inputs: string[], model: TaskModel, opts: Seg
     let rc: ReportCase;
     try {
       const res = await segmentCase(c, model, outDir, opts);
-      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, memory: res.memory, inputRead: res.inputRead, ...forwardsSince(model, before), model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      record = { id: c.id, input: c.path, status: 'done', outputs: res.outputs, ms: Date.now() - t0, timings: res.timings, memory: res.memory, inputRead: res.inputRead, ...forwardsSince(model, before), model: { name: opts.modelName, sha256: model.sha256 }, settings, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
       rc = { name: c.name, status: 'done', outputs: res.outputs.filter((o) => !o.includes('/previews/')).map((o) => relative(outDir, o)), previews: res.previews.map((o) => relative(outDir, o)), volumesMl: res.volumesMl, ms: record.ms, warnings: res.warnings };
     } catch (e) {
       const err = toGatedError(e, 'internal');
       const inputFault = err.code !== 'internal' && err.code !== 'kernel' && err.code !== 'io_error' && err.code !== 'missing_dependency';
-      record = { id: c.id, input: c.path, status: inputFault ? 'rejected' : 'failed', code: err.code, message: err.message, outputs: [], ms: Date.now() - t0, model: { name: opts.modelName, sha256: model.sha256 }, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
+      record = { id: c.id, input: c.path, status: inputFault ? 'rejected' : 'failed', code: err.code, message: err.message, outputs: [], ms: Date.now() - t0, model: { name: opts.modelName, sha256: model.sha256 }, settings, device: opts.device, versions: { gatedvision: VERSION }, at: new Date().toISOString() };
       rc = { name: c.name, status: record.status, code: err.code, message: err.message, outputs: [], previews: [], ms: record.ms, warnings: [] };
     }
     await manifest.append(record);

@@ -27,6 +27,24 @@ describe('RunManifest', () => {
     expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(4);
   });
 
+  it('with settings, done also needs the same settings (key order aside); older records without them never match', async () => {
+    const path = join(dir, 's.jsonl');
+    const out = join(dir, 's.nii');
+    writeFileSync(out, 'x');
+    const m = await RunManifest.open(path);
+    await m.append({ ...rec('1', 'done', [out]), settings: { weights: 'ab', tta: false, tile: 0 } });
+    await m.append(rec('2', 'done', [out]));
+    const again = await RunManifest.open(path);
+    expect(again.isDone('1', { tile: 0, tta: false, weights: 'ab' })).toBe(true);
+    expect(again.isDone('1', { tile: 0, tta: true, weights: 'ab' })).toBe(false);
+    expect(again.isDone('1', { tile: 0, tta: false, weights: 'cd' })).toBe(false);
+    expect(again.isDone('1', { tile: 0, tta: false })).toBe(false);
+    expect(again.isDone('1', { tile: 0, tta: false, weights: 'ab', extra: null })).toBe(false);
+    expect(again.isDone('1')).toBe(true);
+    expect(again.isDone('2', { tile: 0 })).toBe(false);
+    expect(again.isDone('2')).toBe(true);
+  });
+
   it('a line torn by a kill is ignored, and the next append starts on a fresh line', async () => {
     const path = join(dir, 'b.jsonl');
     const m = await RunManifest.open(path);

@@ -136,4 +136,18 @@ describe('restore files', () => {
     const lines = readFileSync(s.manifest, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { status: string; input: string });
     expect(lines.find((l) => l.input.endsWith('notes.txt'))?.status).toBe('rejected');
   });
+
+  it('--resume skips inputs done with the same settings and redoes those made with other tiles or --tta', async () => {
+    const out = join(dir, 'out_resume');
+    const inputs = [join(dir, 'noisy', 'cam.png')];
+    const base = { outDir: out, modelName: 'restore_test', device: 'cpu', resume: true };
+    expect(await restoreBatch(inputs, model, base)).toMatchObject({ done: 1, skipped: 0 });
+    expect(await restoreBatch(inputs, model, base)).toMatchObject({ done: 0, skipped: 1 });
+    expect(await restoreBatch(inputs, model, { ...base, tile: 64 })).toMatchObject({ done: 1, skipped: 0 });
+    expect(await restoreBatch(inputs, model, { ...base, tile: 64, overlap: 16 })).toMatchObject({ done: 1, skipped: 0 });
+    expect(await restoreBatch(inputs, model, { ...base, tile: 64, overlap: 16 })).toMatchObject({ done: 0, skipped: 1 });
+    const tta = await restoreBatch(inputs, model, { ...base, tile: 64, overlap: 16, tta: true });
+    expect(tta).toMatchObject({ done: 1, skipped: 0 });
+    expect(tta.records[0]!.settings).toEqual({ weights: model.sha256, tile: 64, overlap: 16, localPooling: null, tta: true });
+  });
 });

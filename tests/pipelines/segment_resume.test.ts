@@ -1,7 +1,7 @@
 /**
  * Kill-and-resume: a `segment` process killed with SIGKILL at random moments, then rerun with --resume until it
  * finishes, ends with exactly the files of an uninterrupted run (byte for byte), every input recorded done once
- * finished, and no temporary files left behind.
+ * finished, and no temporary files left behind. A resume with other settings (here --tta) redoes every input.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -72,4 +72,21 @@ it('loses nothing and reruns byte-identically after SIGKILLs', async () => {
     }
   }
   expect([...last.values()]).toEqual(['done', 'done', 'done', 'done']);
+}, 300_000);
+
+it('--resume skips inputs done with the same settings and redoes those made with others', () => {
+  const out = join(dir, 'settings');
+  const run = (extra: string[]) => {
+    const r = spawnSync(process.execPath, [...args(out, true), ...extra], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { done: number; skipped: number };
+  };
+  expect(run([])).toMatchObject({ done: 4, skipped: 0 });
+  expect(run([])).toMatchObject({ done: 0, skipped: 4 });
+  expect(run(['--tta'])).toMatchObject({ done: 4, skipped: 0 });
+  expect(run(['--tta'])).toMatchObject({ done: 0, skipped: 4 });
+  const last = new Map<string, { settings?: { tta?: boolean; weights?: string } }>();
+  for (const line of readFileSync(join(out, 'manifest.jsonl'), 'utf8').trim().split('\n')) last.set(JSON.parse(line).input, JSON.parse(line));
+  expect([...last.values()].map((r) => r.settings?.tta)).toEqual([true, true, true, true]);
+  expect([...last.values()].every((r) => /^[0-9a-f]{64}$/.test(r.settings?.weights ?? ''))).toBe(true);
 }, 300_000);
