@@ -121,18 +121,29 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
       let lossSum = 0;
       let dataMs = 0;
       let stepMs = 0;
-      for (let s = 0; s < task.stepsPerEpoch; s++) {
+      const makeBatch = () => {
         const tData = Date.now();
         const f = task.batchLoss(model, rng);
+        dataMs += Date.now() - tData;
+        return f;
+      };
+      let next: (() => tf.Scalar) | null = makeBatch();
+      for (let s = 0; s < task.stepsPerEpoch; s++) {
+        const f = next!;
         const tStep = Date.now();
-        dataMs += tStep - tData;
         // frees each op's saved tensors and each intermediate gradient as the backward pass goes (same gradients,
         // about half the peak of tf.variableGrads, which keeps both until the pass ends)
         const { value, grads } = variableGradsFreeing(f, vars);
-        const lossValue = (await value.data())[0]!;
-        stepMs += Date.now() - tStep;
         const lr = opt.apply(new Map(vars.filter((v) => grads[v.name]).map((v) => [v, grads[v.name]!])));
-        tf.dispose([value, ...Object.values(grads)]);
+        tf.dispose(Object.values(grads));
+        const tQueued = Date.now();
+        // the next batch is made on the host while a GPU backend runs this step, and the loss is read after that;
+        // a step draws nothing from the generator, so the batches and their seeds are those made after the step
+        next = s + 1 < task.stepsPerEpoch ? makeBatch() : null;
+        const tWait = Date.now();
+        const lossValue = (await value.data())[0]!;
+        value.dispose();
+        stepMs += tQueued - tStep + (Date.now() - tWait);
         if (!Number.isFinite(lossValue)) throw new Error(`the loss became ${lossValue} at step ${state.step}`);
         lossSum += lossValue;
         state.step++;

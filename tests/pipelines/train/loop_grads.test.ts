@@ -57,3 +57,50 @@ it('AdamW: two steps equal the formula (bias correction, decoupled decay on matr
   Array.from(bias.dataSync()).forEach((x, i) => expect(x).toBeCloseTo(ref.b[i]!, 5));
   tf.dispose([w, bias, ...gs.flat()]);
 });
+
+it('trainLoop (next batch made before the loss is read) ends at the weights of a plain step-by-step loop', async () => {
+  const { trainLoop } = await import('../../../pipelines/train/loop.ts');
+  const { restoreTrainTask, DENOISE_DEGRADE } = await import('../../../pipelines/train/restore_data.ts');
+  const { Rng } = await import('../../../pipelines/train/rng.ts');
+  const { ADAMW_DEFAULTS } = await import('../../../pipelines/train/optim.ts');
+  const { tinyRestoreModel } = await import('../../_helpers/restore_model.ts');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const image = (seed: number) => {
+    const clean = Float32Array.from({ length: 40 * 48 }, (_, i) => 0.5 + 0.4 * Math.sin(((i % 48) + seed) / 5) * Math.cos(Math.floor(i / 48) / 7));
+    return { name: `im${seed}`, h: 40, w: 48, clean, levels: 255 };
+  };
+  const train = [image(1), image(2), image(3)];
+  const task = restoreTrainTask(train, [image(4)], { batch: 2, patch: 32, stepsPerEpoch: 3, degrade: DENOISE_DEGRADE });
+  const dir = mkdtempSync(join(tmpdir(), 'gv-loop-'));
+  const a = tinyRestoreModel();
+  const b = tinyRestoreModel();
+  try {
+    const optim = { lr: 3e-3 };
+    await trainLoop(a, task, { outDir: dir, epochs: 2, seed: 9, resume: false, optim, card: { task: 'restore' } });
+    // the same run as a plain loop: one batch, its step, its loss read, then the next
+    const total = 6;
+    const opt = new AdamW({ ...ADAMW_DEFAULTS, warmupSteps: Math.min(200, Math.ceil(total * 0.05)), ...optim, totalSteps: total });
+    const rng = new Rng(9);
+    const vars = b.variables();
+    for (let s = 0; s < total; s++) {
+      const { value, grads } = tf.variableGrads(task.batchLoss(b, rng), vars);
+      await value.data();
+      opt.apply(new Map(vars.map((v) => [v, grads[v.name]!])));
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    opt.dispose();
+    const wa = a.variables();
+    expect(wa.length).toBe(vars.length);
+    for (let i = 0; i < wa.length; i++) expect(Array.from(wa[i]!.dataSync()), wa[i]!.name).toEqual(Array.from(vars[i]!.dataSync()));
+    // and training moved them
+    const c = tinyRestoreModel();
+    expect(c.variables().some((v, i) => Array.from(v.dataSync()).some((x, j) => x !== wa[i]!.dataSync()[j]))).toBe(true);
+    c.dispose();
+  } finally {
+    a.dispose();
+    b.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
