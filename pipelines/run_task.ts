@@ -19,6 +19,8 @@ export interface TaskRequest {
   input: string;
   outDir: string;
   format?: SegFormat;
+  /** Test-time augmentation: restore averages the 8 flips and rotations of each slice, segment its flips. */
+  tta?: boolean;
   device?: DeviceRequest;
   /** Reader caps for this input (pixels, zip entries, inflated size, file size). */
   limits?: Partial<Limits>;
@@ -59,12 +61,13 @@ export async function runTask(req: TaskRequest, cache = new ModelCache()): Promi
   const model = await cache.get(req.model);
   if (model.manifest.task !== req.task) throw new GatedError('config', `model '${req.model}' is a ${model.manifest.task} model; the job asked for ${req.task}`);
   if (req.task === 'restore') {
-    const res = await restoreFile(req.input, req.outDir, model, { ...(req.limits ? { load: { limits: req.limits } } : {}), onSlices: (d, t) => req.onProgress?.(d, t, 'slices') });
+    const res = await restoreFile(req.input, req.outDir, model, { tta: req.tta ?? false, ...(req.limits ? { load: { limits: req.limits } } : {}), onSlices: (d, t) => req.onProgress?.(d, t, 'slices') });
     return { outputs: res.outputs, warnings: res.warnings, ms: Date.now() - t0, model: { name: model.manifest.name, sha256: model.sha256 }, device };
   }
   const summary = await segmentBatch([req.input], model, {
     outDir: req.outDir,
     formats: [req.format ?? 'nifti'],
+    tta: req.tta ?? false,
     modelName: req.model,
     device,
     ...(req.limits ? { load: { limits: req.limits } } : {}),

@@ -15,6 +15,8 @@ export interface JobSpec {
   /** The folder of a site model (from --models-dir); shipped models are found by name. */
   modelDir?: string;
   format: 'nifti' | 'dicom-seg' | 'png';
+  /** Test-time augmentation; absent in specs queued before the field existed, which ran without it. */
+  tta?: boolean;
   input: string;
   outDir: string;
   device: ServiceConfig['device'];
@@ -25,7 +27,7 @@ export interface JobSpec {
 export type JobOutcome = { ok: true; outputs: string[]; ms: number } | { ok: false; error: { code: string; message: string } };
 
 export function specFor(job: Job, paths: DataPaths, device: ServiceConfig['device'], limits?: Partial<Limits>, modelDir?: string): JobSpec {
-  return { id: job.id, attempt: job.attempts, task: job.task, model: job.model, ...(modelDir ? { modelDir } : {}), format: job.format as JobSpec['format'], input: inputPath(paths, job.id, job.inputExt), outDir: workDir(paths, job.id, job.attempts), device, ...(limits ? { limits } : {}) };
+  return { id: job.id, attempt: job.attempts, task: job.task, model: job.model, ...(modelDir ? { modelDir } : {}), format: job.format as JobSpec['format'], tta: job.tta, input: inputPath(paths, job.id, job.inputExt), outDir: workDir(paths, job.id, job.attempts), device, ...(limits ? { limits } : {}) };
 }
 
 /** What a worker keeps between jobs: loaded models, and the folder each site model name stands for. */
@@ -39,7 +41,7 @@ export async function executeSpec(spec: JobSpec, cache: JobModelCache): Promise<
   const { runTask, ModelCache } = await import('../pipelines/run_task.ts');
   try {
     if (spec.modelDir) cache.dirs.set(spec.model, spec.modelDir);
-    const r = await runTask({ task: spec.task, model: spec.model, input: spec.input, outDir: spec.outDir, format: spec.format, device: spec.device, ...(spec.limits ? { limits: spec.limits } : {}) }, cache as unknown as InstanceType<typeof ModelCache>);
+    const r = await runTask({ task: spec.task, model: spec.model, input: spec.input, outDir: spec.outDir, format: spec.format, tta: spec.tta === true, device: spec.device, ...(spec.limits ? { limits: spec.limits } : {}) }, cache as unknown as InstanceType<typeof ModelCache>);
     // result names are served by exact match, so they must be relative to the work folder and stay inside it
     const outputs = r.outputs.map((o) => (isAbsolute(o) ? relative(spec.outDir, o) : o)).filter((o) => o && !o.startsWith('..') && !isAbsolute(o));
     return { ok: true, outputs, ms: r.ms };

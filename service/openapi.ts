@@ -12,6 +12,7 @@ const errors = {
   '404': errorResponse('no such job for this client'),
   '429': errorResponse('rate limit or queue full; see Retry-After'),
 };
+const TTA = 'test-time augmentation: restore averages the model over the 8 flips and 90° rotations of each slice, segment over its flips (several times the model time)';
 const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{32}$' } };
 
 export const OPENAPI = {
@@ -47,12 +48,13 @@ export const OPENAPI = {
           { name: 'task', in: 'query', required: false, schema: { $ref: '#/components/schemas/Task' } },
           { name: 'model', in: 'query', required: false, schema: { type: 'string' } },
           { name: 'format', in: 'query', required: false, schema: { $ref: '#/components/schemas/Format' } },
+          { name: 'tta', in: 'query', required: false, description: TTA, schema: { $ref: '#/components/schemas/Flag' } },
         ],
         requestBody: {
           required: true,
           content: {
             'multipart/form-data': {
-              schema: { type: 'object', required: ['file', 'task', 'model'], properties: { file: { type: 'string', contentMediaType: 'application/octet-stream' }, task: { $ref: '#/components/schemas/Task' }, model: { type: 'string' }, format: { $ref: '#/components/schemas/Format' } } },
+              schema: { type: 'object', required: ['file', 'task', 'model'], properties: { file: { type: 'string', contentMediaType: 'application/octet-stream' }, task: { $ref: '#/components/schemas/Task' }, model: { type: 'string' }, format: { $ref: '#/components/schemas/Format' }, tta: { $ref: '#/components/schemas/Flag', description: TTA } } },
             },
             'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } },
           },
@@ -100,6 +102,7 @@ export const OPENAPI = {
     schemas: {
       Task: { type: 'string', enum: ['segment', 'restore'] },
       Format: { type: 'string', enum: ['nifti', 'dicom-seg', 'png'] },
+      Flag: { type: 'string', enum: ['true', 'false', '1', '0'], default: 'false' },
       Error: {
         type: 'object',
         required: ['error', 'requestId'],
@@ -118,6 +121,7 @@ export const OPENAPI = {
           task: { $ref: '#/components/schemas/Task' },
           model: { type: 'string' },
           format: { $ref: '#/components/schemas/Format' },
+          tta: { type: 'boolean' },
           attempts: { type: 'integer' },
           inputBytes: { type: 'integer' },
           inputSha256: { type: 'string' },

@@ -93,7 +93,7 @@ export class RedisDispatcher implements Dispatcher {
     const modelDir = this.#modelDir(job.model);
     const data: QueueData = {
       // a site model travels as its folder, which worker hosts see at the same path (as they see the data folder)
-      spec: { id: job.id, task: job.task, model: job.model, ...(modelDir ? { modelDir } : {}), format: job.format as JobSpec['format'], input: inputPath(p, job.id, job.inputExt), device: this.#config.device, limits: this.#config.limits },
+      spec: { id: job.id, task: job.task, model: job.model, ...(modelDir ? { modelDir } : {}), format: job.format as JobSpec['format'], tta: job.tta, input: inputPath(p, job.id, job.inputExt), device: this.#config.device, limits: this.#config.limits },
       jobDir: jobDir(p, job.id),
     };
     await this.#queue.add('job', data, { jobId: job.id, attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });

@@ -15,6 +15,8 @@ import { randomBytes } from 'node:crypto';
 export type { ModelInfo } from './models.ts';
 
 const FORMATS = new Set(['nifti', 'dicom-seg', 'png']);
+// strict: a misspelt value is refused, not taken as either choice (one of them costs several times the model time)
+const FLAGS = new Map([['true', true], ['1', true], ['false', false], ['0', false]]);
 
 export function handlers(deps: AppDeps): Record<OperationId, RequestHandler> {
   const { store, config, dispatcher, metrics } = deps;
@@ -76,13 +78,15 @@ export function handlers(deps: AppDeps): Record<OperationId, RequestHandler> {
         if (task !== 'segment' && task !== 'restore') throw new GatedError('usage', "task must be 'segment' or 'restore'");
         const format = p.format === undefined ? 'nifti' : p.format;
         if (typeof format !== 'string' || !FORMATS.has(format)) throw new GatedError('usage', 'format must be nifti, dicom-seg or png');
+        const tta = p.tta === undefined ? false : typeof p.tta === 'string' ? FLAGS.get(p.tta) : undefined;
+        if (tta === undefined) throw new GatedError('usage', 'tta must be true, false, 1 or 0');
         const model = (await deps.models()).find((m) => m.name === p.model);
         if (!model) throw new GatedError('unknown_name', 'unknown model; GET /v1/models lists them');
         if (model.task !== task) throw new GatedError('config', `model '${model.name}' is a ${model.task} model`);
         const ext = extensionFor(up.format);
         await mkdir(jobDir(paths, id), { recursive: true, mode: 0o700 });
         await rename(up.path, inputPath(paths, id, ext));
-        const { job, created } = store.createJob({ id, client, task, model: model.name, format, inputExt: ext, inputBytes: up.bytes, inputSha256: up.sha256, ...(idem ? { idempotencyKey: idem } : {}) });
+        const { job, created } = store.createJob({ id, client, task, model: model.name, format, tta, inputExt: ext, inputBytes: up.bytes, inputSha256: up.sha256, ...(idem ? { idempotencyKey: idem } : {}) });
         if (!created) {
           await rm(jobDir(paths, id), { recursive: true, force: true });
           if (job.inputSha256 !== up.sha256) throw new GatedError('usage', 'this Idempotency-Key was used for a different upload');
@@ -147,6 +151,7 @@ export function view(job: Job): Record<string, unknown> {
     task: job.task,
     model: job.model,
     format: job.format,
+    tta: job.tta,
     attempts: job.attempts,
     inputBytes: job.inputBytes,
     inputSha256: job.inputSha256,

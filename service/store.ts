@@ -20,6 +20,8 @@ export interface Job {
   task: Task;
   model: string;
   format: string;
+  /** Test-time augmentation: restore averages the 8 flips and rotations, segment its flips. */
+  tta: boolean;
   inputExt: string;
   inputBytes: number;
   inputSha256: string;
@@ -33,7 +35,7 @@ export interface Job {
 }
 
 /** A job as submitted: its id is 128-bit random hex, chosen by the caller so the input can be moved into place before the row exists. */
-export type NewJob = Pick<Job, 'id' | 'client' | 'task' | 'model' | 'format' | 'inputExt' | 'inputBytes' | 'inputSha256'> & { idempotencyKey?: string };
+export type NewJob = Pick<Job, 'id' | 'client' | 'task' | 'model' | 'format' | 'inputExt' | 'inputBytes' | 'inputSha256'> & { tta?: boolean; idempotencyKey?: string };
 
 export interface KeyInfo {
   client: string;
@@ -50,7 +52,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, client TEXT NOT NULL, status TEXT NOT NULL, task TEXT NOT NULL, model TEXT NOT NULL,
   format TEXT NOT NULL, input_ext TEXT NOT NULL, input_bytes INTEGER NOT NULL, input_sha256 TEXT NOT NULL,
   idem_key TEXT, attempts INTEGER NOT NULL DEFAULT 0, error_code TEXT, error_message TEXT, outputs TEXT,
-  created_at INTEGER NOT NULL, started_at INTEGER, ended_at INTEGER,
+  created_at INTEGER NOT NULL, started_at INTEGER, ended_at INTEGER, tta INTEGER NOT NULL DEFAULT 0,
   UNIQUE (client, idem_key)
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
@@ -69,10 +71,23 @@ export class Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.#migrate();
   }
 
   close(): void {
     this.db.close();
+  }
+
+  /**
+   * Columns added since the first schema; CREATE TABLE IF NOT EXISTS leaves an older file as it was. Checked again
+   * under the write lock, as a second process (the server and `keys add`) may be adding the same column.
+   */
+  #migrate(): void {
+    const has = (name: string) => (this.db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>).some((c) => c.name === name);
+    if (has('tta')) return;
+    this.db.transaction(() => {
+      if (!has('tta')) this.db.exec('ALTER TABLE jobs ADD COLUMN tta INTEGER NOT NULL DEFAULT 0');
+    }).immediate();
   }
 
   // --- keys ---
@@ -122,8 +137,8 @@ export class Store {
       }
       const id = j.id;
       this.db
-        .prepare('INSERT INTO jobs (id, client, status, task, model, format, input_ext, input_bytes, input_sha256, idem_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, j.client, 'queued', j.task, j.model, j.format, j.inputExt, j.inputBytes, j.inputSha256, j.idempotencyKey ?? null, Date.now());
+        .prepare('INSERT INTO jobs (id, client, status, task, model, format, tta, input_ext, input_bytes, input_sha256, idem_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, j.client, 'queued', j.task, j.model, j.format, j.tta ? 1 : 0, j.inputExt, j.inputBytes, j.inputSha256, j.idempotencyKey ?? null, Date.now());
       return { job: this.get(id)!, created: true };
     })();
   }
@@ -236,6 +251,7 @@ function toJob(raw: unknown): Job {
     task: r.task as Task,
     model: r.model as string,
     format: r.format as string,
+    tta: r.tta === 1,
     inputExt: r.input_ext as string,
     inputBytes: r.input_bytes as number,
     inputSha256: r.input_sha256 as string,
