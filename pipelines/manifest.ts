@@ -59,7 +59,7 @@ export interface RunRecord {
 export type RunSettings = Record<string, string | number | boolean | null>;
 
 /** The same settings, key order aside. */
-export function sameSettings(a: RunSettings | undefined, b: RunSettings): boolean {
+function sameSettings(a: RunSettings | undefined, b: RunSettings): boolean {
   if (!a) return false;
   const ka = Object.keys(a).sort();
   const kb = Object.keys(b).sort();

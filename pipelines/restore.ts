@@ -82,7 +82,7 @@ export async function restoreVolume(volume: Volume, model: TaskModel, opts: Rest
   const integer = Number.isFinite(tmin);
   const plane = nx * ny;
   const passes = cin === 1 ? comps : 1;
-  const tileOpts: TileOptions = { ...(opts.tile ? { tile: opts.tile, overlap: opts.overlap ?? Math.max(0, Math.floor(opts.tile / 8)) } : {}), multipleOf: m.input.multipleOf };
+  const tileOpts: TileOptions = { ...(opts.tile ? { tile: opts.tile, overlap: overlapOf(opts) } : {}), multipleOf: m.input.multipleOf };
   const pooled = localPooled(model, opts.localPooling);
   // inside the tile function, so each tile (already padded to the size multiple) is transformed whole: a
   // rotated tile swaps its sides, which are both multiples, and the tile grid and cross-fade stay as they are
@@ -285,7 +285,12 @@ const DIHEDRAL: ReadonlyArray<{ forward: PlaneMap; inverse: PlaneMap }> = [
 
 /** What changes a restored file besides its input (references only add metrics). */
 function restoreSettings(model: TaskModel, opts: RestoreOptions): RunSettings {
-  return { weights: model.sha256, tile: opts.tile ?? 0, overlap: opts.tile ? (opts.overlap ?? null) : null, localPooling: opts.localPooling ? opts.localPooling.join('x') : null, tta: opts.tta ?? false };
+  return { weights: model.sha256, tile: opts.tile ?? 0, overlap: opts.tile ? overlapOf(opts) : 0, localPooling: opts.localPooling ? opts.localPooling.join('x') : null, tta: opts.tta ?? false };
+}
+
+/** The overlap tiles run with: as asked, else an eighth of the tile. */
+function overlapOf(opts: RestoreOptions): number {
+  return opts.overlap ?? Math.max(0, Math.floor((opts.tile ?? 0) / 8));
 }
 
 function intensityRange(v: Volume, norm: TaskModel['manifest']['input']['normalization']): [number, number] {

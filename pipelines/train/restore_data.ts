@@ -49,7 +49,7 @@ export interface DegradeConfig {
 export const DENOISE_DEGRADE: DegradeConfig = { sigma: [5, 50], ricianP: 0.25, blurP: 0, blurSigma: [0.5, 2], store: true };
 export const DEBLUR_DEGRADE: DegradeConfig = { sigma: [0, 5], ricianP: 0, blurP: 1, blurSigma: [0.5, 2.5], store: true };
 /** What validation and the shipped model's test apply: Gaussian σ 25, stored in the image's type. */
-export const VALIDATION_DEGRADE: DegradeConfig = { sigma: [25, 25], ricianP: 0, blurP: 0, blurSigma: [0, 0], store: true };
+const VALIDATION_DEGRADE: DegradeConfig = { sigma: [25, 25], ricianP: 0, blurP: 0, blurSigma: [0, 0], store: true };
 
 /** Restoration recipes for `train --task restore --model`: a backbone and the residual head (or a backbone name).
  *  No stochastic depth in the denoisers: their runs are a few thousand steps, far from overfitting, where it only slows learning. */
