@@ -97,10 +97,12 @@ export class ParamStore {
   }
 
   /** Assigns weights by our names; every parameter must be present with its exact shape. */
-  load(weights: StateDict, { strict = true }: { strict?: boolean } = {}): void {
+  /** Loads weights by name; returns the names the weights did not hold (kept as initialised). `allowMissing`
+   *  accepts those (a model grown from a smaller one), never a weight the model has no place for. */
+  load(weights: StateDict, { strict = true, allowMissing = false }: { strict?: boolean; allowMissing?: boolean } = {}): string[] {
     const missing = [...this.specs.keys()].filter((k) => !weights.has(k));
     const unexpected = [...weights.keys()].filter((k) => !this.specs.has(k));
-    if (strict && (missing.length || unexpected.length)) {
+    if (strict && ((missing.length && !allowMissing) || unexpected.length)) {
       throw new GatedError('config', `weights do not fit the model: ${missing.length} missing (${missing.slice(0, 5).join(', ')}), ${unexpected.length} unexpected (${unexpected.slice(0, 5).join(', ')})`, {
         details: { missing: missing.slice(0, 50), unexpected: unexpected.slice(0, 50) },
       });
@@ -113,6 +115,7 @@ export class ParamStore {
       }
       this.variable(name).assign(tf.tensor(w.data, spec.shape, 'float32'));
     }
+    return missing;
   }
 
   /** Current values by our names (for saving). */

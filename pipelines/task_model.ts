@@ -77,7 +77,9 @@ export interface TaskModel {
   variables(): tf.Variable[];
   /** Current weights by their saved names. */
   exportWeights(): Promise<StateDict>;
-  loadWeights(w: StateDict): void;
+  /** Loads weights by name; returns the model's parameters the weights did not hold (only with `allowMissing`:
+   *  a model grown from a smaller one, whose new parameters keep their initialisation). */
+  loadWeights(w: StateDict, opts?: { allowMissing?: boolean }): string[];
   dispose(): void;
 }
 
@@ -258,7 +260,7 @@ class Assembled implements TaskModel {
     return out;
   }
 
-  loadWeights(w: StateDict): void {
+  loadWeights(w: StateDict, opts: { allowMissing?: boolean } = {}): string[] {
     const bb: StateDict = new Map();
     const hd: StateDict = new Map();
     for (const [n, t] of w) {
@@ -266,8 +268,8 @@ class Assembled implements TaskModel {
       else if (n.startsWith('head.')) hd.set(n, t);
       else throw new GatedError('config', `weight '${n}' belongs to neither the backbone nor the head`);
     }
-    this.backbone.params.load(bb);
-    this.#headStore.load(hd);
+    const missing = this.backbone.params.load(bb, opts).map((n) => `backbone.${n}`);
+    return [...missing, ...this.#headStore.load(hd, opts)];
   }
 
   dispose(): void {

@@ -77,12 +77,14 @@ export function runLoopOptions(o: TrainRunOptions, card: Record<string, unknown>
 /** `--init`: the weights of another model folder, loaded into `model` (fine-tuning). */
 export async function initWeights(model: TaskModel, init: string, log: (line: string) => void): Promise<void> {
   const from = await loadTaskModel(init);
+  let grown: string[];
   try {
-    model.loadWeights(await from.exportWeights());
+    grown = model.loadWeights(await from.exportWeights(), { allowMissing: true });
   } finally {
     from.dispose();
   }
   log(`initialised from ${init} (${from.manifest.name}, sha256 ${from.sha256.slice(0, 12)})`);
+  if (grown.length) log(`${grown.length} parameter(s) new in this model, kept as initialised: ${grown.slice(0, 8).join(', ')}${grown.length > 8 ? ', …' : ''}`);
 }
 
 export interface LoopResult {

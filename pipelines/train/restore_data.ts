@@ -60,6 +60,12 @@ export const RESTORE_PRESETS: Record<string, { description: string; backbone: { 
     head: { kind: 'residual', config: { dim: 48, depth: 8 } },
     multipleOf: 32,
   },
+  denoise_vig_h_small_rb4: {
+    description: 'small hierarchical ViG (BiGLA) features + residual head (8 full-resolution 3x3 layers of 48 channels, then 4 residual blocks); grows from denoise_vig_h_small weights with --init',
+    backbone: { arch: 'vig_h_t', config: { dims: [24, 48, 96, 160], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0 } },
+    head: { kind: 'residual', config: { dim: 48, depth: 8, blocks: 4 } },
+    multipleOf: 32,
+  },
   denoise_vig_h: {
     description: 'hierarchical ViG (BiGLA) features + a deeper residual head (12 full-resolution 3x3 layers of 64 channels)',
     backbone: { arch: 'vig_h_t', config: { dims: [32, 64, 128, 192], depths: [1, 1, 2, 1], numHeads: [1, 2, 4, 4], numClasses: 0, dropPath: 0 } },
