@@ -3,6 +3,8 @@
  * cosine, validation after each epoch with the best model saved (model.json + weights, loadable at once),
  * a checkpoint after each epoch for --resume, and progress lines with loss, learning rate and ETA.
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadTaskModel, saveTaskModel, type TaskModel } from '../task_model.ts';
 import { loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.ts';
@@ -187,6 +189,14 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
         log(`stopped after epoch ${state.epoch}; continue with --resume`);
         break;
       }
+    }
+    if (state.epoch === epochs && bestEpoch !== epochs) {
+      // the best epoch by a small validation set can be a spike of a high learning rate; the weights at the end of
+      // the schedule are kept beside it (`last/`), so either can be tested and shipped
+      const last = state.history[state.history.length - 1]!;
+      await mkdir(join(opts.outDir, 'last'), { recursive: true });
+      await saveTaskModel(join(opts.outDir, 'last'), model, { ...opts.card, validation: { ...last }, history: state.history });
+      log(`weights after the last epoch (validation ${Number(last.score).toFixed(4)}) in ${join(opts.outDir, 'last')}`);
     }
   } finally {
     opt.dispose();

@@ -104,3 +104,40 @@ it('trainLoop (next batch made before the loss is read) ends at the weights of a
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);
+
+it('trainLoop keeps the last epoch\'s weights beside the best when the best came earlier, and only then', async () => {
+  const { trainLoop } = await import('../../../pipelines/train/loop.ts');
+  const { restoreTrainTask, DENOISE_DEGRADE } = await import('../../../pipelines/train/restore_data.ts');
+  const { loadTaskModel } = await import('../../../pipelines/task_model.ts');
+  const { tinyRestoreModel } = await import('../../_helpers/restore_model.ts');
+  const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const clean = Float32Array.from({ length: 40 * 48 }, (_, i) => 0.5 + 0.4 * Math.sin((i % 48) / 5));
+  const base = restoreTrainTask([{ name: 'a', h: 40, w: 48, clean, levels: 255 }], [], { batch: 2, patch: 32, stepsPerEpoch: 2, degrade: DENOISE_DEGRADE });
+  for (const falling of [true, false]) {
+    let epoch = 0;
+    // validation scores that fall (the first epoch is best) or rise (the last is best)
+    const task = { ...base, validate: async () => ({ score: falling ? -++epoch : ++epoch, metrics: {} }) };
+    const dir = mkdtempSync(join(tmpdir(), 'gv-last-'));
+    const m = tinyRestoreModel();
+    try {
+      const res = await trainLoop(m, task, { outDir: dir, epochs: 3, seed: 4, resume: false, optim: { lr: 3e-3 }, card: { task: 'restore' } });
+      expect(res.bestEpoch).toBe(falling ? 1 : 3);
+      expect(existsSync(join(dir, 'last', 'model.json'))).toBe(falling);
+      if (!falling) continue;
+      const last = await loadTaskModel(join(dir, 'last'));
+      const best = await loadTaskModel(dir);
+      const [wl, wb, wm] = [await last.exportWeights(), await best.exportWeights(), await m.exportWeights()];
+      const same = (x: typeof wl, y: typeof wl) => [...x].every(([n, t]) => t.data.every((v, i) => v === y.get(n)!.data[i]));
+      expect(same(wl, wm)).toBe(true);
+      expect(same(wb, wm)).toBe(false);
+      expect((last.manifest.card as { validation: { epoch: number } }).validation.epoch).toBe(3);
+      last.dispose();
+      best.dispose();
+    } finally {
+      m.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}, 120_000);
