@@ -106,3 +106,22 @@ export interface GliMergeAttrs {
   eps: number;
   activation: 'linear' | 'silu';
 }
+
+export const AdamWUpdate = 'AdamWUpdate';
+/** param, m, v, grad: one parameter's tensors, all the same shape. Output (by `which`): the parameter, first or
+ *  second moment after one AdamW step. */
+export type AdamWInputs = { param: unknown; m: unknown; v: unknown; grad: unknown };
+export interface AdamWStep {
+  beta1: number;
+  beta2: number;
+  /** Bias corrections 1 − β₁ᵗ and 1 − β₂ᵗ. */
+  b1c: number;
+  b2c: number;
+  eps: number;
+  lr: number;
+  /** lr × weight decay, 0 for parameters without decay. */
+  lrWd: number;
+}
+export interface AdamWAttrs extends AdamWStep {
+  which: 'param' | 'm' | 'v';
+}

@@ -2,6 +2,7 @@
 import { getGradient, getKernel, registerGradient, registerKernel, type GradConfig, type KernelConfig } from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import { GatedError } from '../core/errors.ts';
+import { adamwWebgpuConfig } from './adamw/webgpu.ts';
 import { dwconvGradConfig } from './dwconv/grad.ts';
 import { dwconvWebgpuConfig } from './dwconv/webgpu.ts';
 import { glaBiGradConfig, glaGradConfig } from './gla/grad.ts';
@@ -34,7 +35,7 @@ import { swigluWebgpuConfig } from './swiglu/webgpu.ts';
 import { useWasmKernelReplacements, WASM_TRAINING_KERNELS } from './wasm_training/index.ts';
 import { useConvBackpropFilterOnWebgpu } from './webgpu_training/conv2d_backprop_filter.ts';
 
-const KERNELS: KernelConfig[] = [glaWebgpuConfig, glaBiWebgpuConfig, glaBiGradWebgpuConfig, glaGradWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, linearWebgpuConfig, swigluWebgpuConfig, tokensToHeadsWebgpuConfig, tokensToHeadsGradWebgpuConfig, swigluGradWebgpuConfig, gliMergeWebgpuConfig, gliMergeGradWebgpuConfig, ...WASM_TRAINING_KERNELS];
+const KERNELS: KernelConfig[] = [glaWebgpuConfig, glaBiWebgpuConfig, glaBiGradWebgpuConfig, glaGradWebgpuConfig, dwconvWebgpuConfig, linearAttentionWebgpuConfig, multiAxisWebgpuConfig, matmulWebgpuConfig, rmsNormWebgpuConfig, layerNormWebgpuConfig, geluWebgpuConfig, linearWebgpuConfig, swigluWebgpuConfig, tokensToHeadsWebgpuConfig, tokensToHeadsGradWebgpuConfig, swigluGradWebgpuConfig, gliMergeWebgpuConfig, gliMergeGradWebgpuConfig, adamwWebgpuConfig, ...WASM_TRAINING_KERNELS];
 const GRADIENTS: GradConfig[] = [glaGradConfig, glaBiGradConfig, dwconvGradConfig, linearAttentionGradConfig, multiAxisGradConfig, matmulGradConfig, rmsNormGradConfig, layerNormGradConfig, geluGradConfig, linearGradConfig, swigluGradConfig, tokensToHeadsGradConfig, gliMergeGradConfig];
 
 const require = createRequire(import.meta.url);

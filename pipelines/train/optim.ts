@@ -3,6 +3,7 @@
  * because tfjs's Adam has no decoupled decay, and so that its moments can be checkpointed by name.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adamwUpdate } from '../../kernels/adamw/op.ts';
 
 export interface AdamWConfig {
   lr: number;
@@ -45,11 +46,10 @@ export class AdamW {
       tf.tidy(() => {
         const m = this.#slot(this.#m, p);
         const v = this.#slot(this.#v, p);
-        m.assign(tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1)));
-        v.assign(tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), 1 - c.beta2)));
-        const update = tf.div(tf.div(m, b1c), tf.add(tf.sqrt(tf.div(v, b2c)), c.eps));
-        const decay = p.rank > 1 && c.weightDecay > 0 ? tf.mul(p, lr * c.weightDecay) : null;
-        p.assign(tf.sub(decay ? tf.sub(p, decay) : p, tf.mul(update, lr)));
+        const next = adamwUpdate(p, m, v, g, { beta1: c.beta1, beta2: c.beta2, b1c, b2c, eps: c.eps, lr, lrWd: p.rank > 1 && c.weightDecay > 0 ? lr * c.weightDecay : 0 });
+        m.assign(next.m);
+        v.assign(next.v);
+        p.assign(next.param);
       });
     }
     return lr;
