@@ -6,13 +6,13 @@ import { buildTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
  * Built on the current backend. A fresh residual head is the identity; the weights are perturbed (seeded) so the
  * output depends on every part and differs from the input.
  */
-export function tinyRestoreModel(name = 'restore_test'): TaskModel {
+export function tinyRestoreModel(name = 'restore_test', blocks = 0): TaskModel {
   const model = buildTaskModel({
     name,
     task: 'restore',
     description: 'tiny residual restorer for tests',
     backbone: { arch: 'test_vig_h', config: {} },
-    head: { kind: 'residual', config: { dim: 8, depth: 1 } },
+    head: { kind: 'residual', config: { dim: 8, depth: 1, ...(blocks ? { blocks } : {}) } },
     input: { channels: 1, context: 0, multipleOf: 32, normalization: { kind: 'none' }, canonical: false },
     classes: [],
   }, 4);
