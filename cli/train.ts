@@ -11,7 +11,7 @@ export const trainCommand = defineCommand({
   args: {
     task: { type: 'string', default: 'segment', description: 'segment | restore' },
     data: { type: 'string', required: true, description: 'segment: imagesTr/ + labelsTr/ (NIfTI) or images/ + masks/; restore: a folder of clean images (or clean/ + noisy/)' },
-    model: { type: 'string', default: 'seg_vig_h_small', description: 'a preset (segment: seg_vig_h_small, seg_test; restore: denoise_vig_h_small, ...) or a backbone name' },
+    model: { type: 'string', default: 'seg_vig_h_small', description: 'a preset (segment: seg_vig_h_small, seg_test; restore: denoise_vig_h_small, denoise_vig_h_small_rb4, denoise_vig_h) or a backbone name' },
     kind: { type: 'string', description: 'restore: denoise (default) or deblur' },
     output: { type: 'string', alias: 'o', required: true, description: 'output model folder' },
     name: { type: 'string', description: 'model name (default: the output folder name)' },

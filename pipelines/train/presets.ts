@@ -3,7 +3,8 @@
  * config overrides) plus a head and the input recipe. A plain backbone name gets the FPN head and the default
  * recipe of the task.
  */
-import { getVariant } from '../../backbones/_registry.ts';
+import { getVariant, listBackbones } from '../../backbones/_registry.ts';
+import { GatedError } from '../../core/errors.ts';
 import type { Normalization } from '../preprocess.ts';
 import type { Task, TaskSpec } from '../task_model.ts';
 
@@ -67,7 +68,8 @@ export function specFromPreset(model: string, task: Task, name: string, classes:
       input: { channels: 2 * p.context + 1, context: p.context, multipleOf: p.multipleOf, normalization: p.normalization, canonical: true, ...(p.spacing ? { spacing: p.spacing } : {}) },
     };
   }
-  const v = getVariant(model); // throws unknown_name with suggestions
+  if (!listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a segmentation preset (${Object.keys(PRESETS).join(', ')}) nor a backbone (\`gatedvision models\` lists them)`);
+  const v = getVariant(model);
   return {
     name, task, description: `${v.description} + FPN`,
     backbone: { arch: model, config: { numClasses: 0 } },

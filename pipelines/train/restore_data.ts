@@ -10,6 +10,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { withTraining } from '../../backbones/layers/drop_path.ts';
+import { listBackbones } from '../../backbones/_registry.ts';
 import { GatedError } from '../../core/errors.ts';
 import { loadInput } from '../../io/load.ts';
 import type { Volume } from '../../io/volume.ts';
@@ -82,6 +83,7 @@ export const RESTORE_PRESETS: Record<string, { description: string; backbone: { 
 
 export function restoreSpec(model: string, name: string): TaskSpec {
   const p = RESTORE_PRESETS[model];
+  if (!p && !listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a restoration preset (${Object.keys(RESTORE_PRESETS).join(', ')}) nor a backbone (\`gatedvision models\` lists them)`);
   const backbone = p ? p.backbone : { arch: model, config: { numClasses: 0 } };
   return {
     name,

@@ -92,3 +92,11 @@ it('resumes from a checkpoint to exactly the weights of an uninterrupted run, an
   const card = JSON.parse(readFileSync(join(straight, 'model.json'), 'utf8')).card;
   expect(card.training.preset).toBe('seg_test');
 }, 240_000);
+
+it('an unknown --model names the presets of its task, and a backbone name still builds', async () => {
+  const { restoreSpec } = await import('../../../pipelines/train/restore_data.ts');
+  expect(() => restoreSpec('denoise_vig_h_smal', 'x')).toThrow(/'denoise_vig_h_smal' is neither a restoration preset \(denoise_vig_h_small, denoise_vig_h_small_rb4, .*\) nor a backbone/);
+  expect(() => specFromPreset('seg_vig_small', 'segment', 'x', ['bg', 'fg'])).toThrow(/'seg_vig_small' is neither a segmentation preset \(seg_vig_h_small, .*\) nor a backbone/);
+  expect(restoreSpec('test_vig_h', 'x').backbone.arch).toBe('test_vig_h');
+  expect(specFromPreset('test_vig_h', 'segment', 'x', ['bg', 'fg']).backbone.arch).toBe('test_vig_h');
+});
