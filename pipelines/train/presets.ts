@@ -68,7 +68,7 @@ export function specFromPreset(model: string, task: Task, name: string, classes:
       input: { channels: 2 * p.context + 1, context: p.context, multipleOf: p.multipleOf, normalization: p.normalization, canonical: true, ...(p.spacing ? { spacing: p.spacing } : {}) },
     };
   }
-  if (!listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a segmentation preset (${Object.keys(PRESETS).join(', ')}) nor a backbone (\`gatedvision models\` lists them)`);
+  if (!listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a segmentation preset (${Object.keys(PRESETS).join(', ')}) nor a backbone`);
   const v = getVariant(model);
   return {
     name, task, description: `${v.description} + FPN`,

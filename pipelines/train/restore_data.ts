@@ -83,7 +83,7 @@ export const RESTORE_PRESETS: Record<string, { description: string; backbone: { 
 
 export function restoreSpec(model: string, name: string): TaskSpec {
   const p = RESTORE_PRESETS[model];
-  if (!p && !listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a restoration preset (${Object.keys(RESTORE_PRESETS).join(', ')}) nor a backbone (\`gatedvision models\` lists them)`);
+  if (!p && !listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a restoration preset (${Object.keys(RESTORE_PRESETS).join(', ')}) nor a backbone`);
   const backbone = p ? p.backbone : { arch: model, config: { numClasses: 0 } };
   return {
     name,
