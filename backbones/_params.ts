@@ -96,9 +96,9 @@ export class ParamStore {
     return [...this.#vars.entries()].filter(([n]) => !this.specs.get(n)!.buffer).map(([, v]) => v);
   }
 
-  /** Assigns weights by our names; every parameter must be present with its exact shape. */
-  /** Loads weights by name; returns the names the weights did not hold (kept as initialised). `allowMissing`
-   *  accepts those (a model grown from a smaller one), never a weight the model has no place for. */
+  /** Assigns weights by our names, each with its exact shape; every parameter must be present unless `allowMissing`
+   *  (a model grown from a smaller one), and never a weight the model has no place for. Returns the names the
+   *  weights did not hold (kept as initialised). */
   load(weights: StateDict, { strict = true, allowMissing = false }: { strict?: boolean; allowMissing?: boolean } = {}): string[] {
     const missing = [...this.specs.keys()].filter((k) => !weights.has(k));
     const unexpected = [...weights.keys()].filter((k) => !this.specs.has(k));

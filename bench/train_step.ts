@@ -97,7 +97,8 @@ async function loopStep(model: ReturnType<typeof buildTaskModel>, B: number, P: 
     return value;
   };
   const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)]!;
-  const parts = { seq: { batch: [] as number[], queue: [] as number[], wait: [] as number[], total: [] as number[] }, overlap: { batch: [] as number[], queue: [] as number[], wait: [] as number[], total: [] as number[] } };
+  const times = () => ({ batch: [] as number[], queue: [] as number[], wait: [] as number[], total: [] as number[] });
+  const parts = { seq: times(), overlap: times() };
   let batch = make();
   for (let r = 0; r < repeat + 1; r++) {
     // one after the other

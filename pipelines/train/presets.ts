@@ -60,6 +60,15 @@ export const PRESETS: Record<string, Preset> = {
   },
 };
 
+/** Refuses a `--model` that is neither one of the task's presets nor a backbone, naming the presets and any name
+ *  of either kind that starts like it. */
+export function checkModelName(model: string, task: string, presets: string[]): void {
+  const backbones = listBackbones();
+  if (presets.includes(model) || backbones.includes(model)) return;
+  const near = [...presets, ...backbones].filter((n) => n.split('_')[0] === model.split('_')[0]);
+  throw new GatedError('unknown_name', `'${model}' is neither a ${task} preset (${presets.join(', ')}) nor a backbone${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
+}
+
 export function specFromPreset(model: string, task: Task, name: string, classes: string[]): TaskSpec {
   const p = PRESETS[model];
   if (p) {
@@ -68,7 +77,7 @@ export function specFromPreset(model: string, task: Task, name: string, classes:
       input: { channels: 2 * p.context + 1, context: p.context, multipleOf: p.multipleOf, normalization: p.normalization, canonical: true, ...(p.spacing ? { spacing: p.spacing } : {}) },
     };
   }
-  if (!listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a segmentation preset (${Object.keys(PRESETS).join(', ')}) nor a backbone`);
+  checkModelName(model, 'segmentation', Object.keys(PRESETS));
   const v = getVariant(model);
   return {
     name, task, description: `${v.description} + FPN`,

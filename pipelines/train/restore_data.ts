@@ -10,7 +10,6 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { withTraining } from '../../backbones/layers/drop_path.ts';
-import { listBackbones } from '../../backbones/_registry.ts';
 import { GatedError } from '../../core/errors.ts';
 import { loadInput } from '../../io/load.ts';
 import type { Volume } from '../../io/volume.ts';
@@ -18,6 +17,7 @@ import { psnr } from '../metrics/restoration.ts';
 import { buildTaskModel, type TaskModel, type TaskSpec } from '../task_model.ts';
 import { runTiled } from '../tiling.ts';
 import { initWeights, runLoopOptions, trainLoop, type LoopResult, type TrainRunOptions, type TrainTask } from './loop.ts';
+import { checkModelName } from './presets.ts';
 import { RESTORE_LOSS_DEFAULTS, restoreLoss, type RestoreLossConfig } from './restore_loss.ts';
 import { Rng } from './rng.ts';
 
@@ -83,7 +83,7 @@ export const RESTORE_PRESETS: Record<string, { description: string; backbone: { 
 
 export function restoreSpec(model: string, name: string): TaskSpec {
   const p = RESTORE_PRESETS[model];
-  if (!p && !listBackbones().includes(model)) throw new GatedError('unknown_name', `'${model}' is neither a restoration preset (${Object.keys(RESTORE_PRESETS).join(', ')}) nor a backbone`);
+  checkModelName(model, 'restoration', Object.keys(RESTORE_PRESETS));
   const backbone = p ? p.backbone : { arch: model, config: { numClasses: 0 } };
   return {
     name,
