@@ -3,7 +3,7 @@ import { defineCommand } from 'citty';
 import { GatedError } from '../core/errors.ts';
 import { DEVICES, selectDevice, type DeviceRequest } from '../kernels/backend.ts';
 import { parseAugment } from '../pipelines/train/augment.ts';
-import { trainRestore } from '../pipelines/train/restore_data.ts';
+import { PATCH_SAMPLING, trainRestore, type PatchSampling } from '../pipelines/train/restore_data.ts';
 import { trainSegment } from '../pipelines/train/segment.ts';
 
 export const trainCommand = defineCommand({
@@ -13,6 +13,7 @@ export const trainCommand = defineCommand({
     data: { type: 'string', required: true, description: 'segment: imagesTr/ + labelsTr/ (NIfTI) or images/ + masks/; restore: a folder of clean images (or clean/ + noisy/)' },
     model: { type: 'string', default: 'seg_vig_h_small', description: 'a preset (segment: seg_vig_h_small, seg_test; restore: denoise_vig_h_small, denoise_vig_h_small_rb4, denoise_vig_h) or a backbone name' },
     kind: { type: 'string', description: 'restore: denoise (default) or deblur' },
+    sample: { type: 'string', description: 'restore: how patches pick their image, image (each equally often; default) or area (in proportion to its pixels)' },
     output: { type: 'string', alias: 'o', required: true, description: 'output model folder' },
     name: { type: 'string', description: 'model name (default: the output folder name)' },
     classes: { type: 'string', description: 'comma-separated class names, background first' },
@@ -38,6 +39,8 @@ export const trainCommand = defineCommand({
     const augment = args.augment === undefined ? undefined : parseAugment(args.augment);
     const device = args.device as DeviceRequest;
     if (!DEVICES.includes(device)) throw new GatedError('usage', `unknown device '${args.device}'; use one of ${DEVICES.join(', ')}`);
+    if (args.sample !== undefined && (args.task !== 'restore' || !PATCH_SAMPLING.includes(args.sample as PatchSampling)))
+      throw new GatedError('usage', args.task !== 'restore' ? '--sample applies to --task restore' : `--sample must be ${PATCH_SAMPLING.join(' or ')}; got '${args.sample}'`);
     const choice = await selectDevice(device);
     process.stderr.write(`device: ${choice.reason}\n`);
     if (args.task !== 'segment' && args.task !== 'restore') throw new GatedError('usage', `--task must be segment or restore; got '${args.task}'`);
@@ -69,7 +72,7 @@ export const trainCommand = defineCommand({
       device: choice.backend,
     };
     if (args.task === 'restore') {
-      const res = await trainRestore({ ...common, model: args.model === 'seg_vig_h_small' ? 'denoise_vig_h_small' : args.model, ...(args.kind ? { kind: args.kind as 'denoise' | 'deblur' } : {}) });
+      const res = await trainRestore({ ...common, model: args.model === 'seg_vig_h_small' ? 'denoise_vig_h_small' : args.model, ...(args.kind ? { kind: args.kind as 'denoise' | 'deblur' } : {}), ...(args.sample ? { sample: args.sample as PatchSampling } : {}) });
       process.stdout.write(`best validation PSNR ${res.bestScore.toFixed(2)} dB at epoch ${res.bestEpoch}; model in ${out}\n`);
       return;
     }

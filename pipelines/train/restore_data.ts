@@ -139,13 +139,39 @@ export function degrade(clean: Float32Array, h: number, w: number, cfg: DegradeC
   return out;
 }
 
+/** How a training patch picks its image: each image equally often, or in proportion to its pixels (each pixel
+ *  equally likely, as when the images are cut into patches first). With many small images of one kind beside a
+ *  few large ones of another, the two differ in what the model mostly sees. */
+export type PatchSampling = 'image' | 'area';
+export const PATCH_SAMPLING: readonly PatchSampling[] = ['image', 'area'];
+
+/** Draws an image index: one uniform number either way, so the data stream keeps its length. */
+function imagePicker(images: RestoreImage[], sample: PatchSampling): (rng: Rng) => number {
+  if (sample === 'image') return (rng) => rng.int(images.length);
+  const cum: number[] = [];
+  let total = 0;
+  for (const im of images) cum.push((total += im.h * im.w));
+  return (rng) => {
+    const u = rng.next() * total;
+    let lo = 0;
+    let hi = cum.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cum[mid]! > u) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+}
+
 /** A batch of `patch`² crops with random flips and 90° rotations: x degraded, y clean, both [B, P, P, 1]. */
-export function makeRestoreBatch(images: RestoreImage[], batch: number, patch: number, cfg: DegradeConfig, rng: Rng): { x: Float32Array; y: Float32Array } {
+export function makeRestoreBatch(images: RestoreImage[], batch: number, patch: number, cfg: DegradeConfig, rng: Rng, sample: PatchSampling = 'image'): { x: Float32Array; y: Float32Array } {
   const n = patch * patch;
   const x = new Float32Array(batch * n);
   const y = new Float32Array(batch * n);
+  const pick = imagePicker(images, sample);
   for (let b = 0; b < batch; b++) {
-    const im = images[rng.int(images.length)]!;
+    const im = images[pick(rng)]!;
     if (im.h < patch || im.w < patch) throw new GatedError('config', `image ${im.name} (${im.w}x${im.h}) is smaller than the ${patch}-pixel training patch`);
     const y0 = rng.int(im.h - patch + 1);
     const x0 = rng.int(im.w - patch + 1);
@@ -178,11 +204,11 @@ export async function validatePsnr(model: TaskModel, val: RestoreImage[]): Promi
   return { score: sum / val.length, metrics: { psnr: sum / val.length, inputPsnr: sumIn / val.length } };
 }
 
-export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: { batch: number; patch: number; stepsPerEpoch: number; degrade: DegradeConfig; loss?: RestoreLossConfig }): TrainTask {
+export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: { batch: number; patch: number; stepsPerEpoch: number; degrade: DegradeConfig; loss?: RestoreLossConfig; sample?: PatchSampling }): TrainTask {
   return {
     stepsPerEpoch: o.stepsPerEpoch,
     batchLoss: (m, rng) => {
-      const { x, y } = makeRestoreBatch(train, o.batch, o.patch, o.degrade, rng);
+      const { x, y } = makeRestoreBatch(train, o.batch, o.patch, o.degrade, rng, o.sample);
       const seed = rng.state; // read, not drawn: the data stream stays as it was; masks replay on resume
       return () => {
         const xt = tf.tensor4d(x, [o.batch, o.patch, o.patch, 1]);
@@ -197,6 +223,8 @@ export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: 
 export interface TrainRestoreOptions extends TrainRunOptions {
   kind?: 'denoise' | 'deblur';
   loss?: Partial<RestoreLossConfig>;
+  /** How patches pick their image (default: each image equally often). */
+  sample?: PatchSampling;
 }
 
 /** The whole `train --task restore` run (the counterpart of trainSegment). */
@@ -212,14 +240,15 @@ export async function trainRestore(o: TrainRestoreOptions): Promise<LoopResult &
   const degradeCfg = o.kind === 'deblur' ? DEBLUR_DEGRADE : DENOISE_DEGRADE;
   const loss = { ...RESTORE_LOSS_DEFAULTS, ...o.loss };
   const stepsPerEpoch = o.stepsPerEpoch ?? Math.max(1, Math.ceil(train.length / o.batch));
+  const sample = o.sample ?? 'image';
   const model = buildTaskModel(spec, o.seed);
   try {
     if (o.init) await initWeights(model, o.init, log);
-    const res = await trainLoop(model, restoreTrainTask(train, val, { batch: o.batch, patch, stepsPerEpoch, degrade: degradeCfg, loss }), runLoopOptions(o, {
+    const res = await trainLoop(model, restoreTrainTask(train, val, { batch: o.batch, patch, stepsPerEpoch, degrade: degradeCfg, loss, sample }), runLoopOptions(o, {
       task: 'restore',
       patch,
       data: { folder: o.data, images: images.map((i) => ({ name: i.name, shape: [i.w, i.h] })), validation: split, degradation: degradeCfg, paired: images.some((i) => i.noisy) },
-      training: { preset: o.model, ...(o.init ? { init: o.init } : {}), epochs: o.epochs, batch: o.batch, patch, stepsPerEpoch, seed: o.seed, loss: `Charbonnier (eps ${loss.eps}) + ${loss.fftWeight} x FFT L1`, optimizer: 'AdamW, warmup + cosine', ...(o.device ? { device: o.device } : {}) },
+      training: { preset: o.model, ...(o.init ? { init: o.init } : {}), epochs: o.epochs, batch: o.batch, patch, stepsPerEpoch, sample, seed: o.seed, loss: `Charbonnier (eps ${loss.eps}) + ${loss.fftWeight} x FFT L1`, optimizer: 'AdamW, warmup + cosine', ...(o.device ? { device: o.device } : {}) },
     }));
     return { ...res, split };
   } finally {
@@ -269,13 +298,15 @@ async function planes(path: string): Promise<RestoreImage[]> {
   return out;
 }
 
-/** Writes src [P, P] flipped left-right and/or rotated by rot·90° into dst at offset. */
+/** Writes src [P, P] flipped left-right and/or rotated by rot·90° into dst at offset: (i, j) → (j, P-1-i) per turn. */
 function orient(src: Float32Array, P: number, flip: boolean, rot: number, dst: Float32Array, offset: number): void {
+  const m = P - 1;
   for (let i = 0; i < P; i++)
     for (let j = 0; j < P; j++) {
-      let [a, b] = [i, flip ? P - 1 - j : j];
-      for (let r = 0; r < rot; r++) [a, b] = [b, P - 1 - a];
-      dst[offset + a * P + b] = src[i * P + j]!;
+      const b0 = flip ? m - j : j;
+      // the four turns of (i, b0) in closed form
+      const k = rot === 0 ? i * P + b0 : rot === 1 ? b0 * P + m - i : rot === 2 ? (m - i) * P + m - b0 : (m - b0) * P + i;
+      dst[offset + k] = src[i * P + j]!;
     }
 }
 

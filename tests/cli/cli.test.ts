@@ -78,6 +78,15 @@ describe('gatedvision info', () => {
     expect((await gv('info')).code).toBe(2);
     expect((await gv('frobnicate')).code).toBe(2);
   });
+
+  it('train: an unknown --sample, or --sample outside restore, is a usage error naming the choices', async () => {
+    const bad = await gv('train', '--task', 'restore', '--data', tmp, '-o', join(tmp, 'never'), '--sample', 'pixels');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--sample must be image or area');
+    const seg = await gv('train', '--task', 'segment', '--data', tmp, '-o', join(tmp, 'never'), '--sample', 'area');
+    expect(seg.code).toBe(2);
+    expect(seg.stderr).toContain('--sample applies to --task restore');
+  });
 });
 
 describe('gatedvision convert', () => {

@@ -70,6 +70,50 @@ describe('degradation', () => {
   });
 });
 
+describe('training patches', () => {
+  // every pixel of a 16x16 plane distinct, and each image offset by its own constant, so a patch names its source
+  const plane = (h: number, w: number, base: number) => Float32Array.from({ length: h * w }, (_, i) => base + i / (h * w * 10));
+  const quiet = { sigma: [0, 0] as [number, number], ricianP: 0, blurP: 0, blurSigma: [0, 0] as [number, number] };
+
+  it('area sampling draws images in proportion to their pixels; image sampling draws each equally often', () => {
+    const images = [{ name: 'small', h: 16, w: 16, clean: plane(16, 16, 0) }, { name: 'large', h: 48, w: 16, clean: plane(48, 16, 1) }];
+    const share = (sample: 'image' | 'area') => {
+      const { y } = makeRestoreBatch(images, 4000, 16, quiet, new Rng(7), sample);
+      let large = 0;
+      for (let b = 0; b < 4000; b++) if (y[b * 256]! >= 1) large++;
+      return large / 4000;
+    };
+    expect(share('area')).toBeGreaterThan(0.72);
+    expect(share('area')).toBeLessThan(0.78);
+    expect(share('image')).toBeGreaterThan(0.47);
+    expect(share('image')).toBeLessThan(0.53);
+  });
+
+  it('each patch is one of the eight flips and quarter turns of its crop, and all eight occur', () => {
+    const P = 16;
+    const src = plane(P, P, 0);
+    const at = (i: number, j: number) => src[i * P + j]!;
+    const m = P - 1;
+    // the dihedral group written out as (row, column) maps of the output
+    const maps: Array<(i: number, j: number) => number> = [
+      (i, j) => at(i, j), (i, j) => at(i, m - j), (i, j) => at(m - i, j), (i, j) => at(m - i, m - j),
+      (i, j) => at(j, i), (i, j) => at(j, m - i), (i, j) => at(m - j, i), (i, j) => at(m - j, m - i),
+    ];
+    const { x, y } = makeRestoreBatch([{ name: 'a', h: P, w: P, clean: src }], 200, P, quiet, new Rng(11));
+    const seen = new Set<number>();
+    for (let b = 0; b < 200; b++) {
+      const k = maps.findIndex((f) => {
+        for (let i = 0; i < P; i++) for (let j = 0; j < P; j++) if (y[b * P * P + i * P + j] !== f(i, j)) return false;
+        return true;
+      });
+      expect(k).toBeGreaterThanOrEqual(0);
+      seen.add(k);
+      for (let q = 0; q < P * P; q++) expect(x[b * P * P + q]).toBe(y[b * P * P + q]); // σ 0: input = target, oriented alike
+    }
+    expect(seen.size).toBe(8);
+  });
+});
+
 describe('train --task restore', () => {
   it('a tiny model lowers the loss in a few CPU steps and validates by PSNR', async () => {
     const images = await loadRestoreDataset(dir);
