@@ -17,6 +17,9 @@ export interface TrainTask {
   stepsPerEpoch: number;
   /** Loss of one freshly drawn batch (called inside the gradient tape). */
   batchLoss(model: TaskModel, rng: Rng): () => tf.Scalar;
+  /** The same batch made off the main thread: reads `rng`'s state when called and sets it to the state after the
+   *  batch when it resolves. When present, the loop asks for the next batch before it issues the current step. */
+  batchLossAsync?(model: TaskModel, rng: Rng): Promise<() => tf.Scalar>;
   /** Validation after an epoch: the score to maximise and metrics to record. */
   validate(model: TaskModel): Promise<{ score: number; metrics: Record<string, number> }>;
 }
@@ -124,16 +127,31 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
       const epochStart = Date.now();
       let lossSum = 0;
       let dataMs = 0;
-      let stepMs = 0;
+      let issueMs = 0;
+      let waitMs = 0;
       const makeBatch = () => {
         const tData = Date.now();
         const f = task.batchLoss(model, rng);
         dataMs += Date.now() - tData;
         return f;
       };
-      let next: (() => tf.Scalar) | null = makeBatch();
+      const ahead = task.batchLossAsync?.bind(task);
+      // asked for before the step is issued; a rejection is read where the batch is awaited, never left unhandled
+      const askAhead = (): Promise<() => tf.Scalar> => {
+        const p = ahead!(model, rng);
+        p.catch(() => undefined);
+        return p;
+      };
+      let next: (() => tf.Scalar) | null = ahead ? null : makeBatch();
+      let asked: Promise<() => tf.Scalar> | null = ahead ? askAhead() : null;
       for (let s = 0; s < task.stepsPerEpoch; s++) {
-        const f = next!;
+        let f: () => tf.Scalar;
+        if (asked) {
+          const tData = Date.now();
+          f = await asked;
+          dataMs += Date.now() - tData;
+          asked = s + 1 < task.stepsPerEpoch ? askAhead() : null;
+        } else f = next!;
         const tStep = Date.now();
         // frees each op's saved tensors and each intermediate gradient as the backward pass goes (same gradients,
         // about half the peak of tf.variableGrads, which keeps both until the pass ends)
@@ -143,11 +161,12 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
         const tQueued = Date.now();
         // the next batch is made on the host while a GPU backend runs this step, and the loss is read after that;
         // a step draws nothing from the generator, so the batches and their seeds are those made after the step
-        next = s + 1 < task.stepsPerEpoch ? makeBatch() : null;
+        if (!ahead) next = s + 1 < task.stepsPerEpoch ? makeBatch() : null;
         const tWait = Date.now();
         const lossValue = (await value.data())[0]!;
         value.dispose();
-        stepMs += tQueued - tStep + (Date.now() - tWait);
+        issueMs += tQueued - tStep;
+        waitMs += Date.now() - tWait;
         if (!Number.isFinite(lossValue)) throw new Error(`the loss became ${lossValue} at step ${state.step}`);
         lossSum += lossValue;
         state.step++;
@@ -162,7 +181,9 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
       const valMs = Date.now() - tVal;
       const record = { epoch: epoch + 1, step: state.step, loss: lossSum / task.stepsPerEpoch, score, ...metrics, seconds: Math.round((Date.now() - t0) / 1000) };
       state.history.push(record);
-      log(`epoch ${epoch + 1}/${epochs}: train loss ${record.loss.toFixed(4)}, validation score ${score.toFixed(4)} (batches ${(dataMs / 1000).toFixed(1)} s, steps ${(stepMs / 1000).toFixed(1)} s, validation ${(valMs / 1000).toFixed(1)} s)`);
+      // issue and wait apart: a wait near zero means the device had finished while the host made the next batch (the
+      // host bounds the step), a wait longer than the batches means their making was hidden behind the device's work
+      log(`epoch ${epoch + 1}/${epochs}: train loss ${record.loss.toFixed(4)}, validation score ${score.toFixed(4)} (batches ${(dataMs / 1000).toFixed(1)} s, steps ${((issueMs + waitMs) / 1000).toFixed(1)} s = issue ${(issueMs / 1000).toFixed(1)} + wait ${(waitMs / 1000).toFixed(1)}, validation ${(valMs / 1000).toFixed(1)} s)`);
       if (score > state.bestScore) {
         state.bestScore = score;
         bestEpoch = epoch + 1;

@@ -19,38 +19,11 @@ import { runTiled } from '../tiling.ts';
 import { initWeights, runLoopOptions, trainLoop, type LoopResult, type TrainRunOptions, type TrainTask } from './loop.ts';
 import { checkModelName } from './presets.ts';
 import { RESTORE_LOSS_DEFAULTS, restoreLoss, type RestoreLossConfig } from './restore_loss.ts';
+import { DEBLUR_DEGRADE, DENOISE_DEGRADE, degrade, makeRestoreBatch, VALIDATION_DEGRADE, type DegradeConfig, type PatchSampling, type RestoreImage } from './restore_batch.ts';
 import { Rng } from './rng.ts';
+import { BatchThread, BatchThreadFailure } from './batch_thread.ts';
 
-export interface RestoreImage {
-  name: string;
-  h: number;
-  w: number;
-  /** [h, w] row-major, 0..1. */
-  clean: Float32Array;
-  /** Paired degraded version, when the data has one. */
-  noisy?: Float32Array;
-  /** Steps of the stored type's range when the plane is scaled by it (8-bit: 255, 16-bit images: 65535). */
-  levels?: number;
-}
-
-export interface DegradeConfig {
-  /** Noise σ range on a 0-255 scale. */
-  sigma: [number, number];
-  /** Probability that the noise is Rician (magnitude of complex Gaussian noise, as in MR magnitude images). */
-  ricianP: number;
-  /** Probability of a Gaussian blur before the noise, and its σ range in pixels. */
-  blurP: number;
-  blurSigma: [number, number];
-  /** Round the degraded image to its type's steps and clip it to the type's range, as storing a noisy 8- or
-   *  16-bit image does. Without it a model never sees the clipped noise of dark and bright regions (its mean
-   *  is biased: up near black, down near white) and leaves that bias in its output. */
-  store?: boolean;
-}
-
-export const DENOISE_DEGRADE: DegradeConfig = { sigma: [5, 50], ricianP: 0.25, blurP: 0, blurSigma: [0.5, 2], store: true };
-export const DEBLUR_DEGRADE: DegradeConfig = { sigma: [0, 5], ricianP: 0, blurP: 1, blurSigma: [0.5, 2.5], store: true };
-/** What validation and the shipped model's test apply: Gaussian σ 25, stored in the image's type. */
-const VALIDATION_DEGRADE: DegradeConfig = { sigma: [25, 25], ricianP: 0, blurP: 0, blurSigma: [0, 0], store: true };
+export { DEBLUR_DEGRADE, DENOISE_DEGRADE, degrade, makeRestoreBatch, PATCH_SAMPLING, type DegradeConfig, type PatchSampling, type RestoreImage } from './restore_batch.ts';
 
 /** Restoration recipes for `train --task restore --model`: a backbone and the residual head (or a backbone name).
  *  No stochastic depth in the denoisers: their runs are a few thousand steps, far from overfitting, where it only slows learning. */
@@ -126,70 +99,6 @@ export function splitImages(images: RestoreImage[]): { train: RestoreImage[]; va
   return { train: images.filter((im) => !val.includes(im)), val };
 }
 
-/** Adds noise (and blur) to a clean plane: Gaussian or Rician, σ on a 0-255 scale; with `cfg.store` and the
- *  plane's `levels`, the result is what an image of that type would hold. */
-export function degrade(clean: Float32Array, h: number, w: number, cfg: DegradeConfig, rng: Rng, levels?: number): Float32Array {
-  let x = clean;
-  if (cfg.blurP > 0 && rng.next() < cfg.blurP) x = gaussianBlur(x, h, w, rng.uniform(cfg.blurSigma[0], cfg.blurSigma[1]));
-  const s = rng.uniform(cfg.sigma[0], cfg.sigma[1]) / 255;
-  const out = new Float32Array(x.length);
-  if (rng.next() < cfg.ricianP) for (let i = 0; i < x.length; i++) out[i] = Math.hypot(x[i]! + s * rng.normal(), s * rng.normal());
-  else for (let i = 0; i < x.length; i++) out[i] = x[i]! + s * rng.normal();
-  if (cfg.store && levels) for (let i = 0; i < out.length; i++) out[i] = Math.min(levels, Math.max(0, Math.round(out[i]! * levels))) / levels;
-  return out;
-}
-
-/** How a training patch picks its image: each image equally often, or in proportion to its pixels (each pixel
- *  equally likely, as when the images are cut into patches first). With many small images of one kind beside a
- *  few large ones of another, the two differ in what the model mostly sees. */
-export type PatchSampling = 'image' | 'area';
-export const PATCH_SAMPLING: readonly PatchSampling[] = ['image', 'area'];
-
-/** Draws an image index: one uniform number either way, so the data stream keeps its length. */
-function imagePicker(images: RestoreImage[], sample: PatchSampling): (rng: Rng) => number {
-  if (sample === 'image') return (rng) => rng.int(images.length);
-  const cum: number[] = [];
-  let total = 0;
-  for (const im of images) cum.push((total += im.h * im.w));
-  return (rng) => {
-    const u = rng.next() * total;
-    let lo = 0;
-    let hi = cum.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cum[mid]! > u) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  };
-}
-
-/** A batch of `patch`² crops with random flips and 90° rotations: x degraded, y clean, both [B, P, P, 1]. */
-export function makeRestoreBatch(images: RestoreImage[], batch: number, patch: number, cfg: DegradeConfig, rng: Rng, sample: PatchSampling = 'image'): { x: Float32Array; y: Float32Array } {
-  const n = patch * patch;
-  const x = new Float32Array(batch * n);
-  const y = new Float32Array(batch * n);
-  const pick = imagePicker(images, sample);
-  for (let b = 0; b < batch; b++) {
-    const im = images[pick(rng)]!;
-    if (im.h < patch || im.w < patch) throw new GatedError('config', `image ${im.name} (${im.w}x${im.h}) is smaller than the ${patch}-pixel training patch`);
-    const y0 = rng.int(im.h - patch + 1);
-    const x0 = rng.int(im.w - patch + 1);
-    const flip = rng.next() < 0.5;
-    const rot = rng.int(4);
-    const crop = (src: Float32Array) => {
-      const c = new Float32Array(n);
-      for (let i = 0; i < patch; i++) for (let j = 0; j < patch; j++) c[i * patch + j] = src[(y0 + i) * im.w + x0 + j]!;
-      return c;
-    };
-    const clean = crop(im.clean);
-    const noisy = im.noisy ? crop(im.noisy) : degrade(clean, patch, patch, cfg, rng, im.levels);
-    orient(clean, patch, flip, rot, y, b * n);
-    orient(noisy, patch, flip, rot, x, b * n);
-  }
-  return { x, y };
-}
-
 /** Mean PSNR (dB, 0..1 range) of the model's output on the validation images with fixed σ=25 noise (seed 1), stored in each image's type. */
 export async function validatePsnr(model: TaskModel, val: RestoreImage[]): Promise<{ score: number; metrics: Record<string, number> }> {
   const rng = new Rng(1);
@@ -204,18 +113,51 @@ export async function validatePsnr(model: TaskModel, val: RestoreImage[]): Promi
   return { score: sum / val.length, metrics: { psnr: sum / val.length, inputPsnr: sumIn / val.length } };
 }
 
-export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: { batch: number; patch: number; stepsPerEpoch: number; degrade: DegradeConfig; loss?: RestoreLossConfig; sample?: PatchSampling }): TrainTask {
+export interface RestoreTaskOptions {
+  batch: number;
+  patch: number;
+  stepsPerEpoch: number;
+  degrade: DegradeConfig;
+  loss?: RestoreLossConfig;
+  sample?: PatchSampling;
+  /** Makes the batches off the main thread (the same batches); if the thread fails, they are made here again. */
+  thread?: BatchThread;
+  log?: (line: string) => void;
+}
+
+export function restoreTrainTask(train: RestoreImage[], val: RestoreImage[], o: RestoreTaskOptions): TrainTask {
+  const lossOf = (m: TaskModel, x: Float32Array, y: Float32Array, seed: number) => () => {
+    const xt = tf.tensor4d(x, [o.batch, o.patch, o.patch, 1]);
+    const yt = tf.tensor4d(y, [o.batch, o.patch, o.patch, 1]);
+    return withTraining(() => restoreLoss(m.predict(xt), yt, o.loss ?? RESTORE_LOSS_DEFAULTS), { seed });
+  };
+  const batchLoss = (m: TaskModel, rng: Rng) => {
+    const { x, y } = makeRestoreBatch(train, o.batch, o.patch, o.degrade, rng, o.sample);
+    return lossOf(m, x, y, rng.state); // the seed is read, not drawn: the data stream stays as it was; masks replay on resume
+  };
+  let thread = o.thread;
   return {
     stepsPerEpoch: o.stepsPerEpoch,
-    batchLoss: (m, rng) => {
-      const { x, y } = makeRestoreBatch(train, o.batch, o.patch, o.degrade, rng, o.sample);
-      const seed = rng.state; // read, not drawn: the data stream stays as it was; masks replay on resume
-      return () => {
-        const xt = tf.tensor4d(x, [o.batch, o.patch, o.patch, 1]);
-        const yt = tf.tensor4d(y, [o.batch, o.patch, o.patch, 1]);
-        return withTraining(() => restoreLoss(m.predict(xt), yt, o.loss ?? RESTORE_LOSS_DEFAULTS), { seed });
-      };
-    },
+    batchLoss,
+    ...(thread
+      ? {
+          batchLossAsync: async (m: TaskModel, rng: Rng) => {
+            if (thread) {
+              try {
+                const b = await thread.make(rng.state);
+                rng.state = b.state;
+                return lossOf(m, b.x, b.y, b.state);
+              } catch (e) {
+                if (!(e instanceof BatchThreadFailure)) throw e;
+                // the generator has not moved: the batch made here is the one the thread would have made
+                o.log?.(`${e.message}; batches are made on the main thread from here on`);
+                thread = undefined;
+              }
+            }
+            return batchLoss(m, rng);
+          },
+        }
+      : {}),
     validate: (m) => validatePsnr(m, val),
   };
 }
@@ -242,9 +184,15 @@ export async function trainRestore(o: TrainRestoreOptions): Promise<LoopResult &
   const stepsPerEpoch = o.stepsPerEpoch ?? Math.max(1, Math.ceil(train.length / o.batch));
   const sample = o.sample ?? 'image';
   const model = buildTaskModel(spec, o.seed);
+  let thread: BatchThread | undefined;
+  try {
+    thread = new BatchThread({ images: train, batch: o.batch, patch, degrade: degradeCfg, sample });
+  } catch (e) {
+    log(`batches are made on the main thread (no batch thread: ${e instanceof Error ? e.message : String(e)})`);
+  }
   try {
     if (o.init) await initWeights(model, o.init, log);
-    const res = await trainLoop(model, restoreTrainTask(train, val, { batch: o.batch, patch, stepsPerEpoch, degrade: degradeCfg, loss, sample }), runLoopOptions(o, {
+    const res = await trainLoop(model, restoreTrainTask(train, val, { batch: o.batch, patch, stepsPerEpoch, degrade: degradeCfg, loss, sample, ...(thread ? { thread } : {}), log }), runLoopOptions(o, {
       task: 'restore',
       patch,
       data: { folder: o.data, images: images.map((i) => ({ name: i.name, shape: [i.w, i.h] })), validation: split, degradation: degradeCfg, paired: images.some((i) => i.noisy) },
@@ -253,6 +201,7 @@ export async function trainRestore(o: TrainRestoreOptions): Promise<LoopResult &
     return { ...res, split };
   } finally {
     model.dispose();
+    await thread?.close();
   }
 }
 
@@ -295,40 +244,5 @@ async function planes(path: string): Promise<RestoreImage[]> {
     }
     out.push({ name: '', h: ny, w: nx, clean: p, ...(levels ? { levels } : {}) });
   }
-  return out;
-}
-
-/** Writes src [P, P] flipped left-right and/or rotated by rot·90° into dst at offset: (i, j) → (j, P-1-i) per turn. */
-function orient(src: Float32Array, P: number, flip: boolean, rot: number, dst: Float32Array, offset: number): void {
-  const m = P - 1;
-  for (let i = 0; i < P; i++)
-    for (let j = 0; j < P; j++) {
-      const b0 = flip ? m - j : j;
-      // the four turns of (i, b0) in closed form
-      const k = rot === 0 ? i * P + b0 : rot === 1 ? b0 * P + m - i : rot === 2 ? (m - i) * P + m - b0 : (m - b0) * P + i;
-      dst[offset + k] = src[i * P + j]!;
-    }
-}
-
-function gaussianBlur(x: Float32Array, h: number, w: number, sigma: number): Float32Array {
-  const r = Math.ceil(3 * sigma);
-  const k = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
-  const s = k.reduce((a, b) => a + b, 0);
-  const kn = k.map((v) => v / s);
-  const clamp = (v: number, n: number) => (v < 0 ? 0 : v >= n ? n - 1 : v);
-  const tmp = new Float32Array(x.length);
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < h; i++)
-    for (let j = 0; j < w; j++) {
-      let a = 0;
-      for (let d = -r; d <= r; d++) a += kn[d + r]! * x[i * w + clamp(j + d, w)]!;
-      tmp[i * w + j] = a;
-    }
-  for (let i = 0; i < h; i++)
-    for (let j = 0; j < w; j++) {
-      let a = 0;
-      for (let d = -r; d <= r; d++) a += kn[d + r]! * tmp[clamp(i + d, h) * w + j]!;
-      out[i * w + j] = a;
-    }
   return out;
 }
