@@ -1,5 +1,6 @@
 /** The tiny restoration model the restore and service tests share: ViG-H test variant + one-layer residual head. */
 import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'vitest';
 import { buildTaskModel, type TaskModel } from '../../pipelines/task_model.ts';
 
 /**
@@ -18,4 +19,15 @@ export function tinyRestoreModel(name = 'restore_test', blocks = 0): TaskModel {
   }, 4);
   for (const v of model.variables()) v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.02, 'float32', 11)));
   return model;
+}
+
+/** Both models hold the same weights bit for bit, and those differ from a fresh tinyRestoreModel's (training moved them). */
+export function expectSameTrainedWeights(a: TaskModel, b: TaskModel): void {
+  const va = a.variables();
+  const vb = b.variables();
+  expect(vb.length).toBe(va.length);
+  for (let i = 0; i < va.length; i++) expect(Array.from(vb[i]!.dataSync()), va[i]!.name).toEqual(Array.from(va[i]!.dataSync()));
+  const fresh = tinyRestoreModel();
+  expect(fresh.variables().some((v, i) => Array.from(v.dataSync()).some((x, j) => x !== va[i]!.dataSync()[j]))).toBe(true);
+  fresh.dispose();
 }

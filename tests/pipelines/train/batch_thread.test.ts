@@ -11,7 +11,7 @@ import { BatchThread, BatchThreadFailure } from '../../../pipelines/train/batch_
 import { trainLoop } from '../../../pipelines/train/loop.ts';
 import { DENOISE_DEGRADE, makeRestoreBatch, restoreTrainTask, type RestoreImage } from '../../../pipelines/train/restore_data.ts';
 import { Rng } from '../../../pipelines/train/rng.ts';
-import { tinyRestoreModel } from '../../_helpers/restore_model.ts';
+import { expectSameTrainedWeights, tinyRestoreModel } from '../../_helpers/restore_model.ts';
 
 const image = (seed: number, h = 40, w = 48): RestoreImage => ({
   name: `im${seed}`,
@@ -79,13 +79,7 @@ describe('restore training with the batch thread', () => {
         await trainLoop(m, task, { outDir: dir, epochs: 2, seed: 9, resume: false, optim: { lr: 3e-3 }, card: { task: 'restore' } });
       }
       expect(made).toHaveBeenCalledTimes(6); // every batch of the second run came from the thread
-      const va = a.variables();
-      const vb = b.variables();
-      for (let i = 0; i < va.length; i++) expect(Array.from(vb[i]!.dataSync()), va[i]!.name).toEqual(Array.from(va[i]!.dataSync()));
-      // and training moved them
-      const c = tinyRestoreModel();
-      expect(c.variables().some((v, i) => Array.from(v.dataSync()).some((x, j) => x !== va[i]!.dataSync()[j]))).toBe(true);
-      c.dispose();
+      expectSameTrainedWeights(a, b);
     } finally {
       a.dispose();
       b.dispose();
