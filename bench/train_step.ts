@@ -4,8 +4,9 @@
  * is the backend's own per-kernel timing: GPU timestamps on WebGPU when the adapter has them, else wall time).
  * Then, unless `--no-loop`, the step as `train` runs it (training mode, the freeing backward pass, AdamW, a batch of
  * real crops made on the host with noise stored as 8-bit) timed in parts, twice: one part after the other, and in the
- * loop's order (the next batch made while the step is queued). If the second total is not below the first, the
- * device did not run the step while the host made the batch.
+ * order of a loop that makes its batches on the main thread (the next batch made while the step is queued: segment
+ * training, and restore training without its batch thread). If the second total is not below the first, the device
+ * did not run the step while the host made the batch.
  *
  *   npx tsx bench/train_step.ts --device wasm --model restore_test --batch 2 --patch 64
  *   bash .gpu/run.sh train-step --device webgpu --model denoise_vig_h_small --batch 16 --patch 128   (GPU host, scripts/gpu_cli.ts)

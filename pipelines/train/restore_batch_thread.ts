@@ -4,7 +4,7 @@
  * the device meanwhile. The images arrive once, in shared memory.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { GatedError } from '../../core/errors.ts';
+import { toGatedError } from '../../core/errors.ts';
 import { makeRestoreBatch, type DegradeConfig, type PatchSampling, type RestoreImage } from './restore_batch.ts';
 import { Rng } from './rng.ts';
 
@@ -25,8 +25,7 @@ if (port) {
       const { x, y } = makeRestoreBatch(d.images, d.batch, d.patch, d.degrade, rng, d.sample);
       port.postMessage({ id: m.id, x, y, state: rng.state }, [x.buffer as ArrayBuffer, y.buffer as ArrayBuffer]);
     } catch (e) {
-      const error = e instanceof GatedError ? { code: e.code, message: e.message } : { code: 'internal', message: e instanceof Error ? e.message : String(e) };
-      port.postMessage({ id: m.id, error });
+      port.postMessage({ id: m.id, error: toGatedError(e).toJSON() });
     }
   });
 }
