@@ -27,6 +27,7 @@ export const trainCommand = defineCommand({
     'max-minutes': { type: 'string', description: 'wall-clock budget; epochs are cut after the first to fit it' },
     init: { type: 'string', description: 'start from the weights of this model folder (fine-tuning)' },
     resume: { type: 'boolean', description: 'continue from the checkpoint in the output folder' },
+    ema: { type: 'string', description: 'keep a moving average of the weights with this decay, e.g. 0.999; validation and the saved model use it' },
     augment: { type: 'string', description: 'segment: default | none | key=value pairs over the defaults, e.g. rotateDeg=8,scale=0.85:1.2,intensityP=0.3' },
   },
   async run({ args, rawArgs }) {
@@ -41,6 +42,8 @@ export const trainCommand = defineCommand({
     if (!DEVICES.includes(device)) throw new GatedError('usage', `unknown device '${args.device}'; use one of ${DEVICES.join(', ')}`);
     if (args.sample !== undefined && (args.task !== 'restore' || !PATCH_SAMPLING.includes(args.sample as PatchSampling)))
       throw new GatedError('usage', args.task !== 'restore' ? '--sample applies to --task restore' : `--sample must be ${PATCH_SAMPLING.join(' or ')}; got '${args.sample}'`);
+    const ema = args.ema === undefined ? undefined : Number(args.ema);
+    if (ema !== undefined && !(String(args.ema).trim() !== '' && ema > 0 && ema < 1)) throw new GatedError('usage', `--ema must be a number between 0 and 1 (exclusive), e.g. 0.999; got '${args.ema}'`);
     const choice = await selectDevice(device);
     process.stderr.write(`device: ${choice.reason}\n`);
     if (args.task !== 'segment' && args.task !== 'restore') throw new GatedError('usage', `--task must be segment or restore; got '${args.task}'`);
@@ -62,6 +65,7 @@ export const trainCommand = defineCommand({
       ...(args.patch ? { patch: int(args.patch, 'patch')! } : {}),
       ...(args.steps ? { stepsPerEpoch: int(args.steps, 'steps')! } : {}),
       ...(lr ? { lr } : {}),
+      ...(ema !== undefined ? { ema } : {}),
       seed: int(args.seed, 'seed')!,
       resume: Boolean(args.resume),
       ...(args['max-minutes'] ? { maxSeconds: Number(args['max-minutes']) * 60 } : {}),

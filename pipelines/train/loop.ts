@@ -1,16 +1,19 @@
 /**
  * The training loop shared by every task: epochs of steps on batches the task draws, AdamW with warmup +
  * cosine, validation after each epoch with the best model saved (model.json + weights, loadable at once),
- * a checkpoint after each epoch for --resume, and progress lines with loss, learning rate and ETA.
+ * a checkpoint after each epoch for --resume, and progress lines with loss, learning rate and ETA. With --ema, a
+ * moving average of the weights is what is validated and saved; training continues from the raw weights.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadTaskModel, saveTaskModel, type TaskModel } from '../task_model.ts';
 import { loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.ts';
+import { WeightEma, type EmaCheckpoint } from './ema.ts';
 import { AdamW, ADAMW_DEFAULTS, type AdamWConfig } from './optim.ts';
 import { Rng } from './rng.ts';
 import { variableGradsFreeing } from '../../backbones/layers/recompute.ts';
+import { GatedError } from '../../core/errors.ts';
 
 export interface TrainTask {
   /** Steps per epoch. */
@@ -42,6 +45,8 @@ export interface TrainRunOptions {
   /** Start from the weights of this model (fine-tuning) instead of a fresh initialisation. */
   init?: string;
   maxSeconds?: number;
+  /** Decay of the weights' moving average (0..1, e.g. 0.999); off when absent. */
+  ema?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
   /** Recorded in the model card. */
@@ -60,6 +65,9 @@ export interface LoopOptions {
   maxSeconds?: number;
   /** Stops cleanly after the epoch in progress (its checkpoint written), e.g. on Ctrl-C. */
   signal?: AbortSignal;
+  /** Decay of a moving average of the weights (ema.ts), updated after every step; validation scores it and the
+   *  saved models hold it. Off when absent. */
+  ema?: number;
   /** Model card fields saved with the best model. */
   card: Record<string, unknown>;
 }
@@ -75,7 +83,8 @@ export function runLoopOptions(o: TrainRunOptions, card: Record<string, unknown>
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.lr ? { optim: { lr: o.lr } } : {}),
     ...(o.log ? { log: o.log } : {}),
-    card: { ...card, ...(o.command ? { command: o.command } : {}) },
+    ...(o.ema !== undefined ? { ema: o.ema } : {}),
+    card: { ...card, ...(o.ema !== undefined ? { ema: o.ema } : {}), ...(o.command ? { command: o.command } : {}) },
   };
 }
 
@@ -109,20 +118,28 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
   const opt = new AdamW({ ...ADAMW_DEFAULTS, warmupSteps: Math.min(200, Math.ceil(totalSteps * 0.05)), ...opts.optim, totalSteps });
   const ckptDir = `${opts.outDir}/checkpoint`;
   let state: LoopState = { step: 0, epoch: 0, rng: opts.seed, bestScore: -Infinity, history: [] };
+  let savedEma: EmaCheckpoint | undefined;
+  let resumed = false;
   if (opts.resume) {
     const restored = await loadCheckpoint(ckptDir, model, opt);
     if (restored) {
-      state = restored;
+      const { ema: avg, ...rest } = restored;
+      state = rest;
+      savedEma = avg;
+      resumed = true;
       log(`resumed at epoch ${state.epoch}, step ${state.step} (best score so far ${state.bestScore.toFixed(4)})`);
     }
   }
   const rng = new Rng(state.rng);
   const vars = model.variables();
+  let ema: WeightEma | undefined;
   const t0 = Date.now();
   const stepAtStart = state.step;
   const epochAtStart = state.epoch;
   let bestEpoch = state.history.reduce((b, h) => (h.score === state.bestScore ? Number(h.epoch) : b), -1);
   try {
+    ema = startEma(vars, opts.ema, resumed ? state : null, savedEma, log);
+    const averaged = <T>(fn: () => Promise<T>): Promise<T> => (ema ? ema.withEmaWeights(model, fn) : fn());
     for (let epoch = state.epoch; epoch < epochs; epoch++) {
       const epochStart = Date.now();
       let lossSum = 0;
@@ -157,6 +174,7 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
         // about half the peak of tf.variableGrads, which keeps both until the pass ends)
         const { value, grads } = variableGradsFreeing(f, vars);
         const lr = opt.apply(new Map(vars.filter((v) => grads[v.name]).map((v) => [v, grads[v.name]!])));
+        ema?.update(vars);
         tf.dispose(Object.values(grads));
         const tQueued = Date.now();
         // the next batch is made on the host while a GPU backend runs this step, and the loss is read after that;
@@ -177,7 +195,7 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
         }
       }
       const tVal = Date.now();
-      const { score, metrics } = await task.validate(model);
+      const { score, metrics } = await averaged(() => task.validate(model));
       const valMs = Date.now() - tVal;
       const record = { epoch: epoch + 1, step: state.step, loss: lossSum / task.stepsPerEpoch, score, ...metrics, seconds: Math.round((Date.now() - t0) / 1000) };
       state.history.push(record);
@@ -187,7 +205,7 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
       if (score > state.bestScore) {
         state.bestScore = score;
         bestEpoch = epoch + 1;
-        await saveTaskModel(opts.outDir, model, { ...opts.card, validation: { epoch: epoch + 1, score, ...metrics }, history: state.history });
+        await averaged(() => saveTaskModel(opts.outDir, model, { ...opts.card, validation: { epoch: epoch + 1, score, ...metrics }, history: state.history }));
       }
       state.epoch = epoch + 1;
       state.rng = rng.state;
@@ -205,7 +223,7 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
           log(`time budget ${opts.maxSeconds} s, ${Math.max(0, left).toFixed(0)} s left at ${perEpoch.toFixed(1)} s per epoch: training for ${epochs} epochs`);
         }
       }
-      await saveCheckpoint(ckptDir, model, opt, state);
+      await saveCheckpoint(ckptDir, model, opt, state, ema);
       if (opts.signal?.aborted && state.epoch < epochs) {
         log(`stopped after epoch ${state.epoch}; continue with --resume`);
         break;
@@ -213,14 +231,31 @@ export async function trainLoop(model: TaskModel, task: TrainTask, opts: LoopOpt
     }
     if (state.epoch === epochs && bestEpoch !== epochs) {
       // the best epoch by a small validation set can be a spike of a high learning rate; the weights at the end of
-      // the schedule are kept beside it (`last/`), so either can be tested and shipped
+      // the schedule are kept beside it (`last/`), so either can be tested and shipped; with --ema these are the
+      // averaged weights its validation scored (the raw ones are in the checkpoint)
       const last = state.history[state.history.length - 1]!;
       await mkdir(join(opts.outDir, 'last'), { recursive: true });
-      await saveTaskModel(join(opts.outDir, 'last'), model, { ...opts.card, validation: { ...last }, history: state.history });
+      await averaged(() => saveTaskModel(join(opts.outDir, 'last'), model, { ...opts.card, validation: { ...last }, history: state.history }));
       log(`weights after the last epoch (validation ${Number(last.score).toFixed(4)}) in ${join(opts.outDir, 'last')}`);
     }
   } finally {
     opt.dispose();
+    ema?.dispose();
   }
   return { bestScore: state.bestScore, bestEpoch, steps: state.step, epochs, history: state.history };
+}
+
+// --- internal ---
+
+/** The moving average asked for, continued from the checkpoint's when it has one (same decay only). */
+function startEma(vars: tf.Variable[], decay: number | undefined, resumed: LoopState | null, saved: EmaCheckpoint | undefined, log: (line: string) => void): WeightEma | undefined {
+  // a resumed run is the same run: its best score so far was measured on the checkpoint's kind of weights, so
+  // another decay (or none) is refused rather than silently changing what the saved model is
+  if (saved && decay === undefined) throw new GatedError('usage', `the checkpoint averages the weights (--ema ${saved.decay}); resume with --ema ${saved.decay}`);
+  if (decay === undefined) return undefined;
+  if (saved && saved.decay !== decay) throw new GatedError('usage', `--ema ${decay} differs from the checkpoint's decay ${saved.decay}; resume with --ema ${saved.decay} or start a new run`);
+  const ema = new WeightEma(vars, decay, saved);
+  const from = saved ? `continued from the checkpoint after ${saved.step} update${saved.step === 1 ? '' : 's'}` : resumed ? `the checkpoint had none, so it starts from the resumed weights at step ${resumed.step}` : 'starts from the initial weights';
+  log(`EMA of the weights on, decay ${decay} (${from}); validation and the saved models use the average`);
+  return ema;
 }

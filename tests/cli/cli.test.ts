@@ -87,6 +87,19 @@ describe('gatedvision info', () => {
     expect(seg.code).toBe(2);
     expect(seg.stderr).toContain('--sample applies to --task restore');
   });
+
+  it('train: --ema outside (0, 1) or not a number is a usage error', async () => {
+    for (const ema of ['1', '0', 'abc', '1.5', '']) {
+      const r = await gv('train', '--task', 'restore', '--data', tmp, '-o', join(tmp, 'never'), '--ema', ema);
+      expect(r.code, `--ema '${ema}'`).toBe(2);
+      expect(r.stderr).toContain('--ema must be a number between 0 and 1 (exclusive)');
+    }
+  });
+
+  it('train --help lists --ema', async () => {
+    const r = await gv('train', '--help');
+    expect(`${r.stdout}${r.stderr}`).toMatch(/--ema.*moving average of the weights/);
+  });
 });
 
 describe('gatedvision convert', () => {
