@@ -1,6 +1,6 @@
 """PSNR at sigma=25 on the held-out test images: skimage's non-local means and TV denoising against our model.
 
-Usage: /usr/bin/python3 bench/denoise/compare.py DATA_DIR --model models/denoise [--device wasm] [--tta] [--json out.json]
+Usage: /usr/bin/python3 bench/denoise/compare.py DATA_DIR --model models/denoise [--device wasm] [--tta] [--draw K] [--json out.json]
 DATA_DIR is what prepare_data.py wrote. Noise: Gaussian sigma 25 (0-255 scale), one fixed seed per image,
 rounded and clipped to 8 bits, so every method sees the same noisy PNG. Non-local means gets the true sigma
 (h = 0.8 sigma, fast_mode, 5x5 patches, 13x13 search: skimage's documented recipe); the TV weight is chosen
@@ -54,6 +54,8 @@ def main():
     ap.add_argument('--tta', action='store_true', help='pass --tta to gatedvision restore (8 flips/rotations averaged)')
     ap.add_argument('--bias', action='store_true', help='print the mean error of our output by band of clean intensity')
     ap.add_argument('--baselines-only', action='store_true', help='skip our model (no trained model at hand)')
+    ap.add_argument('--draw', type=int, default=0, help='another noise draw (seed: image index + 100 x DRAW) for every method; '
+                    'the target is measured on draw 0, the others show how much of a margin is one draw\'s luck')
     a = ap.parse_args()
     test = sorted(glob.glob(os.path.join(a.data, 'test', 'clean', '*.png')))
     train = sorted(glob.glob(os.path.join(a.data, 'train', 'clean', '*.png')))
@@ -65,7 +67,7 @@ def main():
     for i, f in enumerate(test):
         name = os.path.basename(f)
         c = load(f)
-        n = noisy8(c, i)
+        n = noisy8(c, i + 100 * a.draw)
         Image.fromarray(n.astype(np.uint8)).save(os.path.join(work, 'noisy', name))
         t0 = time.time()
         d_nlm = np.clip(nlm(n), 0, 255)
@@ -83,7 +85,7 @@ def main():
     keys = ('noisy', 'nlm', 'tv') if a.baselines_only else ('noisy', 'nlm', 'tv', 'ours')
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     res = {'sigma': SIGMA, 'tv_weight': tv_w, 'tv_grid_train_psnr': tv_grid, 'rows': rows, 'mean': mean,
-           'seconds': {'nlm': t_nlm, 'tv': t_tv, 'ours_cli_total': t_ours}, 'model': None if a.baselines_only else a.model, 'device': a.device, 'tta': a.tta}
+           'seconds': {'nlm': t_nlm, 'tv': t_tv, 'ours_cli_total': t_ours}, 'model': None if a.baselines_only else a.model, 'device': a.device, 'tta': a.tta, 'draw': a.draw}
     print(''.join([f"{'image':24s}"] + [f'{k:>8s}' for k in keys]))
     for r in rows + [dict(image='mean', **mean)]:
         print(''.join([f"{r['image']:24s}"] + [f'{r[k]:8.2f}' for k in keys]))
