@@ -48,11 +48,12 @@ describe('S1 authentication', () => {
   it('rejects missing, wrong and revoked keys with 401', async () => {
     const dave = new Client(srv.url, daveKey);
     expect((await dave.get('/v1/models')).status).toBe(200);
+    // A wrong secret for a live key id: refused before the revocation, so the refusal is the secret's.
+    const wrong = daveKey.slice(0, -1) + (daveKey.endsWith('x') ? 'y' : 'x');
+    expect((await new Client(srv.url, wrong).get('/v1/models')).status).toBe(401);
     const r = spawnSync(process.execPath, [BIN, 'keys', 'revoke', 'dave', '--data-dir', dir], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect((await dave.get('/v1/models')).status).toBe(401);
-    const wrong = daveKey.slice(0, -1) + (daveKey.endsWith('x') ? 'y' : 'x');
-    expect((await new Client(srv.url, wrong).get('/v1/models')).status).toBe(401);
     const anon = await fetch(`${srv.url}/v1/jobs/${'0'.repeat(32)}`);
     expect(anon.status).toBe(401);
     expect(((await anon.json()) as any).error.code).toBe('unauthorized');
